@@ -1,0 +1,86 @@
+"""The `gen` command: one group, each stage a subcommand loaded only when it is called.
+
+Loading lazily keeps `gen --help` and bad-flag answers instant (no torch import), and lets
+`training` and `curation` register commands without `generators` importing them up front.
+Every BaleenError becomes one line on stderr and its exit code (2 usage, 1 cannot go on).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import click
+
+from .errors import BaleenError
+
+# command name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "selfchat": "generators.selfchat.cli:selfchat_command",
+    "train": "training.cli:train_command",
+}
+HELP = {
+    "selfchat": "Baize self-chat: a teacher model writes dialogs about seed questions.",
+    "train": "Train a LoRA adapter (forward or backward) on records, with source tags.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if _available(name)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not _available(name):
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, HELP.get(name, "")) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _available(name: str) -> bool:
+    module = COMMANDS[name].split(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="baleen", message="baleen %(version)s")
+def gen() -> None:
+    """baleen: make instruction-tuning data with language models, keep the best, retrain."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run `gen`, turning known errors into one line and an exit code."""
+    try:
+        gen.main(args=argv, prog_name="gen", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("gen: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BaleenError as exc:
+        click.echo(f"gen: error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("gen: interrupted; rerun the same command to continue where it stopped", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line, with a way to see more
+        if os.environ.get("BALEEN_DEBUG"):
+            raise
+        click.echo(f"gen: internal error: {type(exc).__name__}: {exc} "
+                   "(set BALEEN_DEBUG=1 to see the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
