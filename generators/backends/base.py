@@ -1,0 +1,85 @@
+"""What every model backend speaks: a chat request in, a chat result (or a RequestFailed) out.
+
+Backends are async and per-request (`complete`); a backend that is faster in batches (the
+local transformers one) gathers concurrent calls into batches itself. Everything above this
+layer (cache, accounting, runner) works the same whatever the backend.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings; part of the cache key, so the same settings give the same answer."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+    logprobs: int | None = None  # None: no logprobs; k >= 0: logprobs with k alternatives each
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[tuple[str, str], ...]  # ((role, content), ...): hashable and immutable
+    sampling: Sampling = field(default_factory=Sampling)
+    model: str | None = None  # None: the backend's default model
+
+    @classmethod
+    def of(cls, messages: list[dict[str, str]], sampling: Sampling | None = None,
+           model: str | None = None) -> "ChatRequest":
+        return cls(tuple((m["role"], m["content"]) for m in messages), sampling or Sampling(), model)
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass
+class ChatResult:
+    text: str
+    finish: str  # "stop" | "length" | other server values
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+    logprobs: list[dict[str, Any]] | None = None  # [{token, logprob, top: {token: logprob}}]
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data.pop("cached")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ChatResult":
+        return cls(**data, cached=True)
+
+
+class RequestFailed(Exception):
+    """A request that still failed after retries: becomes a line in errors.jsonl."""
+
+    def __init__(self, reason: str, *, status: int | None = None, last_response: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.last_response = last_response
+
+
+class Backend(abc.ABC):
+    """One model server or library. `name` and `model` identify answers in the cache."""
+
+    name: str = "backend"
+    model: str = ""
+
+    @abc.abstractmethod
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """Answer one request, or raise RequestFailed (per item) / FatalError (whole run)."""
+
+    async def aclose(self) -> None:
+        """Release connections, threads or models."""

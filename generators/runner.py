@@ -1,0 +1,118 @@
+"""Drive a stage's items through a worker with bounded concurrency, into a RunStore.
+
+Each item ends as kept, rejected (with a reason) or an error line: never dropped. Items
+already done in the folder are skipped, so rerunning the same command resumes. A
+FatalError (refused key, budget, dead server) stops the run after in-flight items settle,
+with the manifest written, and is re-raised for the CLI to report.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable
+
+from tqdm import tqdm
+
+from .backends.base import RequestFailed
+from .engine import Engine
+from .errors import BaleenError, FatalError
+from .records import Record
+from .store import RunStore
+
+MANIFEST_EVERY_S = 5.0
+
+
+@dataclass
+class Kept:
+    records: list[Record]
+
+
+@dataclass
+class Rejected:
+    record: Record
+    reason: str
+
+
+@dataclass
+class Item:
+    id: str
+    source: str
+    input: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ItemFailed(Exception):
+    """A worker's per-item failure that should carry what was produced so far."""
+
+    def __init__(self, reason: str, *, status: int | None = None, last_response: str | None = None,
+                 partial: Any = None) -> None:
+        super().__init__(reason)
+        self.reason, self.status, self.last_response, self.partial = reason, status, last_response, partial
+
+
+Worker = Callable[[Item], Awaitable["Kept | Rejected"]]
+
+
+async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, engine: Engine,
+                    concurrency: int, manifest_extra: Callable[[], dict[str, Any]],
+                    total: int | None = None, progress: bool = True) -> dict[str, Any]:
+    pending = (item for item in items if item.id not in store.done)
+    bar = tqdm(total=total, desc=store.stage, unit="item", disable=not progress or None, leave=False,
+               dynamic_ncols=True)
+    fatal: list[BaleenError] = []
+    started = time.monotonic()
+    last_manifest = [time.monotonic()]
+
+    def settle(item: Item, outcome: Kept | Rejected | BaseException) -> None:
+        if isinstance(outcome, Kept):
+            for record in outcome.records:
+                store.keep(item.id, record)
+        elif isinstance(outcome, Rejected):
+            store.reject(item.id, outcome.record, outcome.reason)
+        elif isinstance(outcome, ItemFailed):
+            store.error(item.id, source=item.source, input=item.input, reason=outcome.reason,
+                        status=outcome.status, last_response=outcome.last_response, partial=outcome.partial)
+        elif isinstance(outcome, RequestFailed):
+            store.error(item.id, source=item.source, input=item.input, reason=outcome.reason,
+                        status=outcome.status, last_response=outcome.last_response)
+        else:
+            store.error(item.id, source=item.source, input=item.input,
+                        reason=f"{type(outcome).__name__}: {outcome}")
+        bar.update(1)
+        acc = engine.accounting
+        elapsed = max(time.monotonic() - started, 1e-6)
+        bar.set_postfix(kept=store.counts["kept"], rejected=store.counts["rejected"],
+                        errors=store.counts["error"], tok_s=f"{acc.completion_tokens / elapsed:.0f}",
+                        refresh=False)
+        if time.monotonic() - last_manifest[0] > MANIFEST_EVERY_S:
+            store.write_manifest(status="running", extra=manifest_extra())
+            last_manifest[0] = time.monotonic()
+
+    async def lane() -> None:
+        for item in pending:  # one shared generator: lanes pull items one at a time
+            if fatal:
+                return
+            try:
+                outcome: Any = await worker(item)
+            except BaleenError as exc:
+                fatal.append(exc)
+                return
+            except (RequestFailed, ItemFailed) as exc:
+                outcome = exc
+            except Exception as exc:  # noqa: BLE001 - a bug on one item must not lose the others
+                outcome = exc
+            settle(item, outcome)
+
+    try:
+        await asyncio.gather(*(lane() for _ in range(max(1, concurrency))))
+    finally:
+        bar.close()
+    status = "stopped" if fatal else "complete"
+    manifest = store.write_manifest(status=status, extra=manifest_extra())
+    if fatal:
+        raise fatal[0]
+    return manifest
+
+
+__all__ = ["Item", "Kept", "Rejected", "ItemFailed", "run_items", "FatalError"]

@@ -1,0 +1,60 @@
+"""`gen selfchat`: Baize self-chat over a seed set."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..options import RunOptions, model_options
+from ..report_line import print_summary
+from .filters import FilterConfig
+from .run import SelfChatSettings, run_selfchat
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    from ..seeds import parse_shard
+
+    return parse_shard(value)
+
+
+@click.command("selfchat")
+@click.option("--seeds", required=True, metavar="SOURCE",
+              help="quora | stackoverflow | medquad | medqa | a file (.jsonl .json .csv .tsv .parquet .txt) | hf:NAME:FIELD")
+@click.option("--field", default=None, help="Column of a seed file that holds the question.")
+@click.option("--shard", callback=_shard, default=None, metavar="I/N", help="Take shard I of N (0-based) of the seeds.")
+@click.option("--mode", type=click.Choice(["transcript", "agents"]), default="transcript", show_default=True,
+              help="transcript: one request writes the dialog (Baize); agents: person and assistant take turns.")
+@click.option("--max-turns", type=click.IntRange(1, 50), default=4, show_default=True,
+              help="agents mode: most exchanges per dialog.")
+@click.option("--user-model", default=None, help="agents mode: the model that plays the person (default: --model).")
+@click.option("--opening", type=click.Choice(["seed", "generated"]), default="seed", show_default=True,
+              help="agents mode: the seed is the first question, or the person writes one from it.")
+@click.option("--min-answer-chars", type=click.IntRange(0), default=None,
+              help="Reject dialogs with an assistant turn shorter than this (default 20).")
+@click.option("--block", "block", multiple=True, metavar="REGEX",
+              help="Extra pattern that rejects a dialog (reason 'blocked'); repeatable.")
+@click.option("--no-default-filters", is_flag=True, help="Drop the built-in refusal/identity patterns.")
+@click.option("--keep-duplicates", is_flag=True, help="Do not reject dialogs that repeat an earlier one.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/selfchat"), show_default=True,
+              help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
+@model_options
+def selfchat_command(**kwargs: Any) -> None:
+    """Baize self-chat: a teacher model writes multi-turn dialogs about seed questions.
+
+    \b
+    gen selfchat --seeds seeds.jsonl --field question --backend openai \\
+        --base-url http://127.0.0.1:8000/v1 --model teacher --concurrency 32 --out runs/chat
+    """
+    opts = RunOptions.from_kwargs(kwargs)
+    filters = FilterConfig.with_overrides(min_answer_chars=kwargs["min_answer_chars"],
+                                          extra_block=list(kwargs["block"]),
+                                          drop_defaults=kwargs["no_default_filters"],
+                                          no_dedup=kwargs["keep_duplicates"])
+    settings = SelfChatSettings(seeds=kwargs["seeds"], out=kwargs["out"], text_field=kwargs["field"],
+                                shard=kwargs["shard"], mode=kwargs["mode"], max_turns=kwargs["max_turns"],
+                                user_model=kwargs["user_model"], opening=kwargs["opening"], filters=filters)
+    manifest = run_selfchat(settings, opts)
+    print_summary(settings.out, manifest)

@@ -1,0 +1,114 @@
+"""How one seed becomes one dialog, in either mode.
+
+transcript (Baize): one request asks the teacher to write the whole conversation, which the
+  parser splits into turns.
+agents (beyond Baize): a simulated person (`user_model`) and the assistant (`model`) take
+  turns as separate requests, so each side only ever writes its own lines; the person ends
+  the talk with the end marker or the dialog stops at max_turns.
+Both return a Dialog; the caller filters it and writes the record.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import prompts
+from ..backends.base import ChatRequest, ChatResult, Sampling
+from ..engine import Engine
+from ..records import stable_id
+from .parser import parse_transcript
+
+END_MARKER = "[END]"
+
+
+@dataclass
+class Dialog:
+    messages: list[dict[str, str]]
+    finish: str  # natural | max_turns | length
+    reject: str | None = None
+    notes: list[str] = field(default_factory=list)
+    raw: str | None = None
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
+                                                          "requests": 0, "cached": 0})
+    models: list[str] = field(default_factory=list)
+
+    def count(self, result: ChatResult) -> None:
+        self.usage["prompt_tokens"] += result.prompt_tokens
+        self.usage["completion_tokens"] += result.completion_tokens
+        self.usage["requests"] += 1
+        self.usage["cached"] += int(result.cached)
+        if result.model and result.model not in self.models:
+            self.models.append(result.model)
+
+
+def request_seed(base: int, item_id: str, *parts: Any) -> int:
+    """A per-request sampling seed: reproducible, different for every item, turn and side."""
+    return int(stable_id(base, item_id, *parts)[:8], 16) & 0x7FFFFFFF
+
+
+async def transcript_dialog(engine: Engine, seed_text: str, sampling: Sampling, *, item_id: str,
+                            base_seed: int, model: str | None = None) -> Dialog:
+    prompt = prompts.render("selfchat_transcript", seed=seed_text)
+    request = ChatRequest.of([{"role": "user", "content": prompt}],
+                             replace(sampling, seed=request_seed(base_seed, item_id, "transcript")), model)
+    result = await engine.complete(request)
+    truncated = result.finish == "length"
+    parsed = parse_transcript(result.text, truncated=truncated)
+    dialog = Dialog(messages=parsed.messages, finish="length" if truncated else "natural",
+                    reject=parsed.reject, notes=list(parsed.notes), raw=result.text)
+    dialog.count(result)
+    return dialog
+
+
+def _flip(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The dialog as the simulated person sees it: its own lines are 'assistant' turns."""
+    swap = {"user": "assistant", "assistant": "user"}
+    return [{"role": swap[m["role"]], "content": m["content"]} for m in messages]
+
+
+def _is_end(text: str) -> bool:
+    cleaned = text.strip().strip(".").strip()
+    return not cleaned or END_MARKER.lower() in cleaned.lower()[: len(END_MARKER) + 8]
+
+
+async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sampling: Sampling, *,
+                        item_id: str, base_seed: int, max_turns: int, opening: str = "seed",
+                        model: str | None = None, user_model: str | None = None,
+                        assistant_system: bool = True) -> Dialog:
+    """Alternate person and assistant requests until the person says END or max_turns."""
+    dialog = Dialog(messages=[], finish="max_turns")
+    person_system = {"role": "system", "content": prompts.render("selfchat_user", seed=seed_text,
+                                                                  end_marker=END_MARKER)}
+    person_opening = {"role": "user", "content": prompts.render("selfchat_user_opening", seed=seed_text)}
+    helper_system = ([{"role": "system", "content": prompts.render("selfchat_assistant")}]
+                     if assistant_system else [])
+
+    async def person_says(turn: int) -> str | None:
+        history = [person_system, person_opening] + _flip(dialog.messages)
+        request = ChatRequest.of(history, replace(sampling, seed=request_seed(base_seed, item_id, "user", turn)),
+                                 user_model)
+        result = await user_engine.complete(request)
+        dialog.count(result)
+        return None if _is_end(result.text) or result.finish == "length" else result.text.strip()
+
+    question: str | None = seed_text if opening == "seed" else await person_says(0)
+    for turn in range(max_turns):
+        if question is None:
+            dialog.finish = "natural"
+            break
+        dialog.messages.append({"role": "user", "content": question})
+        request = ChatRequest.of(helper_system + dialog.messages,
+                                 replace(sampling, seed=request_seed(base_seed, item_id, "assistant", turn)), model)
+        answer = await engine.complete(request)
+        dialog.count(answer)
+        if answer.finish == "length":  # a cut answer is not an answer: drop this exchange
+            dialog.messages.pop()
+            dialog.finish = "length"
+            dialog.notes.append("dropped_truncated_turn")
+            break
+        dialog.messages.append({"role": "assistant", "content": answer.text.strip()})
+        if turn + 1 < max_turns:
+            question = await person_says(turn + 1)
+    if not dialog.messages:
+        dialog.reject = "one_sided"
+    return dialog

