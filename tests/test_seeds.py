@@ -1,0 +1,515 @@
+"""Seed samplers: local files, hf: data sets (real, on local fixtures), named sets offline."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import generators.seeds as seeds_mod
+from generators.errors import FatalError, UsageError
+from generators.records import stable_id
+from generators.seeds import Seed, load_seeds, normalize_text, parse_shard
+
+QUESTIONS = [f"Question number {i}?" for i in range(20)]
+
+
+@pytest.fixture(autouse=True)
+def _private_hf_cache(tmp_path, monkeypatch):
+    """Keep datasets' arrow cache inside the test folder."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def texts(seeds: list[Seed]) -> list[str]:
+    return [s.text for s in seeds]
+
+
+# ---------------------------------------------------------------- shards
+
+@pytest.mark.parametrize("text, expected", [("0/4", (0, 4)), ("3/4", (3, 4)), (" 1 / 2 ", (1, 2)), ("0/1", (0, 1))])
+def test_parse_shard(text, expected):
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["4/4", "1/0", "-1/4", "a/b", "1", "", "1/2/3", "0.5/2"])
+def test_parse_shard_rejects_bad_text(text):
+    with pytest.raises(UsageError, match="--shard"):
+        parse_shard(text)
+
+
+# ---------------------------------------------------------------- jsonl
+
+def test_jsonl_only_string_column_is_picked(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"q": t, "n": i} for i, t in enumerate(QUESTIONS)])
+    seeds = load_seeds(str(path))
+    assert sorted(texts(seeds)) == sorted(QUESTIONS)
+    assert {s.source for s in seeds} == {"qs"}
+    assert all(s.id == stable_id("seed", normalize_text(s.text)) for s in seeds)
+
+
+def test_jsonl_preferred_column_when_several_strings(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"answer": "a", "question": "Why?", "title": "T"}])
+    assert texts(load_seeds(str(path))) == ["Why?"]
+
+
+def test_jsonl_explicit_field(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"question": "Why?", "title": "A title"}])
+    assert texts(load_seeds(str(path), field="title")) == ["A title"]
+
+
+def test_jsonl_ambiguous_columns_ask_for_field(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"a": "x", "b": "y"}])
+    with pytest.raises(UsageError, match=r"columns: a, b.*--field"):
+        load_seeds(str(path))
+
+
+def test_jsonl_unknown_field_names_the_available_ones(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"question": "Why?", "meta": "m"}])
+    with pytest.raises(UsageError, match=r"no field 'prompt'; available: question, meta"):
+        load_seeds(str(path), field="prompt")
+
+
+def test_jsonl_non_string_value_names_the_line(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"question": "Why?"}, {"question": "How?"}, {"question": 7}])
+    with pytest.raises(UsageError, match=r"qs\.jsonl: line 3: field 'question' holds int"):
+        load_seeds(str(path), field="question")
+
+
+def test_jsonl_null_values_count_as_blank(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"question": None}, {"question": "Why?"}])
+    assert texts(load_seeds(str(path))) == ["Why?"]
+
+
+def test_jsonl_bad_line_names_file_and_line(tmp_path):
+    path = tmp_path / "qs.jsonl"
+    path.write_text('{"question": "ok"}\n{"question": broken\n', encoding="utf-8")
+    with pytest.raises(UsageError, match=r"qs\.jsonl:2: bad JSON"):
+        load_seeds(str(path))
+
+
+def test_jsonl_non_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "qs.jsonl"
+    path.write_bytes(b'{"question": "ok"}\n{"question": "caf\xe9"}\n')
+    with pytest.raises(UsageError, match=r"qs\.jsonl:2: not valid UTF-8"):
+        load_seeds(str(path))
+
+
+def test_jsonl_of_plain_strings(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", ["one?", "two?"])
+    assert sorted(texts(load_seeds(str(path)))) == ["one?", "two?"]
+
+
+def test_jsonl_mixed_rows_are_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [{"question": "Why?"}, [1, 2]])
+    with pytest.raises(UsageError, match=r"line 2: expected an object"):
+        load_seeds(str(path))
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_empty_jsonl(tmp_path, content):
+    path = tmp_path / "qs.jsonl"
+    path.write_text(content)
+    with pytest.raises(UsageError, match="empty"):
+        load_seeds(str(path))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UsageError, match=r"no such file"):
+        load_seeds(str(tmp_path / "nope.jsonl"))
+
+
+def test_unknown_spec_that_is_no_file():
+    with pytest.raises(UsageError, match=r"not a named set and no such file"):
+        load_seeds("wikipedia")
+
+
+def test_unsupported_extension(tmp_path):
+    path = tmp_path / "qs.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(UsageError, match=r"unsupported file type '\.xlsx'"):
+        load_seeds(str(path))
+
+
+def test_folder_is_not_a_file(tmp_path):
+    folder = tmp_path / "d.jsonl"
+    folder.mkdir()
+    with pytest.raises(UsageError, match="is a folder"):
+        load_seeds(str(folder))
+
+
+# ---------------------------------------------------------------- json, csv, tsv, parquet, txt
+
+def test_json_list_of_objects_and_of_strings(tmp_path):
+    objects = tmp_path / "o.json"
+    objects.write_text(json.dumps([{"prompt": "Write a haiku."}, {"prompt": "Name a bird."}]))
+    assert sorted(texts(load_seeds(str(objects)))) == ["Name a bird.", "Write a haiku."]
+    strings = tmp_path / "s.json"
+    strings.write_text(json.dumps(["alpha?", "beta?"]))
+    assert sorted(texts(load_seeds(str(strings)))) == ["alpha?", "beta?"]
+
+
+def test_json_bad_syntax_names_the_line(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text('[\n  "ok",\n  "missing comma"\n  "x"\n]\n')
+    with pytest.raises(UsageError, match=r"q\.json:4: bad JSON"):
+        load_seeds(str(path))
+
+
+def test_json_object_instead_of_list(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text('{"question": "why?"}')
+    with pytest.raises(UsageError, match="expected a JSON list"):
+        load_seeds(str(path))
+
+
+def test_json_non_string_value_names_the_row(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps([{"question": "why?"}, {"question": ["a", "b"]}]))
+    with pytest.raises(UsageError, match=r"row 2: field 'question' holds list"):
+        load_seeds(str(path), field="question")
+
+
+def test_json_non_utf8_names_the_line(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_bytes(b'[\n"ok",\n"\xff\xfe"\n]')
+    with pytest.raises(UsageError, match=r"q\.json:3: not valid UTF-8"):
+        load_seeds(str(path))
+
+
+def test_csv_with_quotes_commas_and_newlines(tmp_path):
+    path = tmp_path / "q.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "title"])
+        writer.writerow(["1", "How do I split a string, by commas?"])
+        writer.writerow(["2", 'What does "yield"\ndo?'])
+        writer.writerow(["3", ""])
+    seeds = load_seeds(str(path))
+    assert sorted(texts(seeds)) == sorted(["How do I split a string, by commas?", 'What does "yield"\ndo?'])
+
+
+def test_csv_with_bom_and_explicit_field(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text("\ufeffa,b\nx?,y?\n", encoding="utf-8")
+    assert texts(load_seeds(str(path), field="a")) == ["x?"]
+
+
+def test_csv_ambiguous_and_unknown_field(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text("a,b\nx,y\n")
+    with pytest.raises(UsageError, match=r"columns: a, b"):
+        load_seeds(str(path))
+    with pytest.raises(UsageError, match=r"no field 'c'; available: a, b"):
+        load_seeds(str(path), field="c")
+
+
+def test_csv_non_utf8(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_bytes(b"question\nfine\ncaf\xe9\n")
+    with pytest.raises(UsageError, match=r"q\.csv:3: not valid UTF-8"):
+        load_seeds(str(path))
+
+
+def test_csv_header_only_is_empty(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text("question\n")
+    with pytest.raises(UsageError, match="empty"):
+        load_seeds(str(path))
+
+
+def test_tsv(tmp_path):
+    path = tmp_path / "q.tsv"
+    path.write_text("question\tanswer\nIs a comma, here ok?\tyes\n")
+    assert texts(load_seeds(str(path))) == ["Is a comma, here ok?"]
+
+
+def test_parquet_picks_the_string_column_and_skips_nulls(tmp_path):
+    path = tmp_path / "q.parquet"
+    pq.write_table(pa.table({"n": [1, 2, 3], "body": ["one?", None, "three?"]}), path)
+    assert sorted(texts(load_seeds(str(path)))) == ["one?", "three?"]
+
+
+def test_parquet_non_string_field(tmp_path):
+    path = tmp_path / "q.parquet"
+    pq.write_table(pa.table({"n": [1, 2], "question": ["a?", "b?"]}), path)
+    with pytest.raises(UsageError, match=r"row 1: field 'n' holds int"):
+        load_seeds(str(path), field="n")
+
+
+def test_parquet_that_is_not_parquet(tmp_path):
+    path = tmp_path / "q.parquet"
+    path.write_text("not parquet at all")
+    with pytest.raises(UsageError, match="not a readable parquet file"):
+        load_seeds(str(path))
+
+
+def test_txt_one_seed_per_non_blank_line(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_text("first?\n\n   \nsecond?\r\nthird?")
+    assert sorted(texts(load_seeds(str(path)))) == ["first?", "second?", "third?"]
+
+
+def test_txt_non_utf8_and_empty(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_bytes(b"ok\nok2\n\x80bad\n")
+    with pytest.raises(UsageError, match=r"q\.txt:3: not valid UTF-8"):
+        load_seeds(str(path))
+    path.write_text("\n \n")
+    with pytest.raises(UsageError, match="empty"):
+        load_seeds(str(path))
+
+
+# ---------------------------------------------------------------- cleaning, order, shards, limit
+
+def test_dedup_on_normalized_text_keeps_the_first(tmp_path):
+    rows = ["What is Python?", "  what is   python ", '"What is PYTHON?"', "\uff37hat is Python?",
+            "What is Rust?", "", "   ", "?!"]
+    path = write_jsonl(tmp_path / "q.jsonl", rows)
+    seeds = load_seeds(str(path))
+    assert sorted(texts(seeds)) == ["What is Python?", "What is Rust?"]
+
+
+def test_no_seeds_left_after_cleaning(tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", [{"question": "  "}, {"question": ""}])
+    with pytest.raises(UsageError, match="no seeds"):
+        load_seeds(str(path))
+
+
+def test_seeded_shuffle_is_stable_and_seed_dependent(tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    first = texts(load_seeds(str(path), seed=1))
+    assert first == texts(load_seeds(str(path), seed=1))
+    assert first != QUESTIONS and sorted(first) == sorted(QUESTIONS)
+    assert first != texts(load_seeds(str(path), seed=2))
+
+
+def test_shards_are_disjoint_and_cover_everything(tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    whole = texts(load_seeds(str(path), seed=7))
+    parts = [texts(load_seeds(str(path), seed=7, shard=(i, 3))) for i in range(3)]
+    assert sum(len(p) for p in parts) == len(QUESTIONS)
+    assert set().union(*map(set, parts)) == set(QUESTIONS)
+    assert parts[1] == whole[1::3]
+
+
+def test_limit_is_applied_after_sharding(tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    shard = texts(load_seeds(str(path), seed=3, shard=(1, 2)))
+    assert texts(load_seeds(str(path), seed=3, shard=(1, 2), limit=4)) == shard[:4]
+    assert len(load_seeds(str(path), limit=100)) == len(QUESTIONS)
+
+
+@pytest.mark.parametrize("kwargs", [{"limit": 0}, {"shard": (2, 2)}, {"shard": (0, 0)}])
+def test_bad_limit_or_shard(tmp_path, kwargs):
+    path = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    with pytest.raises(UsageError):
+        load_seeds(str(path), **kwargs)
+
+
+def test_normalize_text():
+    assert normalize_text('  "Hello,   World!"  ') == "hello, world"
+    assert normalize_text("\uff21BC") == "abc"
+    assert normalize_text("Straße") == normalize_text("STRASSE")
+
+
+# ---------------------------------------------------------------- hf: on local data sets (real datasets)
+
+def test_hf_local_folder_with_field(tmp_path):
+    folder = tmp_path / "myset"
+    folder.mkdir()
+    pq.write_table(pa.table({"question": ["a?", "b?", "a?"], "n": [1, 2, 3]}), folder / "train.parquet")
+    seeds = load_seeds(f"hf:{folder}:question")
+    assert sorted(texts(seeds)) == ["a?", "b?"]
+    assert {s.source for s in seeds} == {f"hf:{folder}"}
+    assert sorted(texts(load_seeds(f"hf:{folder}"))) == ["a?", "b?"]  # the only string column
+    assert sorted(texts(load_seeds(f"hf:{folder}", field="question"))) == ["a?", "b?"]
+
+
+def test_hf_local_file_and_its_errors(tmp_path):
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"instruction": "Do x.", "id": 1}, {"instruction": "Do y.", "id": 2}])
+    assert sorted(texts(load_seeds(f"hf:{path}:instruction"))) == ["Do x.", "Do y."]
+    with pytest.raises(UsageError, match=r"no field 'prompt'; available: instruction, id"):
+        load_seeds(f"hf:{path}:prompt")
+    with pytest.raises(UsageError, match=r"row 1: field 'id' holds int"):
+        load_seeds(f"hf:{path}:id")
+    with pytest.raises(UsageError, match="no such file or folder"):
+        load_seeds(f"hf:{tmp_path / 'missing.jsonl'}:q")
+
+
+def test_hf_local_tsv(tmp_path):
+    path = tmp_path / "rows.tsv"
+    path.write_text("question\tlabel\nIs it, really?\tx\n")
+    assert texts(load_seeds(f"hf:{path}:question")) == ["Is it, really?"]
+
+
+@pytest.mark.parametrize("spec", ["hf:", "hf:name:", "hf:a:b:c:d", "hf::field"])
+def test_hf_bad_spec(spec):
+    with pytest.raises(UsageError, match="hf:NAME:FIELD"):
+        load_seeds(spec)
+
+
+def test_hf_field_given_twice_differently(tmp_path):
+    with pytest.raises(UsageError, match="give the field once"):
+        load_seeds("hf:some/set:question", field="title")
+
+
+# ---------------------------------------------------------------- the hub, faked or offline
+
+class FakeLoad:
+    """Stands in for datasets.load_dataset and records how it was called."""
+
+    def __init__(self, result=None, error: Exception | None = None, on_call=None):
+        self.result, self.error, self.on_call, self.calls = result, error, on_call, []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+        if self.on_call:
+            self.on_call()
+        if self.error:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    import datasets
+
+    def install(result=None, error=None, reachable=True, on_call=None):
+        fake = FakeLoad(result, error, on_call)
+        monkeypatch.setattr(datasets, "load_dataset", fake)
+        monkeypatch.setattr(seeds_mod, "_hub_reachable", lambda timeout=0: reachable)
+        return fake
+    return install
+
+
+def test_quora_takes_the_first_question_of_each_pair(hub):
+    import datasets
+
+    rows = datasets.Dataset.from_dict({
+        "questions": [{"id": [1, 2], "text": ["How do I learn Go?", "What is the best way to learn Go?"]},
+                      {"id": [3, 4], "text": ["Is tea healthy?", "Is green tea good for you?"]}],
+        "is_duplicate": [True, False]})
+    fake = hub(rows)
+    seeds = load_seeds("quora")
+    assert sorted(texts(seeds)) == ["How do I learn Go?", "Is tea healthy?"]
+    assert {s.source for s in seeds} == {"quora"}
+    assert fake.calls == [(("quora",), {"split": "train"})]
+
+
+@pytest.mark.parametrize("name, repo, field", [
+    ("stackoverflow", "pacovaldez/stackoverflow-questions", "title"),
+    ("medquad", "AnonymousSub/MedQuAD_47441_Question_Answer_Pairs", "Questions"),
+    ("medqa", "GBaker/MedQA-USMLE-4-options", "question"),
+    ("MedQA", "GBaker/MedQA-USMLE-4-options", "question"),
+])
+def test_named_sets_use_baize_repos_and_fields(hub, name, repo, field):
+    import datasets
+
+    fake = hub(datasets.Dataset.from_dict({field: ["One?", "Two?"], "other": ["x", "y"]}))
+    seeds = load_seeds(name)
+    assert sorted(texts(seeds)) == ["One?", "Two?"]
+    assert fake.calls[0] == ((repo,), {"split": "train"})
+    assert {s.source for s in seeds} == {name.lower()}
+
+
+def test_hf_config_is_passed(hub):
+    import datasets
+
+    fake = hub(datasets.Dataset.from_dict({"q": ["One?"]}))
+    assert texts(load_seeds("hf:org/set:cfg:q")) == ["One?"]
+    assert fake.calls[0] == (("org/set", "cfg"), {"split": "train"})
+
+
+def test_hub_set_missing_is_a_usage_error(hub):
+    from datasets.exceptions import DatasetNotFoundError
+
+    hub(error=DatasetNotFoundError("Dataset 'org/nope' doesn't exist on the Hub"))
+    with pytest.raises(UsageError, match=r"org/nope was not found on the hub"):
+        load_seeds("hf:org/nope:q")
+
+
+def test_unreachable_hub_is_fatal_and_offline_mode_is_restored(hub):
+    from datasets import config as ds_config
+    from huggingface_hub import constants as hub_constants
+
+    seen = []
+    before = (hub_constants.HF_HUB_OFFLINE, ds_config.HF_HUB_OFFLINE)
+    hub(error=ConnectionError("Couldn't reach 'org/set' on the Hub (OfflineModeIsEnabled)"), reachable=False,
+        on_call=lambda: seen.append((hub_constants.HF_HUB_OFFLINE, ds_config.HF_HUB_OFFLINE)))
+    with pytest.raises(FatalError) as info:
+        load_seeds("hf:org/set:q")
+    assert seen == [(True, True)]  # loaded in offline mode: a cached copy works, a missing one fails at once
+    assert (hub_constants.HF_HUB_OFFLINE, ds_config.HF_HUB_OFFLINE) == before
+    message = info.value.message
+    assert "hf:org/set" in message and "unreachable" in message and "--seeds questions.jsonl" in message
+    assert "\n" not in message
+
+
+def test_reachable_hub_is_used_online(hub):
+    import datasets
+    from huggingface_hub import constants as hub_constants
+
+    seen = []
+    hub(datasets.Dataset.from_dict({"q": ["One?"]}), reachable=True,
+        on_call=lambda: seen.append(hub_constants.HF_HUB_OFFLINE))
+    load_seeds("hf:org/set:q")
+    assert seen == [hub_constants.HF_HUB_OFFLINE]
+
+
+def test_connection_error_wrapped_deep_is_recognised(hub):
+    try:
+        try:
+            raise OSError("[Errno -2] Name or service not known")
+        except OSError as inner:
+            raise TimeoutError("timed out") from inner
+    except TimeoutError as exc:
+        outer = RuntimeError("download failed")
+        outer.__cause__ = exc
+    hub(error=outer)
+    with pytest.raises(FatalError, match="unreachable"):
+        load_seeds("stackoverflow")
+
+
+def test_other_hub_failure_is_fatal_with_its_reason(hub):
+    hub(error=RuntimeError("disk full"))
+    with pytest.raises(FatalError, match=r"could not load seed set medqa .*RuntimeError: disk full"):
+        load_seeds("medqa")
+
+
+def test_named_sets_offline_for_real(tmp_path):
+    """The real datasets library with HF_HUB_OFFLINE=1 and an empty cache: one line each, exit 1."""
+    specs = ["quora", "medqa", "hf:org/set:question"]
+    code = (
+        "import sys\n"
+        "from generators.seeds import load_seeds\n"
+        "from generators.errors import BaleenError\n"
+        f"for spec in {specs!r}:\n"
+        "    try:\n"
+        "        load_seeds(spec)\n"
+        "    except BaleenError as e:\n"
+        "        print(f'{e.exit_code}|{type(e).__name__}|{e.message}')\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == len(specs), done.stderr
+    for spec, line in zip(specs, lines):
+        code_, kind, message = line.split("|", 2)
+        assert (code_, kind) == ("1", "FatalError")
+        label = "hf:org/set" if spec.startswith("hf:") else spec
+        assert f"seed set {label} " in message
+        assert "unreachable" in message and "--seeds questions.jsonl --field question" in message
