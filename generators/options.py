@@ -122,15 +122,24 @@ def redact_url(url: str | None) -> str | None:
     return None if url is None else re.sub(r"//[^/@]*@", "//", url)
 
 
-def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | None = None) -> Backend:
+def check_options(opts: RunOptions, model: str | None = None) -> None:
+    """Flag combinations that cannot work, caught before any file is read or model loaded."""
     kind = opts.resolved_backend()
-    name = model or opts.model
     if kind == "openai":
-        if not name:
+        if not (model or opts.model):
             raise UsageError("--model is required with --backend openai (the model name the server knows)")
         if not opts.base_url and not os.environ.get("OPENAI_API_KEY"):
             raise UsageError("--backend openai needs --base-url or OPENAI_API_KEY; "
                              "for a local run without a server use --backend hf")
+    elif kind not in ("hf",):
+        raise UsageError(f"--backend {kind} is not available for this command yet; use openai or hf")
+
+
+def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | None = None) -> Backend:
+    check_options(opts, model)
+    kind = opts.resolved_backend()
+    name = model or opts.model
+    if kind == "openai":
         from .backends.openai_backend import OpenAIBackend
 
         return OpenAIBackend(model=name, base_url=opts.base_url, concurrency=opts.concurrency,
@@ -146,7 +155,7 @@ def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | N
         if name in (None, EMBEDDED_NAME):
             backend.model = EMBEDDED_NAME  # the cache key must not depend on where the cache lives
         return backend
-    raise UsageError(f"--backend {kind} is not available for this command yet; use openai or hf")
+    raise AssertionError(kind)
 
 
 def build_engine(opts: RunOptions, backend: Backend, accounting: Accounting | None = None) -> Engine:

@@ -10,7 +10,7 @@ from typing import Any
 import prompts
 from ..backends.base import Sampling
 from ..engine import Engine
-from ..options import RunOptions, build_engine, engine_settings, make_backend, run_settings
+from ..options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
 from ..records import make_record, stable_id
 from ..runner import Item, Kept, Rejected, run_items
 from ..seeds import Seed, load_seeds
@@ -48,6 +48,7 @@ def _record(seed: Seed, item_id: str, dialog: Any, settings: SelfChatSettings, e
 
 
 async def _run(settings: SelfChatSettings, opts: RunOptions) -> dict[str, Any]:
+    check_options(opts)
     seeds = load_seeds(settings.seeds, field=settings.text_field, limit=opts.limit, shard=settings.shard,
                        seed=opts.seed)
     backend = make_backend(opts)

@@ -1,0 +1,19 @@
+"""The corpus side of Humpback backtranslation: read web documents, cut them into
+self-contained segments, and keep the ones worth turning into instruction data.
+
+    documents = iter_documents("clueweb", corpus_dir=..., shard=(0, 4))
+    pipeline = SegmentPipeline(SegmentFilterConfig())
+    for segment in pipeline.run(documents): ...
+    pipeline.summary()   # counts for the manifest
+"""
+from __future__ import annotations
+
+from .document import Document
+from .filters import REASONS, SegmentFilterConfig, SegmentPipeline, prepare_segments
+from .readers import iter_documents, parse_shard
+from .segment import Segment, segment_document
+
+__all__ = [
+    "Document", "Segment", "SegmentFilterConfig", "SegmentPipeline", "REASONS",
+    "iter_documents", "parse_shard", "prepare_segments", "segment_document",
+]

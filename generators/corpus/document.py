@@ -1,0 +1,36 @@
+"""The one shape every corpus reader yields, whatever the source format."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["html", "markdown", "text"]
+KINDS: tuple[str, ...] = ("html", "markdown", "text")
+
+_HTML_HINT = re.compile(r"<(?:!doctype|html|body|head|h[1-6]|p|div|article|section)\b", re.I)
+_MD_HEADER = re.compile(r"^#{1,6}[ \t]+\S", re.M)
+
+
+@dataclass
+class Document:
+    """A web page or text file. `kind` decides how it is segmented; `id` is stable across runs
+    (the source's own id when it has one) so resumed runs and shards agree on what was done."""
+
+    id: str
+    text: str
+    kind: Kind
+    url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def guess_kind(text: str) -> Kind:
+    """html if it looks like markup, markdown if it has `#` headers, else plain text.
+
+    Used only where the source does not say (a `text` field, an explicit --field)."""
+    head = text[:4000]
+    if _HTML_HINT.search(head):
+        return "html"
+    if _MD_HEADER.search(text):
+        return "markdown"
+    return "text"

@@ -1,0 +1,47 @@
+"""Shared helpers for tests that run `gen` as a real subprocess (exit codes, stderr, kills)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def gen_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BALEEN_"))}
+    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def gen_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "generators.cli", *map(str, args)]
+
+
+def run_gen(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(gen_cmd(*args), env=env or gen_env(), capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def write_seeds(path: Path, questions: list[str], field: str = "question") -> Path:
+    path.write_text("".join(json.dumps({field: q}) + "\n" for q in questions), "utf-8")
+    return path
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    """The CLI contract for failures: exit code, one line on stderr, no traceback."""
+    err = proc.stderr.strip()
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 or (code == 2 and lines[0].startswith("Usage:")), err
+    for needle in needles:
+        assert needle.lower() in err.lower(), (needle, err)
