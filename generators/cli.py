@@ -18,11 +18,17 @@ from .errors import BaleenError
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
     "selfchat": "generators.selfchat.cli:selfchat_command",
+    "backtranslate": "generators.backtranslate.cli:backtranslate_command",
+    "curate": "curation.cli:curate_command",
     "train": "training.cli:train_command",
+    "report": "generators.report.cli:report_command",
 }
 HELP = {
     "selfchat": "Baize self-chat: a teacher model writes dialogs about seed questions.",
+    "backtranslate": "Humpback: a backward model writes the instruction each web segment answers.",
+    "curate": "Rate records 1-5 with a model, filter, dedup, decontaminate, keep the best.",
     "train": "Train a LoRA adapter (forward or backward) on records, with source tags.",
+    "report": "A Markdown report with plots for a run folder or a rounds folder.",
 }
 
 
