@@ -7,6 +7,7 @@ requests are waiting into one padded batch (requests with the same sampling sett
 from __future__ import annotations
 
 import asyncio
+import math
 import queue
 import threading
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ class HFBackend(Backend):
         do_sample = bool(sampling.temperature and sampling.temperature > 0)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": do_sample,
                                   "pad_token_id": tok.pad_token_id, "return_dict_in_generate": True,
-                                  "output_scores": sampling.logprobs is not None}
+                                  "output_logits": sampling.logprobs is not None}
         if do_sample:
             kwargs["temperature"] = sampling.temperature
             kwargs["top_p"] = sampling.top_p if sampling.top_p is not None else 1.0
@@ -139,7 +140,7 @@ class HFBackend(Backend):
                     text, finish = text[:cut], "stop"
             logprobs = None
             if sampling.logprobs is not None:
-                logprobs = _collect_logprobs(torch, tok, out.scores, row, kept, sampling.logprobs)
+                logprobs = _collect_logprobs(torch, tok, out.logits, row, kept, sampling.logprobs)
             results.append(ChatResult(
                 text=text.strip(), finish=finish, model=self.model,
                 prompt_tokens=int(enc["attention_mask"][row].sum()), completion_tokens=len(kept),
@@ -169,14 +170,19 @@ def _eos_ids(model: Any, tok: Any) -> set[int]:
     return ids
 
 
-def _collect_logprobs(torch: Any, tok: Any, scores: Any, row: int, ids: list[int], k: int) -> list[dict]:
-    """Log-probabilities of the chosen tokens (and the top k) from the generation scores."""
+def _collect_logprobs(torch: Any, tok: Any, logits: Any, row: int, ids: list[int], k: int) -> list[dict]:
+    """Log-probabilities of the chosen tokens (and the top k) under the model's own distribution
+    (raw logits, before temperature and top-p), as OpenAI-compatible servers report them."""
     entries = []
     for step, token_id in enumerate(ids):
-        logp = torch.log_softmax(scores[step][row].float(), dim=-1)
+        logp = torch.log_softmax(logits[step][row].float(), dim=-1)
         top = torch.topk(logp, k) if k > 0 else None
-        entries.append({
-            "token": tok.decode([token_id]), "logprob": float(logp[token_id]),
-            "top": {} if top is None else {tok.decode([int(i)]): float(v)
-                                           for v, i in zip(top.values.tolist(), top.indices.tolist())}})
+        alternatives: dict[str, float] = {}
+        if top is not None:
+            for value, index in zip(top.values.tolist(), top.indices.tolist()):
+                text = tok.decode([int(index)])
+                # two token ids can decode to the same text: their probabilities add up
+                alternatives[text] = (float(value) if text not in alternatives
+                                      else math.log(math.exp(alternatives[text]) + math.exp(value)))
+        entries.append({"token": tok.decode([token_id]), "logprob": float(logp[token_id]), "top": alternatives})
     return entries
