@@ -1,0 +1,76 @@
+"""manifest.json for a training run: what went in, what came out, how fast, on what versions.
+
+Written at each checkpoint (status "running") and at the end ("finished"), atomically, so a
+reader never sees half a file and `gen report` can describe an interrupted run too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import resource
+import sys
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+from .tokenize import EncodeStats, Example
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("baleen", "torch", "transformers", "peft", "accelerate", "tokenizers", "bitsandbytes"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    out = {"cpu_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device.type == "cuda":
+        out["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
+
+
+def data_summary(train: list[Example], eval_: list[Example], stats: EncodeStats) -> dict[str, Any]:
+    def per_tag(examples: list[Example]) -> dict[str, dict[str, int]]:
+        ex, sup, tok = Counter(), Counter(), Counter()
+        for e in examples:
+            key = e.tag or "none"
+            ex[key] += 1
+            sup[key] += e.n_supervised
+            tok[key] += len(e.input_ids)
+        return {k: {"examples": ex[k], "supervised_tokens": sup[k], "tokens": tok[k]} for k in sorted(ex)}
+
+    return {"train": per_tag(train), "eval": per_tag(eval_), "truncated": stats.truncated,
+            "dropped": dict(stats.dropped), "dropped_total": sum(stats.dropped.values())}
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def write(out: Path, manifest: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".manifest.json.{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
+    tmp.replace(out / "manifest.json")
+
+
+def read(out: Path) -> dict[str, Any] | None:
+    path = out / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def argv() -> list[str]:
+    return list(sys.argv)
