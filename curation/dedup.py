@@ -1,0 +1,30 @@
+"""Duplicate instructions, caught before rating: the first occurrence in input order is kept.
+
+  duplicate        the same instruction after normalization (case, punctuation, spacing)
+  near_duplicate   MinHash LSH over word 3-grams of the instruction, Jaccard >= threshold,
+                   confirmed on the signatures (generators.corpus.dedup.DedupIndex)
+Only the instruction (first user turn) is compared: two answers to one question teach the
+model one question. Deterministic in input order, so a resumed run decides the same way.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from generators.corpus.dedup import DedupIndex
+
+from .text import Record, instruction
+
+
+class InstructionDedup:
+    def __init__(self, *, near: bool = True, threshold: float = 0.8, num_perm: int = 64,
+                 shingle: int = 3) -> None:
+        self.settings = {"near": near, "threshold": threshold, "num_perm": num_perm, "shingle": shingle}
+        self._index = DedupIndex(exact=True, near=near, threshold=threshold, num_perm=num_perm,
+                                 shingle=shingle)
+
+    def check(self, record: Record) -> str | None:
+        """None (and remember the record) or the duplicate reason."""
+        return self._index.check(instruction(record))
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.settings)

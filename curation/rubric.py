@@ -1,0 +1,26 @@
+"""The rating request for one record: the rubric template rendered with all its turns."""
+from __future__ import annotations
+
+import prompts
+from generators.errors import UsageError
+
+from .text import Record, turns
+
+TEMPLATE = "curate_rubric"
+
+
+def rubric_messages(record: Record, template: str = TEMPLATE) -> list[dict[str, str]]:
+    """One user message holding the rubric and the whole dialog (self-chat dialogs are rated
+    as a whole: every turn is shown)."""
+    shown = [m for m in turns(record) if m["role"] != "system"]
+    multi = sum(1 for m in shown if m["role"] == "user") > 1
+    return [{"role": "user", "content": prompts.render(template, turns=shown, multi=multi)}]
+
+
+def template_id(template: str = TEMPLATE) -> str:
+    """'name@hash' of the rubric; an unknown name is a usage error."""
+    try:
+        return prompts.template_id(template)
+    except KeyError:
+        raise UsageError(f"--template {template}: no such template in prompts/ "
+                         f"(known: {', '.join(prompts.names())})") from None

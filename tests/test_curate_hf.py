@@ -1,0 +1,45 @@
+"""`gen curate` with the local transformers backend: the current model M_k (base + LoRA adapter)
+rates records; a tiny random model never writes a valid score, so this checks the plumbing
+(adapter loading, logprobs requested, resampling, unparsed_score) rather than the ratings."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests import tiny_model
+from tests.helpers import gen_env, read_jsonl, run_gen
+
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def tiny_with_adapter(tmp_path_factory):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("tiny")
+    base = tiny_model.build(root / "base")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    model.save_pretrained(root / "adapter")
+    return base, root / "adapter"
+
+
+def test_current_model_with_adapter_rates_and_unparsed_are_rejected(tmp_path, tiny_with_adapter):
+    base, adapter = tiny_with_adapter
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in tiny_model.records(3)), "utf-8")
+    out = tmp_path / "out"
+    proc = run_gen("curate", "--input", inp, "--backend", "hf", "--model", base, "--adapter", adapter,
+                   "--max-tokens", "6", "--retries-unparsed", "1", "--no-dedup", "--lang", "any",
+                   "--out", out, "--no-progress", env=gen_env(BALEEN_CACHE=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stderr
+    rejected = read_jsonl(out / "rejected.jsonl")
+    assert [r["reject"] for r in rejected] == ["unparsed_score"] * 3
+    for r in rejected:
+        cur = r["meta"]["curation"]
+        assert cur["adapter"] == str(adapter) and cur["rater"] == f"{base}+{adapter}" and cur["attempts"] == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["rater"]["sampling"]["logprobs"] == 10
+    assert manifest["usage"]["requests"] == 6 and manifest["counts"]["kept"] == 0

@@ -1,0 +1,81 @@
+"""`gen report` on folders the test makes: a run folder and a folder of rounds."""
+from __future__ import annotations
+
+import json
+
+from tests.helpers import assert_one_line_error, run_gen
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def make_run(folder, stage, kept, rejected=(), errors=0, usage=None):
+    """kept / rejected: (id, score or None[, reason]) tuples."""
+    folder.mkdir(parents=True)
+
+    def rec(rid, score, words=5):
+        r = {"id": rid, "source": "t", "messages": [{"role": "user", "content": " ".join(["ask"] * words)},
+                                                     {"role": "assistant", "content": " ".join(["answer"] * 3 * words)}],
+             "meta": {}}
+        if score is not None:
+            r.update(score=score, score_expected=score - 0.25)
+        return r
+
+    lines = [rec(rid, score, 3 + i) for i, (rid, score) in enumerate(kept)]
+    (folder / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    rej = [{**rec(rid, score), "reject": reason} for rid, score, reason in rejected]
+    (folder / "rejected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rej) + "{broken\n")
+    (folder / "errors.jsonl").write_text("".join(json.dumps({"item": f"e{i}", "error": "x"}) + "\n" for i in range(errors)))
+    reasons = {}
+    for _, _, reason in rejected:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    manifest = {"stage": stage, "status": "complete", "duration_s": 12.5,
+                "counts": {"kept": len(kept), "rejected": len(rejected), "errors": errors, "rejected_by_reason": reasons},
+                "usage": usage or {"requests": 10, "prompt_tokens": 1000, "completion_tokens": 200, "cost_usd": 0.0123}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_report_on_a_run_folder(tmp_path):
+    run = make_run(tmp_path / "chat", "selfchat", [("a", None), ("b", None)], [("c", None, "refusal")], errors=1,
+                   usage={"requests": 3, "prompt_tokens": 30, "completion_tokens": 90, "cost_usd": None})
+    proc = run_gen("report", run)
+    assert proc.returncode == 0, proc.stderr
+    report = (run / "report.md").read_text()
+    assert "| chat | selfchat | complete | 2 | 1 | 1 |" in report
+    assert "| refusal | 1 |" in report and "unknown" in report
+    assert "Unreadable lines skipped: chat 1" in report
+    pngs = sorted(p.name for p in (run / "report_files").glob("*.png"))
+    assert pngs == ["lengths.png", "outcomes.png", "usage.png"]  # no scores in a self-chat run
+    for name in pngs:
+        assert (run / "report_files" / name).read_bytes().startswith(PNG)
+        assert f"(report_files/{name})" in report
+
+
+def test_report_on_rounds_compares_kept_ids_and_scores(tmp_path):
+    root = tmp_path / "rounds"
+    make_run(root / "round0" / "aug", "backtranslate", [(f"r{i}", None) for i in range(6)])
+    make_run(root / "round0" / "cur", "curate", [("r0", 5), ("r1", 5), ("r2", 5)],
+             [("r3", 4, "below_threshold"), ("r4", 2, "below_threshold"), ("r5", None, "unparsed_score")])
+    make_run(root / "round1", "curate", [("r1", 5), ("r2", 5), ("r3", 5), ("r4", 5)],
+             [("r0", 4, "below_threshold"), ("r5", 3, "below_threshold")])
+    make_run(root / "round10", "curate", [("r1", 5)], [("r2", 4, "not_top")])
+    (root / "notes").mkdir()  # not a run: ignored
+    proc = run_gen("report", root)
+    assert proc.returncode == 0, proc.stderr
+    report = (root / "report.md").read_text()
+    assert "3 rounds, 4 runs" in report
+    order = [report.index(f"| {name} |") for name in ("round0/aug", "round0/cur", "round1", "round10")]
+    assert order == sorted(order)  # natural order: round10 after round1
+    # round1 vs round0/cur: kept {r1..r4} vs {r0,r1,r2}: shared 2, union 5, new 2, dropped 1
+    assert "| round1 | round1 | 4 | +1 | 4.50 | +0.30 | 2 | 0.40 | 2 | 1 |" in report
+    assert "| round0 | round0/cur | 3 | - | 4.20 | - |" in report
+    pngs = sorted(p.name for p in (root / "report_files").glob("*.png"))
+    assert pngs == ["lengths.png", "outcomes.png", "rounds.png", "scores.png", "usage.png"]
+    assert all((root / "report_files" / p).read_bytes().startswith(PNG) for p in pngs)
+    assert "| below_threshold | 0 | 2 | 2 | 0 |" in report
+
+
+def test_report_refuses_folders_without_runs(tmp_path):
+    assert_one_line_error(run_gen("report", tmp_path / "missing"), 2, "no such folder")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_gen("report", tmp_path / "empty"), 2, "manifest.json")
