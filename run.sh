@@ -35,7 +35,7 @@ case "$cmd" in
     out=${BALEEN_DEMO_OUT:-runs/demo}
     echo "self-chat on the embedded SmolLM2-135M-Instruct over examples/seeds.jsonl (CPU, no API key) ..."
     "$VENV/bin/gen" selfchat --seeds examples/seeds.jsonl --field question --backend hf \
-      --mode agents --max-turns 2 --max-tokens 96 --concurrency 12 --out "$out/selfchat" "$@"
+      --mode agents --assistant-prompt selfchat_assistant_brief --max-turns 2 --max-tokens 160 --limit 6 --concurrency 6 --out "$out/selfchat" "$@"
     ;;
   test)
     setup

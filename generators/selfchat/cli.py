@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+import prompts
+from ..errors import UsageError
 from ..options import RunOptions, model_options
 from ..report_line import print_summary
 from .filters import FilterConfig
@@ -32,6 +34,9 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--user-model", default=None, help="agents mode: the model that plays the person (default: --model).")
 @click.option("--opening", type=click.Choice(["seed", "generated"]), default="seed", show_default=True,
               help="agents mode: the seed is the first question, or the person writes one from it.")
+@click.option("--assistant-prompt", default="selfchat_assistant", show_default=True, metavar="TEMPLATE",
+              help="agents mode: the assistant's system prompt, a template name in prompts/ "
+                   "(selfchat_assistant_brief suits small local models).")
 @click.option("--min-answer-chars", type=click.IntRange(0), default=None,
               help="Reject dialogs with an assistant turn shorter than this (default 20).")
 @click.option("--block", "block", multiple=True, metavar="REGEX",
@@ -49,12 +54,16 @@ def selfchat_command(**kwargs: Any) -> None:
         --base-url http://127.0.0.1:8000/v1 --model teacher --concurrency 32 --out runs/chat
     """
     opts = RunOptions.from_kwargs(kwargs)
+    if kwargs["assistant_prompt"] not in prompts.names():
+        raise UsageError(f"--assistant-prompt {kwargs['assistant_prompt']}: no such template in prompts/; "
+                         f"choose one of: {', '.join(n for n in prompts.names() if n.startswith('selfchat_assistant'))}")
     filters = FilterConfig.with_overrides(min_answer_chars=kwargs["min_answer_chars"],
                                           extra_block=list(kwargs["block"]),
                                           drop_defaults=kwargs["no_default_filters"],
                                           no_dedup=kwargs["keep_duplicates"])
     settings = SelfChatSettings(seeds=kwargs["seeds"], out=kwargs["out"], text_field=kwargs["field"],
                                 shard=kwargs["shard"], mode=kwargs["mode"], max_turns=kwargs["max_turns"],
-                                user_model=kwargs["user_model"], opening=kwargs["opening"], filters=filters)
+                                user_model=kwargs["user_model"], opening=kwargs["opening"],
+                                assistant_prompt=kwargs["assistant_prompt"], filters=filters)
     manifest = run_selfchat(settings, opts)
     print_summary(settings.out, manifest)

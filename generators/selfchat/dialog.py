@@ -74,14 +74,14 @@ def _is_end(text: str) -> bool:
 async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sampling: Sampling, *,
                         item_id: str, base_seed: int, max_turns: int, opening: str = "seed",
                         model: str | None = None, user_model: str | None = None,
-                        assistant_system: bool = True) -> Dialog:
+                        assistant_prompt: str | None = "selfchat_assistant") -> Dialog:
     """Alternate person and assistant requests until the person says END or max_turns."""
     dialog = Dialog(messages=[], finish="max_turns")
     person_system = {"role": "system", "content": prompts.render("selfchat_user", seed=seed_text,
                                                                   end_marker=END_MARKER)}
     person_opening = {"role": "user", "content": prompts.render("selfchat_user_opening", seed=seed_text)}
-    helper_system = ([{"role": "system", "content": prompts.render("selfchat_assistant")}]
-                     if assistant_system else [])
+    helper_system = ([{"role": "system", "content": prompts.render(assistant_prompt)}]
+                     if assistant_prompt else [])
 
     async def person_says(turn: int) -> str | None:
         history = [person_system, person_opening] + _flip(dialog.messages)

@@ -33,6 +33,7 @@ class SelfChatSettings:
     max_turns: int = 4
     user_model: str | None = None
     opening: str = "seed"
+    assistant_prompt: str = "selfchat_assistant"
     filters: FilterConfig = field(default_factory=FilterConfig)
 
 
@@ -59,7 +60,7 @@ async def _run(settings: SelfChatSettings, opts: RunOptions) -> dict[str, Any]:
                                    accounting=engine.accounting)
     sampling = opts.sampling(**(API_SAMPLING if opts.resolved_backend() == "openai" else LOCAL_SAMPLING))
     template = (prompts.template_id("selfchat_transcript") if settings.mode == "transcript"
-                else f"{prompts.template_id('selfchat_user')},{prompts.template_id('selfchat_assistant')}")
+                else f"{prompts.template_id('selfchat_user')},{prompts.template_id(settings.assistant_prompt)}")
     generation = {**engine_settings(opts, backend), "mode": settings.mode, "template": template,
                   "sampling": sampling.as_dict()}
     if settings.mode == "agents":
@@ -84,7 +85,7 @@ async def _run(settings: SelfChatSettings, opts: RunOptions) -> dict[str, Any]:
         else:
             dialog = await agents_dialog(engine, user_engine, seed.text, sampling, item_id=item.id,
                                          base_seed=opts.seed, max_turns=settings.max_turns,
-                                         opening=settings.opening,
+                                         opening=settings.opening, assistant_prompt=settings.assistant_prompt,
                                          user_model=settings.user_model if user_engine is engine else None)
         record = _record(seed, item.id, dialog, settings, engine, template)
         reason = dialog.reject or dialog_filter.check(dialog.messages)
