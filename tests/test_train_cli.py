@@ -97,6 +97,6 @@ def test_sigkill_then_rerun_continues_from_the_checkpoint(tmp_path, base):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming from" in again.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["progress"]["step"] == 200
+    assert manifest["status"] == "complete" and manifest["progress"]["step"] == 200
     assert manifest["progress"]["resumed_from"][0] >= 5
     assert (out / "adapter_model.safetensors").exists()

@@ -49,7 +49,7 @@ def test_loss_goes_down_and_the_adapter_is_servable(base, data, tmp_path):
                      grad_checkpointing=True, packing="on"), log=quiet)
     losses = [h["loss"] for h in m["losses"]["history"]]
     assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4
-    assert m["status"] == "finished" and m["progress"]["step"] == 24
+    assert m["status"] == "complete" and m["progress"]["step"] == 24
     assert m["losses"]["eval"]["loss"] > 0 and set(m["losses"]["eval"]["per_tag"]) <= {"seed", "augmented", "none"}
     data_ = m["data"]
     assert set(data_["train"]) | set(data_["eval"]) == {"seed", "augmented", "none"}

@@ -27,7 +27,7 @@ def test_a_few_steps_on_smollm2(tmp_path):
     m = train(TrainConfig(data=[str(data)], base="smollm2-135m", out=str(tmp_path / "o"), max_steps=3,
                           batch_size=2, max_length=128, eval_frac=0.2, log_every=1, packing="on",
                           weights={"seed": 1.0, "augmented": 0.1, "none": 1.0}), log=lambda _: None)
-    assert m["status"] == "finished" and m["batching"]["packed"] is True
+    assert m["status"] == "complete" and m["batching"]["packed"] is True
     assert all(h["loss"] > 0 for h in m["losses"]["history"])
     assert (tmp_path / "o" / "adapter_model.safetensors").exists()
     cfg = json.loads((tmp_path / "o" / "adapter_config.json").read_text())

@@ -1,6 +1,6 @@
 """manifest.json for a training run: what went in, what came out, how fast, on what versions.
 
-Written at each checkpoint (status "running") and at the end ("finished"), atomically, so a
+Written at each checkpoint (status "running") and at the end ("complete", as every stage), atomically, so a
 reader never sees half a file and `gen report` can describe an interrupted run too.
 """
 from __future__ import annotations

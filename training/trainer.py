@@ -196,7 +196,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, Any]], None] | Non
     out = Path(cfg.out)
     prep = prepare(cfg, log)
     done = manifest.read(out)
-    if done and done.get("status") == "finished" and done.get("fingerprint") == prep.fingerprint \
+    if done and done.get("status") == "complete" and done.get("fingerprint") == prep.fingerprint \
             and (out / "adapter_model.safetensors").exists():
         log(f"{out}: this run already finished; nothing to do (use a new --out to train again)")
         return done
@@ -300,7 +300,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, Any]], None] | Non
     if final_eval:
         log(f"held-out loss {final_eval['loss']:.4f} {final_eval['per_tag']}")
     model.save_pretrained(out)
-    result = snapshot("finished", total, final_eval)
+    result = snapshot("complete", total, final_eval)
     if cfg.merge:
         merge_adapter(prep.base_path, out, out / "merged")
         result["merged"] = str(out / "merged")
