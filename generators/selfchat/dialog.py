@@ -109,6 +109,6 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
         dialog.messages.append({"role": "assistant", "content": answer.text.strip()})
         if turn + 1 < max_turns:
             question = await person_says(turn + 1)
-    if not dialog.messages:
-        dialog.reject = "one_sided"
+    if not dialog.messages:  # the first answer was cut off, or nothing was said at all
+        dialog.reject = "truncated" if dialog.finish == "length" else "one_sided"
     return dialog
