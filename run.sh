@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# baleen's front door: ./run.sh demo | test | bench | help
+# baleen's front door: ./run.sh demo | test | rounds | bench | help
 # Each command sets up what it needs on a fresh clone (a .venv next to this file), offline.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,6 +40,11 @@ case "$cmd" in
     "$VENV/bin/gen" selfchat --seeds examples/seeds.jsonl --field question --backend hf \
       --mode agents --assistant-prompt selfchat_assistant_brief --max-turns 2 --max-tokens 160 --limit 6 --concurrency 6 --out "$out/selfchat" "$@"
     ;;
+  rounds)
+    setup
+    export PATH="$PWD/$VENV/bin:$PATH"
+    exec bash rounds.sh "$@"
+    ;;
   test)
     setup
     export HF_HUB_OFFLINE=1
@@ -52,11 +57,12 @@ case "$cmd" in
   help|-h|--help)
     sed -n '2,3p' "$0"
     echo "  demo   self-chat on the embedded model, offline; prints where the data is"
+    echo "  rounds Humpback's loop (settings at the top of rounds.sh, or from the environment)"
     echo "  test   the whole test suite"
     echo "  bench  the API throughput benchmark (bench/ has the others)"
     ;;
   *)
-    echo "run.sh: unknown command '$cmd'; use demo, test or bench" >&2
+    echo "run.sh: unknown command '$cmd'; use demo, test, rounds or bench" >&2
     exit 2
     ;;
 esac

@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, Any]], None] | Non
     def snapshot(status: str, step: int, final_eval: dict[str, Any] | None = None) -> dict[str, Any]:
         t = state["train_seconds"] or 1e-9
         return {
-            "status": status, "command": manifest.argv(), "fingerprint": prep.fingerprint,
+            "stage": "train", "status": status, "command": manifest.argv(), "fingerprint": prep.fingerprint,
             "base_model": prep.base_path, "direction": cfg.direction,
             "settings": manifest.config_dict(cfg), "batching": info,
             "tag_texts": {k: prep.tag_texts[k] for k in ("seed", "augmented")}, "weights": weights,
