@@ -190,3 +190,10 @@ def test_describe_is_json_ready():
 def test_order_role_leak_before_refusal_before_short(check):
     assert check(dialog("q?", "As an AI language model [Human] no")) == "role_leak"
     assert check(dialog("q?", "As an AI language model.")) == "refusal"
+
+
+def test_a_turn_repeating_an_earlier_one_is_repetitive(check):
+    answer2 = "A different and complete answer that talks about another aspect in some detail."
+    assert check(dialog("What is rust?", GOOD_ANSWER, "What is rust?", answer2)) == "repetitive"
+    assert check(dialog("What is rust?", GOOD_ANSWER, "And why does it form?", GOOD_ANSWER)) == "repetitive"
+    assert check(dialog("What is rust?", GOOD_ANSWER, "And why does it form?", answer2)) is None

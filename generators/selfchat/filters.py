@@ -14,6 +14,9 @@ Reasons, in the order they are checked:
                a different model to repeat. The cost: seeds about these products yield nothing.
   blocked      a pattern the user added (--block); checked on both sides
   short_answer an assistant turn shorter than min_answer_chars (after stripping)
+  repetitive   a turn that repeats an earlier turn of the same side (word-trigram Jaccard >=
+               repeat_threshold): the person asks the same question again or the assistant says
+               the same thing twice, which small teachers do a lot
   duplicate    the same dialog (normalized text of every turn) as one kept earlier, in this run or a
                resumed one (see DialogFilter.remember)
 Patterns are case-insensitive Python regexes, matched after NFKC and with curly quotes made plain.
@@ -60,6 +63,7 @@ class FilterConfig:
     block_patterns: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BLOCK_PATTERNS.items()})
     role_leak: bool = True              # a turn holding a speaker marker -> "role_leak"
+    repeat_threshold: float = 0.8       # a turn this similar to an earlier same-side turn -> "repetitive"
     dedup: bool = True                  # a dialog repeating an earlier one -> "duplicate"
     both_sides: frozenset[str] = BOTH_SIDES  # reasons whose patterns also apply to user turns
 
@@ -80,7 +84,7 @@ class FilterConfig:
         """Plain JSON-able settings, for the manifest and the run fingerprint."""
         return {"min_answer_chars": self.min_answer_chars,
                 "block_patterns": {k: list(v) for k, v in self.block_patterns.items()},
-                "role_leak": self.role_leak, "dedup": self.dedup,
+                "role_leak": self.role_leak, "dedup": self.dedup, "repeat_threshold": self.repeat_threshold,
                 "both_sides": sorted(self.both_sides)}
 
 
@@ -126,6 +130,8 @@ class DialogFilter:
         if any(m["role"] == "assistant" and len(m["content"].strip()) < self.config.min_answer_chars
                for m in turns):
             return "short_answer"
+        if self.config.repeat_threshold < 1 and _repeats_itself(turns, self.config.repeat_threshold):
+            return "repetitive"
         if self.config.dedup:
             key = _dialog_key(turns)
             if key in self._seen:
@@ -142,3 +148,21 @@ class DialogFilter:
 def _dialog_key(turns: list[dict[str, str]]) -> str:
     blob = "\x1e".join(f"{m['role']}\x1f{normalize_text(m['content'])}" for m in turns)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = normalize_text(text).split()
+    return {tuple(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def _repeats_itself(turns: list[dict[str, str]], threshold: float) -> bool:
+    """True when some turn is a near-copy of an earlier turn by the same speaker."""
+    earlier: dict[str, list[set[tuple[str, ...]]]] = {"user": [], "assistant": []}
+    for turn in turns:
+        grams = _trigrams(turn["content"])
+        for other in earlier[turn["role"]]:
+            union = len(grams | other)
+            if union and len(grams & other) / union >= threshold:
+                return True
+        earlier[turn["role"]].append(grams)
+    return False
