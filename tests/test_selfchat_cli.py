@@ -167,7 +167,10 @@ def test_agents_mode_takes_turns_until_the_person_stops(tmp_path):
 
 def test_max_turns_caps_agents_dialogs(tmp_path):
     seeds = write_seeds(tmp_path / "s.jsonl", ["How do tides work?"])
-    with ChatServer(reply=lambda body: "Another thoughtful question or answer about tides and the moon?") as server:
+    def reply(body):  # every turn different, so only --max-turns ends the dialog
+        return f"Thought number {len(body['messages'])} on tides: the moon pulls the oceans around the earth?"
+
+    with ChatServer(reply=reply) as server:
         proc = selfchat(server, seeds, tmp_path / "out", tmp_path / "cache", "--mode", "agents", "--max-turns", "3")
         assert proc.returncode == 0, proc.stderr
         record = read_jsonl(tmp_path / "out" / "data.jsonl")[0]
