@@ -8,9 +8,13 @@ share a GIL. For each 429 fraction f and concurrency C it prints:
 
 - ideal: C * (1 - f) / latency, the rate of successful answers if the client cost nothing and
   every 429 cost one extra latency (the client's backoff after a 429 is not counted);
-- bare:  a bounded pool of C worker coroutines on one ``openai.AsyncOpenAI`` (connection pool of
-  C, max_retries large) sending N chat requests; requests/s of successful answers; bare/ideal;
-- engine: ``measure_engine`` (to be filled in); engine/ideal and engine/bare.
+- bare: a bounded pool of C worker coroutines on one ``openai.AsyncOpenAI`` (connection pool of
+  C, the SDK's own retries) sending the same N chat requests the engine sends (the rendered
+  self-chat prompt of each seed); successful requests/s, once with the SDK's default httpx
+  transport and once with its aiohttp transport;
+- engine: the whole ``gen selfchat`` stage in-process (seed file, engine, cache, parser, filters,
+  store) over N seeds at C; dialogs/s; engine/ideal, engine/bare on the same transport (the
+  engine's own overhead), engine/bare on the SDK default.
 
 All ratios come from the same run. Note: on these 2-core machines the bare openai client tops
 out near ~270 requests/s, so large C is client-bound, not latency-bound.
@@ -136,35 +140,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latency-ms", type=float, default=200.0)
     p.add_argument("--concurrency", type=int, nargs="+", default=[32, 64, 256])
     p.add_argument("--fail-429-frac", type=float, nargs="+", default=[0.0, 0.1])
-    p.add_argument("--transport", choices=["httpx", "aiohttp"], default="httpx",
-                   help="HTTP layer of the bare client: httpx2 (SDK default) or openai.DefaultAioHttpClient")
     p.add_argument("--quick", action="store_true", help="small run: n=400, C=32 128")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.concurrency = 400, [32, 128]
 
     lat = a.latency_ms / 1000.0
-    print(f"openai {openai.__version__}  n={a.n}  latency={a.latency_ms:g} ms  transport={a.transport}  "
-          f"cpus={os.cpu_count()}")
-    print(f"{'429frac':>7} {'C':>5} {'ideal/s':>9} {'bare/s':>9} {'bare/ideal':>10} {'fail':>5} "
-          f"{'srv_429':>7} {'srv_maxfl':>9} {'engine/s':>9} {'eng/ideal':>9} {'eng/bare':>8}")
+    from generators.backends.openai_backend import _pick_transport
+
+    engine_transport = _pick_transport("auto")
+    print(f"openai {openai.__version__}  n={a.n}  latency={a.latency_ms:g} ms  cpus={os.cpu_count()}  "
+          f"engine transport={engine_transport}")
+    print(f"{'429frac':>7} {'C':>5} {'ideal/s':>8} {'bare-httpx':>10} {'bare-aio':>9} {'engine/s':>9} "
+          f"{'eng/ideal':>9} {'eng/bare-same':>13} {'eng/bare-httpx':>14} {'srv_maxfl':>9}")
     for frac in a.fail_429_frac:
         proc, base_url = start_subprocess_server(latency_ms=a.latency_ms, fail_429_frac=frac, seed=0,
                                                  record_bodies=False)
         try:
             for c in a.concurrency:
                 ideal = c * (1.0 - frac) / lat
-                bare, fails = measure_bare(base_url, a.n, c, a.transport)
+                bare = {t: measure_bare(base_url, a.n, c, t)[0] for t in ("httpx", "aiohttp")}
+                _server_reset(base_url)
+                eng = measure_engine(base_url, a.n, c, latency_s=lat, fail_429_frac=frac)
                 st = _server_stats(base_url)
-                eng_cols = f"{'n/a':>9} {'':>9} {'':>8}"
-                try:
-                    _server_reset(base_url)
-                    eng = measure_engine(base_url, a.n, c, latency_s=lat, fail_429_frac=frac)
-                    eng_cols = f"{eng:9.1f} {eng / ideal:9.2f} {eng / bare:8.2f}"
-                except NotImplementedError:
-                    pass
-                print(f"{frac:7.2f} {c:5d} {ideal:9.1f} {bare:9.1f} {bare / ideal:10.2f} {fails:5d} "
-                      f"{st['by_status'].get('429', 0):7d} {st['max_in_flight']:9d} {eng_cols}", flush=True)
+                print(f"{frac:7.2f} {c:5d} {ideal:8.1f} {bare['httpx']:10.1f} {bare['aiohttp']:9.1f} {eng:9.1f} "
+                      f"{eng / ideal:9.2f} {eng / bare[engine_transport]:13.2f} {eng / bare['httpx']:14.2f} "
+                      f"{st['max_in_flight']:9d}", flush=True)
         finally:
             proc.terminate()
             proc.wait(10)

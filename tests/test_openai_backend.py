@@ -130,11 +130,14 @@ def test_every_request_failing_stops_the_run():
         engine.max_consecutive_failures = 3
 
         async def go():
-            for _ in range(5):
-                try:
-                    await engine.complete(ChatRequest.of([{"role": "user", "content": "x"}]))
-                except RequestFailed:
-                    pass
+            try:
+                for _ in range(5):
+                    try:
+                        await engine.complete(ChatRequest.of([{"role": "user", "content": "x"}]))
+                    except RequestFailed:
+                        pass
+            finally:
+                await engine.aclose()
         with pytest.raises(FatalError, match="last 3 requests all failed"):
             asyncio.run(go())
 
