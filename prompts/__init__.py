@@ -31,10 +31,15 @@ def _file(name: str) -> Path:
     return path
 
 
+@lru_cache(maxsize=None)
+def _template(name: str) -> jinja2.Template:
+    _file(name)
+    return _env.get_template(f"{name}.j2")
+
+
 def render(name: str, **variables: object) -> str:
     """Render prompts/<name>.j2 with the given variables; trailing whitespace is stripped."""
-    _file(name)
-    return _env.get_template(f"{name}.j2").render(**variables).strip()
+    return _template(name).render(**variables).strip()
 
 
 @lru_cache(maxsize=None)

@@ -123,17 +123,20 @@ class DialogFilter:
             return "one_sided"
         if self.config.role_leak and any(MARKER_RE.search(m["content"]) for m in turns):
             return "role_leak"
-        prepared = [(m["role"], _prepare(m["content"])) for m in turns]
+        # one search per reason over each side's turns joined, not one per turn
+        sides = {role: "\n\x00\n".join(_prepare(m["content"]) for m in turns if m["role"] == role)
+                 for role in ("user", "assistant")}
         for reason, regex, both in self._blocks:
-            if any((both or role == "assistant") and regex.search(text) for role, text in prepared):
+            if regex.search(sides["assistant"]) or (both and regex.search(sides["user"])):
                 return reason
         if any(m["role"] == "assistant" and len(m["content"].strip()) < self.config.min_answer_chars
                for m in turns):
             return "short_answer"
-        if self.config.repeat_threshold < 1 and _repeats_itself(turns, self.config.repeat_threshold):
+        normalized = [(m["role"], normalize_text(m["content"])) for m in turns]
+        if self.config.repeat_threshold < 1 and _repeats_itself(normalized, self.config.repeat_threshold):
             return "repetitive"
         if self.config.dedup:
-            key = _dialog_key(turns)
+            key = _dialog_key(normalized)
             if key in self._seen:
                 return "duplicate"
             self._seen.add(key)
@@ -142,27 +145,29 @@ class DialogFilter:
     def remember(self, messages: list[dict[str, str]]) -> None:
         """Prime dedup with a dialog kept by an earlier run that this one resumes."""
         if self.config.dedup:
-            self._seen.add(_dialog_key([m for m in messages if m.get("role") in ("user", "assistant")]))
+            self._seen.add(_dialog_key([(m["role"], normalize_text(m["content"])) for m in messages
+                                        if m.get("role") in ("user", "assistant")]))
 
 
-def _dialog_key(turns: list[dict[str, str]]) -> str:
-    blob = "\x1e".join(f"{m['role']}\x1f{normalize_text(m['content'])}" for m in turns)
+def _dialog_key(turns: list[tuple[str, str]]) -> str:
+    """Hash of (role, normalized text) of every turn."""
+    blob = "\x1e".join(f"{role}\x1f{text}" for role, text in turns)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _trigrams(text: str) -> set[tuple[str, ...]]:
-    words = normalize_text(text).split()
+def _trigrams(normalized: str) -> set[tuple[str, ...]]:
+    words = normalized.split()
     return {tuple(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
 
 
-def _repeats_itself(turns: list[dict[str, str]], threshold: float) -> bool:
-    """True when some turn is a near-copy of an earlier turn by the same speaker."""
+def _repeats_itself(turns: list[tuple[str, str]], threshold: float) -> bool:
+    """True when some (role, normalized text) turn is a near-copy of an earlier one by the same speaker."""
     earlier: dict[str, list[set[tuple[str, ...]]]] = {"user": [], "assistant": []}
-    for turn in turns:
-        grams = _trigrams(turn["content"])
-        for other in earlier[turn["role"]]:
+    for role, text in turns:
+        grams = _trigrams(text)
+        for other in earlier[role]:
             union = len(grams | other)
             if union and len(grams & other) / union >= threshold:
                 return True
-        earlier[turn["role"]].append(grams)
+        earlier[role].append(grams)
     return False
