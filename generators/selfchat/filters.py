@@ -88,6 +88,9 @@ class FilterConfig:
                 "both_sides": sorted(self.both_sides)}
 
 
+_SEP = "\n\x00\n"
+
+
 def _prepare(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
 
@@ -111,6 +114,13 @@ class DialogFilter:
                                      "fix --block") from None
             joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
             self._blocks.append((reason, joined, reason in config.both_sides))
+        # Fast path: one search per side finds out whether ANY pattern matches; only then are the
+        # reasons checked one by one (in order) to name the right one.
+        every = [p for patterns in config.block_patterns.values() for p in patterns]
+        both = [p for reason, patterns in config.block_patterns.items() if reason in config.both_sides
+                for p in patterns]
+        self._any_assistant = re.compile("|".join(f"(?:{p})" for p in every), re.IGNORECASE) if every else None
+        self._any_user = re.compile("|".join(f"(?:{p})" for p in both), re.IGNORECASE) if both else None
         self._seen: set[str] = set()
 
     def check(self, messages: list[dict[str, str]]) -> str | None:
@@ -121,14 +131,17 @@ class DialogFilter:
         roles = {m["role"] for m in turns}
         if roles != {"user", "assistant"}:
             return "one_sided"
-        if self.config.role_leak and any(MARKER_RE.search(m["content"]) for m in turns):
+        # Turns are searched joined (one search, not one per turn); the separator line can match no
+        # pattern and no marker, so a match never spans two turns.
+        if self.config.role_leak and MARKER_RE.search(_SEP.join(m["content"] for m in turns)):
             return "role_leak"
-        # one search per reason over each side's turns joined, not one per turn
-        sides = {role: "\n\x00\n".join(_prepare(m["content"]) for m in turns if m["role"] == role)
+        sides = {role: _SEP.join(_prepare(m["content"]) for m in turns if m["role"] == role)
                  for role in ("user", "assistant")}
-        for reason, regex, both in self._blocks:
-            if regex.search(sides["assistant"]) or (both and regex.search(sides["user"])):
-                return reason
+        if ((self._any_assistant and self._any_assistant.search(sides["assistant"]))
+                or (self._any_user and self._any_user.search(sides["user"]))):
+            for reason, regex, both in self._blocks:
+                if regex.search(sides["assistant"]) or (both and regex.search(sides["user"])):
+                    return reason
         if any(m["role"] == "assistant" and len(m["content"].strip()) < self.config.min_answer_chars
                for m in turns):
             return "short_answer"
