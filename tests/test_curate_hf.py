@@ -39,7 +39,7 @@ def test_current_model_with_adapter_rates_and_unparsed_are_rejected(tmp_path, ti
     assert [r["reject"] for r in rejected] == ["unparsed_score"] * 3
     for r in rejected:
         cur = r["meta"]["curation"]
-        assert cur["adapter"] == str(adapter) and cur["rater"] == f"{base}+{adapter}" and cur["attempts"] == 2
+        assert cur["adapter"] == str(adapter) and cur["rater"].startswith(f"{base}+{adapter}@") and cur["attempts"] == 2
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["rater"]["sampling"]["logprobs"] == 10
     assert manifest["usage"]["requests"] == 6 and manifest["counts"]["kept"] == 0

