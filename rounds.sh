@@ -28,6 +28,8 @@ AUGMENT_FLAGS=${AUGMENT_FLAGS:-}  # extra `gen backtranslate` flags, e.g. "--con
 CURATE_FLAGS=${CURATE_FLAGS:-}    # extra `gen curate` flags, e.g. "--retries-unparsed 1"
 JUDGE_MODEL=${JUDGE_MODEL:-}      # set to rate with an external judge (OpenAI-compatible) instead of M_k
 JUDGE_BASE_URL=${JUDGE_BASE_URL:-}
+BACKWARD_BASE_URL=${BACKWARD_BASE_URL:-}  # set when M_yx is served, e.g. `vllm serve BASE --enable-lora
+BACKWARD_MODEL=${BACKWARD_MODEL:-backward} #   --lora-modules backward=OUT/round0/backward`: backtranslate through it
 # ---------------------------------------------------------------------------------------------------
 
 complete() { [ -f "$1/manifest.json" ] && grep -q '"status": *"complete"' "$1/manifest.json"; }
@@ -77,9 +79,18 @@ r0="$OUT/round0"
 mkdir -p "$r0"
 step "$r0/backward" gen train "${seed_args[@]}" --base "$BASE" --direction backward --out "$r0/backward" $TRAIN_FLAGS
 step "$r0/model" gen train "${seed_args[@]}" --base "$BASE" --out "$r0/model" $TRAIN_FLAGS
+if [ -n "$BACKWARD_BASE_URL" ]; then
+  backward_args=(--backend openai --base-url "$BACKWARD_BASE_URL" --model "$BACKWARD_MODEL")
+else
+  backward_args=(--backend "$BACKEND" --model "$BASE" --adapter "$r0/backward")
+fi
 step "$r0/augment" gen backtranslate --corpus "$CORPUS" ${CORPUS_DIR:+--corpus-dir "$CORPUS_DIR"} \
-  ${CORPUS_LIMIT:+--limit "$CORPUS_LIMIT"} --backend "$BACKEND" --model "$BASE" --adapter "$r0/backward" \
-  --out "$r0/augment" $AUGMENT_FLAGS
+  ${CORPUS_LIMIT:+--limit "$CORPUS_LIMIT"} "${backward_args[@]}" --out "$r0/augment" $AUGMENT_FLAGS
+if [ ! -s "$r0/augment/data.jsonl" ]; then
+  echo "== backtranslation kept no candidates (see $r0/augment/rejected.jsonl); nothing to curate" >&2
+  gen report "$OUT"
+  exit 1
+fi
 
 prev="$r0/model"
 for k in $(seq 1 "$ROUNDS"); do
