@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from generators.errors import UsageError
-from generators.selfchat.filters import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON
+from generators.selfchat.filters import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, compile_block_patterns
 
 from .text import Record, instruction, turns
 
@@ -96,17 +96,7 @@ class RecordFilter:
         if config.lang not in ("en", "any"):
             raise UsageError(f"--lang {config.lang}: expected en or any")
         self.config = config
-        self._blocks: list[tuple[str, re.Pattern[str], bool]] = []
-        for reason, patterns in config.block_patterns.items():
-            if not patterns:
-                continue
-            for pattern in patterns:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise UsageError(f"block pattern {pattern!r} is not a valid regex ({exc}); fix --block") from None
-            joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-            self._blocks.append((reason, joined, reason in BOTH_SIDES))
+        self._blocks = compile_block_patterns(config.block_patterns, BOTH_SIDES)
 
     def check(self, record: Record) -> str | None:
         shown = [m for m in turns(record) if m["role"] != "system"]

@@ -25,6 +25,11 @@ def stable_id(*parts: object) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def derive_seed(base: int, *parts: object) -> int:
+    """A sampling seed for one request: reproducible, different for every item, turn and side."""
+    return int(stable_id("seed", base, *parts)[:8], 16) & 0x7FFFFFFF
+
+
 def make_record(
     *,
     id: str,

@@ -16,7 +16,7 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import UsageError
 from .records import Record, dumps, stable_id
@@ -75,28 +75,30 @@ class RunStore:
             if kind == "error" and retry_errors and path.exists():
                 path.unlink()  # failed items go back to the queue
                 continue
-            if not path.exists():
-                continue
-            with path.open("r", encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        obj = json.loads(line)
-                    except ValueError:
-                        continue
-                    item = _item_of(obj)
-                    if item:
-                        self.done.add(item)
-                    self.counts[kind] += 1
-                    if kind == "rejected":
-                        self.reasons[obj.get("reject", "?")] += 1
+            for obj in self.iter_lines(kind):
+                item = _item_of(obj)
+                if item:
+                    self.done.add(item)
+                self.counts[kind] += 1
+                if kind == "rejected":
+                    self.reasons[obj.get("reject", "?")] += 1
         self._handles = {kind: (self.dir / name).open("a", encoding="utf-8") for kind, name in FILES.items()}
 
-    def iter_kept(self):
-        """Records already kept by an earlier session (to prime dedup state)."""
-        path = self.dir / FILES["kept"]
+    def iter_lines(self, kind: str) -> Iterator[dict[str, Any]]:
+        """The lines of one file ("kept", "rejected" or "error") written so far, decoded."""
+        path = self.dir / FILES[kind]
+        if not path.exists():
+            return
         with path.open("r", encoding="utf-8") as handle:
             for line in handle:
-                yield json.loads(line)
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+    def iter_kept(self) -> Iterator[Record]:
+        """Records already kept by an earlier session (to prime dedup state)."""
+        return self.iter_lines("kept")
 
     # -- writing ---------------------------------------------------------------------------
     def _append(self, kind: str, obj: dict[str, Any]) -> None:

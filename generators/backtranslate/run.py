@@ -25,9 +25,9 @@ from ..corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, it
 from ..errors import BaleenError, UsageError
 from ..adapters import adapter_identity
 from ..options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
-from ..records import make_record, stable_id
+from ..records import derive_seed, make_record, stable_id
 from ..runner import Item, Kept, Rejected, run_items
-from ..store import FILES, RunStore
+from ..store import RunStore
 from .postfilter import REASONS, InstructionFilter, PostFilterConfig, clean_instruction
 
 # Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
@@ -88,21 +88,13 @@ class ResumingPipeline(SegmentPipeline):
 def _written_segments(store: RunStore) -> Iterator[str]:
     """Segment texts of every line already in the folder: kept, rejected, and errors."""
     for kind in ("kept", "rejected", "error"):
-        path = store.dir / FILES[kind]
-        if not path.exists():
-            continue
-        with path.open("r", encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                if kind == "error":
-                    text = (obj.get("input") or {}).get("text") if isinstance(obj.get("input"), dict) else None
-                else:
-                    text = next((m["content"] for m in obj.get("messages", []) if m.get("role") == "assistant"), None)
-                if isinstance(text, str):
-                    yield text
+        for obj in store.iter_lines(kind):
+            if kind == "error":
+                text = (obj.get("input") or {}).get("text") if isinstance(obj.get("input"), dict) else None
+            else:
+                text = next((m["content"] for m in obj.get("messages", []) if m.get("role") == "assistant"), None)
+            if isinstance(text, str):
+                yield text
 
 
 def _first_document(documents: Iterator[Document], spec: str) -> Iterator[Document]:
@@ -115,7 +107,7 @@ def _first_document(documents: Iterator[Document], spec: str) -> Iterator[Docume
 
 def request_seed(base: int, item_id: str) -> int:
     """A per-request sampling seed: reproducible, and different for every segment and sample."""
-    return int(stable_id("seed", base, item_id)[:8], 16)
+    return derive_seed(base, item_id)
 
 
 async def _run(settings: BacktranslateSettings, opts: RunOptions) -> dict[str, Any]:

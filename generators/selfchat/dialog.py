@@ -15,7 +15,7 @@ from typing import Any
 import prompts
 from ..backends.base import ChatRequest, ChatResult, Sampling
 from ..engine import Engine
-from ..records import stable_id
+from ..records import derive_seed
 from .parser import parse_transcript
 
 END_MARKER = "[END]"
@@ -43,7 +43,7 @@ class Dialog:
 
 def request_seed(base: int, item_id: str, *parts: Any) -> int:
     """A per-request sampling seed: reproducible, different for every item, turn and side."""
-    return int(stable_id(base, item_id, *parts)[:8], 16) & 0x7FFFFFFF
+    return derive_seed(base, item_id, *parts)
 
 
 async def transcript_dialog(engine: Engine, seed_text: str, sampling: Sampling, *, item_id: str,

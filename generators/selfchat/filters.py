@@ -91,6 +91,24 @@ class FilterConfig:
 _SEP = "\n\x00\n"
 
 
+def compile_block_patterns(block_patterns: dict[str, list[str]],
+                           both_sides: frozenset[str] | set[str]) -> list[tuple[str, re.Pattern[str], bool]]:
+    """(reason, one compiled alternation of its patterns, applies to user turns too) per reason;
+    a pattern that is no regex is a one-line UsageError naming it."""
+    blocks = []
+    for reason, patterns in block_patterns.items():
+        if not patterns:
+            continue
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise UsageError(f"block pattern {pattern!r} is not a valid regex ({exc}); fix --block") from None
+        joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+        blocks.append((reason, joined, reason in both_sides))
+    return blocks
+
+
 def _prepare(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
 
@@ -102,18 +120,7 @@ class DialogFilter:
         if config.min_answer_chars < 0:
             raise UsageError(f"--min-answer-chars {config.min_answer_chars}: must be 0 or more")
         self.config = config
-        self._blocks: list[tuple[str, re.Pattern[str], bool]] = []
-        for reason, patterns in config.block_patterns.items():
-            if not patterns:
-                continue
-            for pattern in patterns:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise UsageError(f"block pattern {pattern!r} is not a valid regex ({exc}); "
-                                     "fix --block") from None
-            joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-            self._blocks.append((reason, joined, reason in config.both_sides))
+        self._blocks = compile_block_patterns(config.block_patterns, config.both_sides)
         # Fast path: one search per side finds out whether ANY pattern matches; only then are the
         # reasons checked one by one (in order) to name the right one.
         every = [p for patterns in config.block_patterns.values() for p in patterns]
