@@ -75,6 +75,56 @@ def test_report_on_rounds_compares_kept_ids_and_scores(tmp_path):
     assert "| below_threshold | 0 | 2 | 2 | 0 |" in report
 
 
+def make_train_run(folder, direction, losses, tags, eval_loss=None, dropped=None):
+    """A `gen train` folder: only the manifest matters to the report (keys as training/trainer.py writes)."""
+    folder.mkdir(parents=True)
+    history = [{"step": i + 1, "loss": loss, "lr": 1e-4} for i, loss in enumerate(losses)]
+    manifest = {
+        "stage": "train", "status": "complete", "base_model": "tiny", "direction": direction,
+        "data": {"train": {tag: {"examples": n, "supervised_tokens": sup, "tokens": 2 * sup}
+                           for tag, (n, sup) in tags.items()},
+                 "eval": {}, "truncated": 0, "dropped": dropped or {}, "dropped_total": sum((dropped or {}).values())},
+        "progress": {"step": len(losses), "total_steps": len(losses), "resumed_from": []},
+        "losses": {"history": history, "eval_history": [], "final_train_loss": losses[-1],
+                   "eval": {"loss": eval_loss, "per_tag": {"seed": eval_loss}} if eval_loss else {}},
+        "throughput": {"tokens": 2000, "padded_tokens": 2400, "supervised_tokens": 1500, "train_seconds": 4.0,
+                       "tokens_per_s": 500.0, "supervised_tokens_per_s": 375.0},
+        "memory": {"cpu_max_rss_mb": 575.2, "cuda_max_allocated_mb": 2048.4},
+        "durations": {"this_session_s": 4.93},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_report_shows_train_runs_in_a_training_section(tmp_path):
+    root = tmp_path / "rounds"
+    make_run(root / "round0" / "augment", "backtranslate", [(f"r{i}", None) for i in range(4)])
+    make_train_run(root / "round0" / "model", "forward", [2.5, 2.1, 1.9], {"seed": (8, 194)}, eval_loss=2.25)
+    make_train_run(root / "round1" / "model", "forward", [2.4, 1.8, 1.6],
+                   {"seed": (8, 194), "augmented": (3, 1810)}, dropped={"too_long": 2})
+    make_run(root / "round1" / "curate", "curate", [("r0", 5), ("r1", 5)], [("r2", 3, "below_threshold")])
+    proc = run_gen("report", root)
+    assert proc.returncode == 0, proc.stderr
+    report = (root / "report.md").read_text()
+    # runs table: no records for a model, so "-" rather than 0; the time from the manifest
+    assert "| round0/model | train | complete | - | - | - | - | - | - / - | - | 4.9s |" in report
+    assert "| round1/curate | curate | complete | 2 | 1 | 0 |" in report
+    training = report[report.index("## Training"):report.index("## Between rounds")]
+    assert "seed: examples / supervised tokens | augmented: examples / supervised tokens | dropped" in training
+    assert "| round0/model | forward | 8 / 194 | - | 0 | 3 | 1.900 | 2.250 | 500.0 | GPU 2,048 MB, RSS 575 MB |" in training
+    assert "| round1/model | forward | 8 / 194 | 3 / 1,810 | 2 (too_long 2) | 3 | 1.600 | - |" in training
+    assert "(report_files/training.png)" in training
+    assert (root / "report_files" / "training.png").read_bytes().startswith(PNG)
+    # models are left out of the record plots and stand for no round
+    assert "| below_threshold | 0 | 1 |" in report
+    assert "| round0 | round0/augment | 4 |" in report
+    # a lone train run folder: the runs table and the training section only
+    proc = run_gen("report", root / "round1" / "model")
+    assert proc.returncode == 0, proc.stderr
+    single = (root / "round1" / "model" / "report.md").read_text()
+    assert "## Training" in single and "## Scores" not in single and "## Between rounds" not in single
+
+
 def test_report_refuses_folders_without_runs(tmp_path):
     assert_one_line_error(run_gen("report", tmp_path / "missing"), 2, "no such folder")
     (tmp_path / "empty").mkdir()

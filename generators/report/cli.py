@@ -14,7 +14,7 @@ from ..errors import UsageError
               help="Report file (default: FOLDER/report.md; figures go to report_files/ beside it).")
 def report_command(folder: Path, out: Path | None) -> None:
     """Markdown report with plots: scores, lengths, kept vs rejected by reason, tokens and cost,
-    and what changed between rounds.
+    training (data per tag, losses, throughput, memory of `gen train` runs) and what changed between rounds.
 
     \b
     gen report runs/cur          # one run folder (any stage)

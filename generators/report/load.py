@@ -39,8 +39,21 @@ class RunData:
         return str(self.manifest.get("stage", "?"))
 
     @property
+    def is_train(self) -> bool:
+        """A `gen train` run: a model, no records to keep or reject."""
+        return self.stage == "train"
+
+    @property
     def usage(self) -> dict[str, Any]:
         return self.manifest.get("usage") or {}
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the manifest: duration_s (generation stages), else durations.this_session_s (train)."""
+        value = self.manifest.get("duration_s")
+        if value is None:
+            value = (self.manifest.get("durations") or {}).get("this_session_s")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def mean_score(self, kept_only: bool = False) -> float | None:
         values = self.kept_scores if kept_only else self.scores

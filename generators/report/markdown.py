@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import plots
+from . import plots, training
 from .load import Layout, RunData
 
 FIGURES = "report_files"
@@ -22,10 +22,12 @@ def _cost(value: Any) -> str:
     return "unknown" if value is None else f"${value:.4f}"
 
 
-def representative(runs: Sequence[RunData]) -> RunData:
-    """The run that stands for a round in comparisons: its curate run, else its last run."""
-    curated = [r for r in runs if r.stage == "curate"]
-    return (curated or list(runs))[-1]
+def representative(runs: Sequence[RunData]) -> RunData | None:
+    """The run that stands for a round in comparisons: its curate run, else its last run with
+    records; None when the round only trained models."""
+    data = [r for r in runs if not r.is_train]
+    curated = [r for r in data if r.stage == "curate"]
+    return (curated or data or [None])[-1]
 
 
 def compare(rounds: Sequence[tuple[str, RunData]]) -> list[dict[str, Any]]:
@@ -54,13 +56,17 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
     figures = out.parent / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     runs = [run for _, group in layout.rounds for run in group]
+    data = [run for run in runs if not run.is_train]
+    trained = [run for run in runs if run.is_train]
     made: dict[str, Path | None] = {
-        "scores": plots.scores(runs, figures / "scores.png"),
-        "lengths": plots.lengths(runs, figures / "lengths.png"),
-        "outcomes": plots.outcomes(runs, figures / "outcomes.png"),
-        "usage": plots.usage(runs, figures / "usage.png"),
+        "scores": plots.scores(data, figures / "scores.png"),
+        "lengths": plots.lengths(data, figures / "lengths.png"),
+        "outcomes": plots.outcomes(data, figures / "outcomes.png"),
+        "usage": plots.usage(data, figures / "usage.png"),
+        "training": plots.training(trained, figures / "training.png"),
     }
-    rows = compare([(label, representative(group)) for label, group in layout.rounds])
+    chosen = [(label, representative(group)) for label, group in layout.rounds]
+    rows = compare([(label, run) for label, run in chosen if run is not None])
     if layout.kind == "rounds":
         made["rounds"] = plots.rounds([r["round"] for r in rows], [r["kept"] for r in rows],
                                       [r["mean"] for r in rows], [r["jaccard"] for r in rows],
@@ -72,27 +78,21 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
               "| run | stage | status | kept | rejected | errors | mean score | kept mean | tokens in / out | cost | time |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
-        u = run.usage
-        lines.append(f"| {run.name} | {run.stage} | {run.manifest.get('status', '?')} | {_num(run.kept)} | "
-                     f"{_num(run.rejected)} | {_num(run.errors)} | {_num(run.mean_score())} | "
-                     f"{_num(run.mean_score(kept_only=True))} | {_num(u.get('prompt_tokens'))} / "
-                     f"{_num(u.get('completion_tokens'))} | {_cost(u.get('cost_usd'))} | "
-                     f"{_num(run.manifest.get('duration_s'), 1)}s |")
+        lines.append(_run_row(run))
     bad = [run for run in runs if run.bad_lines]
     if bad:
         lines += ["", "Unreadable lines skipped: " + ", ".join(f"{r.name} {r.bad_lines}" for r in bad) + "."]
-    lines += _figure(made["scores"], out, "Scores", "Share of rated records at each score (counts on the bars), "
-                     "kept and rejected together; right: the rater's expected score where logprobs were given.")
-    lines += _figure(made["lengths"], out, "Lengths", "Words in the instruction (first user turn) and in the "
-                     "assistant turns of the kept records.")
-    lines += _figure(made["outcomes"], out, "Kept vs rejected", "Every input item ends kept, rejected (by reason) "
-                     "or as an error.")
-    lines += _reasons(runs)
-    lines += _figure(made["usage"], out, "Tokens and cost", "From each manifest (all sessions of a run; cached "
-                     "answers cost nothing).")
-    if layout.kind == "rounds":
+    if data:
+        lines += _data_sections(data, made, out)
+    if trained:
+        lines += ["", "## Training", "", "One row per `gen train` run, from its manifest: examples / supervised "
+                  "tokens per tag, examples dropped, held-out loss at the end (per tag where several).", ""]
+        lines += training.table(trained)
+        lines += _figure(made["training"], out, None, "Training loss at the logged steps, one line per train run "
+                         "(backward models dashed); held-out losses as crosses.")
+    if layout.kind == "rounds" and rows:
         lines += ["", "## Between rounds", "",
-                  "Each round is represented by its curate run (else its last run).", "",
+                  "Each round is represented by its curate run (else its last run with records).", "",
                   "| round | run | kept | change | mean score | change | kept ids shared with previous | Jaccard | new | dropped |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in rows:
@@ -102,6 +102,33 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
         lines += _figure(made.get("rounds"), out, None, None)
     out.write_text("\n".join(lines) + "\n", "utf-8")
     return [p for p in made.values() if p is not None]
+
+
+def _run_row(run: RunData) -> str:
+    """A row of the runs table; a train run has no records, so "-" rather than 0 kept."""
+    u, m = run.usage, run.manifest
+    records = ["-"] * 5 if run.is_train else [
+        _num(run.kept), _num(run.rejected), _num(run.errors), _num(run.mean_score()),
+        _num(run.mean_score(kept_only=True))]
+    duration = run.duration
+    return (f"| {run.name} | {run.stage} | {m.get('status', '?')} | " + " | ".join(records) + " | "
+            f"{_num(u.get('prompt_tokens'))} / {_num(u.get('completion_tokens'))} | "
+            f"{'-' if run.is_train and not u else _cost(u.get('cost_usd'))} | "
+            f"{'-' if duration is None else f'{duration:.1f}s'} |")
+
+
+def _data_sections(data: Sequence[RunData], made: dict[str, Path | None], out: Path) -> list[str]:
+    """Scores, lengths, outcomes and usage of the runs that make records."""
+    lines = _figure(made["scores"], out, "Scores", "Share of rated records at each score (counts on the bars), "
+                    "kept and rejected together; right: the rater's expected score where logprobs were given.")
+    lines += _figure(made["lengths"], out, "Lengths", "Words in the instruction (first user turn) and in the "
+                     "assistant turns of the kept records.")
+    lines += _figure(made["outcomes"], out, "Kept vs rejected", "Every input item ends kept, rejected (by reason) "
+                     "or as an error.")
+    lines += _reasons(data)
+    lines += _figure(made["usage"], out, "Tokens and cost", "From each manifest (all sessions of a run; cached "
+                     "answers cost nothing).")
+    return lines
 
 
 def _signed(value: Any) -> str:

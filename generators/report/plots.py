@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .load import RunData  # noqa: E402
+from .training import curve  # noqa: E402
 
 MAX_REASONS = 8
 plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
@@ -157,4 +159,32 @@ def rounds(labels: Sequence[str], kept: Sequence[int], mean_scores: Sequence[flo
     axes[2].set(title="Kept ids shared with previous round\n(Jaccard)", xticks=x, xticklabels=labels, ylim=(0, 1))
     for ax in axes:
         ax.tick_params(axis="x", rotation=30 if len(labels) > 4 else 0)
+    return _save(fig, path)
+
+
+def training(runs: Sequence[RunData], path: Path) -> Path | None:
+    """Training loss against step, one line per train run (backward models dashed); held-out
+    losses as crosses where the run evaluated."""
+    curves = [(run, *curve(run)) for run in runs]
+    curves = [c for c in curves if c[1]]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for i, (run, steps, losses) in enumerate(curves):
+        backward = run.manifest.get("direction") == "backward"
+        label = f"{run.name} (backward)" if backward and "backward" not in run.name else run.name
+        marker = "osD^v<>p"[i % 8] if len(steps) <= 30 else None  # hollow, distinct: equal curves stay visible
+        (line,) = ax.plot(steps, losses, linestyle="--" if backward else "-", marker=marker, markersize=7 - i % 4,
+                          markerfacecolor="none", label=label)
+        evals = [(p.get("step"), p.get("loss")) for p in (run.manifest.get("losses") or {}).get("eval_history") or []
+                 if isinstance(p, dict) and p.get("loss") is not None]
+        final = ((run.manifest.get("losses") or {}).get("eval") or {}).get("loss")
+        if final is not None:
+            evals.append((steps[-1], final))
+        if evals:
+            ax.plot([s for s, _ in evals], [v for _, v in evals], linestyle="none", marker="x", markersize=6,
+                    color=line.get_color(), label=f"{label} held-out")
+    ax.set(xlabel="optimizer step", ylabel="loss (weighted token CE)", title="Training loss")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
