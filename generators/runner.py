@@ -61,6 +61,8 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
     bar = tqdm(total=total, desc=store.stage, unit="item", disable=not progress or None, leave=False,
                dynamic_ncols=True)
     fatal: list[BaleenError] = []
+    unexpected = [0]  # consecutive items that failed with a bug rather than a request error
+    bug_limit = max(1, min(10, total or 10))
     started = time.monotonic()
     last_manifest = [time.monotonic()]
 
@@ -103,7 +105,14 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
                 outcome = exc
             except Exception as exc:  # noqa: BLE001 - a bug on one item must not lose the others
                 outcome = exc
+            is_bug = isinstance(outcome, Exception) and not isinstance(outcome, (RequestFailed, ItemFailed))
+            unexpected[0] = unexpected[0] + 1 if is_bug else 0
             settle(item, outcome)
+            if unexpected[0] >= bug_limit:  # the same bug on every item: stop instead of erroring them all
+                fatal.append(FatalError(f"internal error on {unexpected[0]} items in a row: "
+                                        f"{type(outcome).__name__}: {outcome}; see errors.jsonl, and rerun with --retry-errors "
+                                        "once it is fixed"))
+                return
 
     try:
         await asyncio.gather(*(lane() for _ in range(max(1, concurrency))))

@@ -221,3 +221,4 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
         assert selfchat(server, seeds, tmp_path / "out", tmp_path / "cache").returncode == 0
         proc = selfchat(server, seeds, tmp_path / "out", tmp_path / "cache", "--temperature", "1.3")
         assert_one_line_error(proc, 2, "other settings")
+
