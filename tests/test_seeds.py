@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import generators.seeds as seeds_mod
+import generators.seeds.hub as seeds_hub
 from generators.errors import FatalError, UsageError
 from generators.records import stable_id
 from generators.seeds import Seed, load_seeds, normalize_text, parse_shard
@@ -390,7 +390,7 @@ def hub(monkeypatch):
     def install(result=None, error=None, reachable=True, on_call=None):
         fake = FakeLoad(result, error, on_call)
         monkeypatch.setattr(datasets, "load_dataset", fake)
-        monkeypatch.setattr(seeds_mod, "_hub_reachable", lambda timeout=0: reachable)
+        monkeypatch.setattr(seeds_hub, "_hub_reachable", lambda timeout=0: reachable)
         return fake
     return install
 

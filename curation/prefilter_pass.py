@@ -1,0 +1,84 @@
+"""Phase 1 of curate: run the Prefilter over the input once, write what it drops to
+prefiltered.jsonl, and remember its decisions in prefilter.json so a rerun on the same input
+(resume, reselection) skips the pass."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+from generators.errors import UsageError
+from generators.records import dumps, stable_id
+
+from .decontaminate import Decontaminator, load_eval_prompts
+from .dedup import InstructionDedup
+from .files import atomic_lines, input_records, read_json
+from .prefilter import Prefilter
+from .settings import CurateSettings
+from .text import Record
+
+PREFILTERED = "prefiltered.jsonl"
+PREFILTER_STATE = "prefilter.json"
+
+
+def build_prefilter(settings: CurateSettings) -> Prefilter:
+    decontaminator = None
+    if settings.decontaminate:
+        prompts = [p for path in settings.decontaminate for p in load_eval_prompts(path)]
+        decontaminator = Decontaminator(prompts, ngram=settings.decontaminate_ngram,
+                                        overlap=settings.decontaminate_overlap, bleu=settings.decontaminate_bleu)
+    elif settings.decontaminate_bleu is not None:
+        raise UsageError("--decontaminate-bleu needs at least one --decontaminate FILE")
+    if not 0 < settings.near_dup_threshold <= 1:
+        raise UsageError(f"--near-dup-threshold {settings.near_dup_threshold}: must be in (0, 1]")
+    dedup = InstructionDedup(threshold=settings.near_dup_threshold) if settings.dedup else None
+    return Prefilter(filters=settings.filters, decontaminator=decontaminator, dedup=dedup)
+
+
+def item_id(record: Record) -> str:
+    """Content-addressed: a stored rating is reused only for the very same dialog."""
+    return stable_id("curate", record.get("id"), record["messages"])
+
+
+def prefilter_pass(settings: CurateSettings, prefilter: Prefilter, source: Path, limit: int | None
+                   ) -> tuple[dict[str, int], int]:
+    """Decide every input record; write the dropped ones to prefiltered.jsonl. Returns the items
+    to rate (item id -> input position) and the number of input records. The decisions are kept
+    in prefilter.json, keyed by the input file (size, mtime) and the settings: a rerun on the same
+    input (resume, reselection) skips the pass."""
+    state_path = settings.out / PREFILTER_STATE
+    key = None
+    if source.is_file():
+        stat = source.stat()
+        key = stable_id("prefilter", prefilter.describe(), str(source.resolve()), stat.st_size,
+                        stat.st_mtime_ns, limit)
+        state = read_json(state_path)
+        if state.get("key") == key and (settings.out / PREFILTERED).is_file():
+            prefilter.counts.update(state["counts"])
+            return {k: int(v) for k, v in state["passed"].items()}, int(state["total"])
+    passed: dict[str, int] = {}
+    total = [0]
+
+    def rejected_lines() -> Iterator[str]:
+        for position, record in input_records(source, limit):
+            total[0] += 1
+            decision = prefilter.decide(record)
+            item = item_id(record)
+            if decision.reason is None:
+                passed[item] = position
+                continue
+            meta = record.setdefault("meta", {})
+            meta["item"] = item
+            meta["curation"] = {"position": position, **({"match": decision.detail} if decision.detail else {})}
+            record["reject"] = decision.reason
+            yield dumps(record)
+
+    settings.out.mkdir(parents=True, exist_ok=True)
+    atomic_lines(settings.out / PREFILTERED, rejected_lines())
+    if key is not None:
+        tmp = state_path.with_name(f".{state_path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, "total": total[0], "counts": dict(prefilter.counts),
+                                   "passed": passed}, separators=(",", ":")), "utf-8")
+        tmp.replace(state_path)
+    return passed, total[0]

@@ -1,0 +1,85 @@
+"""Phase 2 of curate: rate every record the prefilter passed. Ratings go to scoring/, a RunStore
+(append-only, one line per item), whose fingerprint covers only the rater settings: that is what
+lets a killed run resume, and a rerun with other selection flags reuse every rating."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from generators.backends.base import Backend, Sampling
+from generators.engine import Engine
+from generators.errors import UsageError
+from generators.options import RunOptions, engine_settings
+from generators.records import stable_id
+from generators.runner import Item, Kept, Rejected, Worker
+from generators.store import RunStore
+
+from .files import input_records, read_json
+from .prefilter_pass import item_id
+from .rate import rate
+from .rubric import rubric_messages, template_id
+from .settings import CurateSettings
+from .text import Record, instruction
+
+SCORING_STAGE = "curate-scoring"
+RATER_SAMPLING = {"temperature": 0.0, "max_tokens": 512}
+
+
+def rater_sampling(settings: CurateSettings, opts: RunOptions) -> Sampling:
+    """Greedy, short, seeded, and with logprobs so the expected score can be computed."""
+    sampling = opts.sampling(**RATER_SAMPLING)
+    return Sampling(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+                    seed=opts.seed, logprobs=settings.top_logprobs or None)
+
+
+def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend, sampling: Sampling) -> dict[str, Any]:
+    """Everything that changes a rating: the scoring store's fingerprint is made from this."""
+    return {**engine_settings(opts, backend), "adapter": settings.adapter,
+            "template": template_id(settings.template), "sampling": sampling.as_dict(),
+            "retries_unparsed": settings.retries_unparsed}
+
+
+def check_fingerprint(folder: Path, rater: dict[str, Any]) -> None:
+    """Refuse to mix ratings from another rater into `folder` (call before anything is written)."""
+    old = read_json(folder / "manifest.json").get("fingerprint")
+    if old and old != stable_id(SCORING_STAGE, rater):
+        raise UsageError(f"--out {folder.parent} holds ratings made with another rater or rater settings; "
+                         "use a new --out folder (or delete this one)")
+
+
+def open_scoring_store(settings: CurateSettings, rater: dict[str, Any], retry_errors: bool) -> RunStore:
+    return RunStore(settings.out / "scoring", stage=SCORING_STAGE, settings=rater, retry_errors=retry_errors)
+
+
+def pending_items(source: Path, limit: int | None, passed: dict[str, int], store: RunStore) -> Iterator[Item]:
+    """Items the prefilter passed (at that very position) and the store has not rated yet."""
+    for position, record in input_records(source, limit):
+        item = item_id(record)
+        if passed.get(item) == position and item not in store.done:
+            yield Item(id=item, source=str(record.get("source", "file")), input=instruction(record)[:500],
+                       extra={"record": record, "position": position})
+
+
+def rating_worker(engine: Engine, settings: CurateSettings, sampling: Sampling, backend_kind: str,
+                  template: str) -> Worker:
+    """The runner's worker: rate one record, keep it with its score, or reject it as unparsed."""
+
+    async def work(item: Item) -> Kept | Rejected:
+        record: Record = item.extra["record"]
+        rating = await rate(engine, rubric_messages(record, settings.template), sampling,
+                            retries_unparsed=settings.retries_unparsed)
+        meta = record.setdefault("meta", {})
+        curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,
+                    "template": template, "raw": rating.raw, "attempts": rating.attempts,
+                    "problems": rating.problems, "usage": rating.usage, "position": item.extra["position"]}
+        if "item" in meta:
+            curation["input_item"] = meta["item"]
+        meta["curation"] = curation
+        record["score"] = rating.score
+        record["score_expected"] = rating.score_expected
+        record["reason"] = rating.reason
+        if rating.score is None:
+            return Rejected(record, "unparsed_score")
+        return Kept([record])
+
+    return work

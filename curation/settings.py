@@ -1,0 +1,27 @@
+"""What one curate run is told to do; every phase (prefilter, scoring, output) reads it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .filters import FilterConfig
+from .rubric import TEMPLATE
+from .select import SelectConfig
+
+
+@dataclass
+class CurateSettings:
+    input: Path
+    out: Path
+    select: SelectConfig = field(default_factory=SelectConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    adapter: str | None = None
+    template: str = TEMPLATE
+    retries_unparsed: int = 2
+    top_logprobs: int = 10
+    dedup: bool = True
+    near_dup_threshold: float = 0.8
+    decontaminate: tuple[Path, ...] = ()
+    decontaminate_ngram: int = 8
+    decontaminate_overlap: float = 0.5
+    decontaminate_bleu: float | None = None

@@ -1,0 +1,122 @@
+"""Seed questions for `gen selfchat --seeds SOURCE` (DESIGN.md section 5, Baize).
+
+A SOURCE is one of:
+  - a named set as Baize used it: quora, stackoverflow, medquad, medqa (the USMLE set, not MedQuAD);
+  - `hf:NAME[:CONFIG]:FIELD` (or `hf:NAME`) for any Hugging Face data set; NAME may be a local
+    folder or data file that `datasets.load_dataset` understands;
+  - a local file: .jsonl, .json, .csv, .tsv, .parquet, .txt (one seed per non-blank line).
+Seeds are then cleaned (blank dropped, near-identical text deduplicated keeping the first),
+shuffled with a fixed seed, split into disjoint shards, and cut to a limit, so that the same
+command always yields the same seeds and machines given shards i/n never overlap.
+
+This module is that pipeline and the public API; the readers live beside it: `hub` (named sets,
+hf: specs, offline handling) and `files` (local files, field choice).
+"""
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..errors import UsageError
+from ..records import stable_id
+from .files import FILE_EXTENSIONS, PREFERRED_FIELDS, read_file
+from .hub import HUB_PROBE_SECONDS, NAMED, read_hf, read_named
+
+__all__ = ["Seed", "load_seeds", "parse_shard", "normalize_text",
+           "NAMED", "PREFERRED_FIELDS", "FILE_EXTENSIONS", "HUB_PROBE_SECONDS"]
+
+
+@dataclass(frozen=True)
+class Seed:
+    id: str        # stable_id("seed", normalized text)
+    text: str
+    source: str    # "quora" | "stackoverflow" | "medquad" | "medqa" | file stem | "hf:NAME"
+
+
+# ---------------------------------------------------------------- public API
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'0/4' -> (0, 4): this machine takes shard 0 of 4."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match:
+        raise UsageError(f"--shard {text!r}: expected I/N such as 0/4 (shard I of N, counting from 0)")
+    index, count = int(match.group(1)), int(match.group(2))
+    _check_shard((index, count), text)
+    return index, count
+
+
+def load_seeds(spec: str, *, field: str | None = None, limit: int | None = None,
+               shard: tuple[int, int] | None = None, seed: int = 0) -> list[Seed]:
+    """Read, clean, shuffle, shard and limit the seeds named by `spec` (see the module doc)."""
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit {limit}: must be 1 or more")
+    if shard is not None:
+        _check_shard(shard, f"{shard[0]}/{shard[1]}")
+    if not spec or not spec.strip():
+        raise UsageError("--seeds is empty; give quora, stackoverflow, medquad, medqa, "
+                         "hf:NAME:FIELD or a file (.jsonl .json .csv .tsv .parquet .txt)")
+    spec = spec.strip()
+    texts, source, where = _read_source(spec, field)
+    seeds = _clean(texts, source)
+    if not seeds:
+        raise UsageError(f"{where}: no seeds after reading (every value blank); "
+                         "check the file or pick another --field")
+    random.Random(seed).shuffle(seeds)
+    if shard is not None:
+        index, count = shard
+        seeds = [s for position, s in enumerate(seeds) if position % count == index]
+    if limit is not None:
+        seeds = seeds[:limit]
+    return seeds
+
+
+def normalize_text(text: str) -> str:
+    """The key two texts share when they say the same thing: NFKC, casefold, one space between
+    words, no surrounding punctuation or quotes ('What is X?' == 'what is  x')."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = " ".join(text.split())
+    start, end = 0, len(text)
+    while start < end and _is_edge(text[start]):
+        start += 1
+    while end > start and _is_edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _is_edge(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith("P")
+
+
+# ---------------------------------------------------------------- dispatch and cleaning
+
+def _read_source(spec: str, field: str | None) -> tuple[Iterator[str], str, str]:
+    """(texts, source name, where-for-messages): a named set, then hf:, else a file path."""
+    if spec.lower() in NAMED:
+        name = spec.lower()
+        return read_named(name, field), name, name
+    if spec.startswith("hf:"):
+        texts, source = read_hf(spec, field)
+        return texts, source, spec
+    return read_file(spec, field)
+
+
+def _clean(texts: Iterator[str], source: str) -> list[Seed]:
+    seen: set[str] = set()
+    seeds: list[Seed] = []
+    for text in texts:
+        text = text.strip()
+        key = normalize_text(text)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        seeds.append(Seed(id=stable_id("seed", key), text=text, source=source))
+    return seeds
+
+
+def _check_shard(shard: tuple[int, int], shown: str) -> None:
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"--shard {shown}: need 0 <= I < N (for example 0/4 .. 3/4)")
