@@ -63,10 +63,10 @@ case "$cmd" in
       --out "$out/selfchat" "$@"
     echo "== 2/2 Humpback rounds at toy scale: seed pairs and web pages from examples/, the same small model"
     BASE=smollm2-135m SEED=examples/seed_pairs.jsonl CORPUS=examples/corpus.jsonl BACKEND=hf \
-    THRESHOLD=${THRESHOLD:-4} ROUNDS=2 OUT="$out/rounds" \
+    THRESHOLD=1 ROUNDS=2 OUT="$out/rounds" \
     TRAIN_FLAGS="--max-steps 4 --batch-size 4 --max-length 384 --eval-frac 0 --save-every 2" \
     AUGMENT_FLAGS="--min-chars 300 --max-tokens 40 --concurrency 16" \
-    CURATE_FLAGS="--max-tokens 80 --retries-unparsed 0 --concurrency 16 --lang any" \
+    CURATE_FLAGS="--score-mode direct --top-frac 0.5 --concurrency 16 --lang any" \
       bash rounds.sh
     echo "demo done: self-chat data in $out/selfchat/data.jsonl, rounds report in $out/rounds/report.md"
     ;;

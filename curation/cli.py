@@ -28,6 +28,9 @@ from .select import SelectConfig
 @click.option("--adapter", default=None, metavar="DIR",
               help="LoRA adapter on --model (hf or vllm): the current model M_k rates its own data.")
 @click.option("--template", default=TEMPLATE, show_default=True, help="Rubric template in prompts/.")
+@click.option("--score-mode", type=click.Choice(["reasoned", "direct"]), default="reasoned", show_default=True,
+              help="reasoned: brief reasoning, then 'Score: N' (Humpback). direct: the answer is prefilled "
+                   "with 'Score:' and the score is the most probable digit (small local raters; hf or vllm).")
 @click.option("--retries-unparsed", type=click.IntRange(0, 20), default=2, show_default=True,
               help="Resample a rating without a valid 'Score: N' this many times (new seed each time).")
 @click.option("--top-logprobs", type=click.IntRange(0, 20), default=10, show_default=True,
@@ -71,6 +74,7 @@ def curate_command(**kwargs: Any) -> None:
         select=SelectConfig(threshold=kwargs["threshold"], top=kwargs["top"], top_frac=kwargs["top_frac"]),
         filters=filters, adapter=kwargs["adapter"], template=kwargs["template"],
         retries_unparsed=kwargs["retries_unparsed"], top_logprobs=kwargs["top_logprobs"],
+        score_mode=kwargs["score_mode"],
         dedup=not kwargs["no_dedup"], near_dup_threshold=kwargs["near_dup_threshold"],
         decontaminate=tuple(kwargs["decontaminate"]), decontaminate_ngram=kwargs["decontaminate_ngram"],
         decontaminate_overlap=kwargs["decontaminate_overlap"], decontaminate_bleu=kwargs["decontaminate_bleu"])

@@ -48,7 +48,8 @@ def expected_score(logprobs: Sequence[dict[str, Any]] | None, score: int) -> flo
     return None
 
 
-def _expectation(entry: dict[str, Any], token: str) -> float | None:
+def digit_mass(entry: dict[str, Any], token: str) -> dict[int, float]:
+    """Probability of each score 1..5 at one token, from its top alternatives (" 5" and "5" add up)."""
     mass: dict[int, float] = {}
     candidates = dict(entry.get("top") or {})
     candidates.setdefault(token, entry.get("logprob"))
@@ -56,7 +57,12 @@ def _expectation(entry: dict[str, Any], token: str) -> float | None:
         value = _digit_of(alt)
         if value is None or logprob is None or not math.isfinite(logprob):
             continue
-        mass[value] = mass.get(value, 0.0) + math.exp(logprob)  # " 5" and "5" add up
+        mass[value] = mass.get(value, 0.0) + math.exp(logprob)
+    return mass
+
+
+def _expectation(entry: dict[str, Any], token: str) -> float | None:
+    mass = digit_mass(entry, token)
     total = sum(mass.values())
     if total <= 0:
         return None

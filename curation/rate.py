@@ -12,7 +12,7 @@ from typing import Any
 from generators.backends.base import ChatRequest, Sampling
 from generators.engine import Engine
 
-from .expected import expected_score
+from .expected import digit_mass, expected_score
 from .score_parse import parse_score, reasoning_of
 
 RETRY_TEMPERATURE = 0.7
@@ -57,6 +57,27 @@ async def rate(engine: Engine, messages: list[dict[str, str]], sampling: Samplin
             return rating
         rating.problems.append(parsed.problem or "unparsed")
     rating.reason = rating.raw.strip()
+    return rating
+
+
+async def rate_direct(engine: Engine, messages: list[dict[str, str]], sampling: Sampling) -> Rating:
+    """--score-mode direct: the answer is prefilled with "Score:" and one token is generated; the
+    score is the most probable of 1..5 at that token and score_expected their mean. For small
+    local raters that never finish a reasoned rating; needs logprobs and prefill (hf, vllm)."""
+    request = ChatRequest.of(messages, replace(sampling, max_tokens=3, temperature=0.0, top_p=None,
+                                               logprobs=max(sampling.logprobs or 0, 20)))
+    result = await engine.complete(request)
+    rating = Rating(None, None, "", result.text, 1, finish=result.finish)
+    rating.usage.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
+    # the digit's token: the first one that is not only whitespace (a tokenizer may emit " " first)
+    first = next((e for e in result.logprobs or [] if str(e.get("token", "")).strip()), None)
+    mass = digit_mass(first, str(first.get("token", ""))) if first else {}
+    total = sum(mass.values())
+    if total <= 0:
+        rating.problems.append("no_digit_in_top_logprobs")
+        return rating
+    rating.score = max(mass, key=mass.get)
+    rating.score_expected = round(sum(k * p for k, p in mass.items()) / total, 4)
     return rating
 
 

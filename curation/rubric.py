@@ -9,12 +9,19 @@ from .text import Record, turns
 TEMPLATE = "curate_rubric"
 
 
-def rubric_messages(record: Record, template: str = TEMPLATE) -> list[dict[str, str]]:
+SCORE_PREFIX = "Score:"
+
+
+def rubric_messages(record: Record, template: str = TEMPLATE, *, direct: bool = False) -> list[dict[str, str]]:
     """One user message holding the rubric and the whole dialog (self-chat dialogs are rated
-    as a whole: every turn is shown)."""
+    as a whole: every turn is shown). `direct` asks for the score alone and prefills the answer
+    with "Score:", so the very next token is the rating."""
     shown = [m for m in turns(record) if m["role"] != "system"]
     multi = sum(1 for m in shown if m["role"] == "user") > 1
-    return [{"role": "user", "content": prompts.render(template, turns=shown, multi=multi)}]
+    messages = [{"role": "user", "content": prompts.render(template, turns=shown, multi=multi, direct=direct)}]
+    if direct:
+        messages.append({"role": "assistant", "content": SCORE_PREFIX})
+    return messages
 
 
 def template_id(template: str = TEMPLATE) -> str:

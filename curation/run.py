@@ -54,6 +54,9 @@ async def _run(settings: CurateSettings, opts: RunOptions) -> dict[str, Any]:
     if settings.adapter and kind == "openai":
         raise UsageError("--adapter loads a LoRA adapter locally (--backend hf or vllm); for a server, serve the "
                          "adapter under a name (vllm serve --lora-modules NAME=DIR) and pass --model NAME")
+    if settings.score_mode == "direct" and kind == "openai":
+        raise UsageError("--score-mode direct continues a prefilled answer and reads token logprobs, which "
+                         "only the local backends do; use --backend hf or vllm, or --score-mode reasoned")
     if settings.retries_unparsed < 0:
         raise UsageError("--retries-unparsed must be 0 or more")
     if settings.out.exists() and not settings.out.is_dir():

@@ -16,7 +16,7 @@ from generators.store import RunStore
 
 from .files import input_records, read_json
 from .prefilter_pass import item_id
-from .rate import rate
+from .rate import rate, rate_direct
 from .rubric import rubric_messages, template_id
 from .settings import CurateSettings
 from .text import Record, instruction
@@ -36,7 +36,7 @@ def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend,
     """Everything that changes a rating: the scoring store's fingerprint is made from this."""
     return {**engine_settings(opts, backend), "adapter": settings.adapter,
             "template": template_id(settings.template), "sampling": sampling.as_dict(),
-            "retries_unparsed": settings.retries_unparsed}
+            "retries_unparsed": settings.retries_unparsed, "score_mode": settings.score_mode}
 
 
 def check_fingerprint(folder: Path, rater: dict[str, Any]) -> None:
@@ -66,8 +66,11 @@ def rating_worker(engine: Engine, settings: CurateSettings, sampling: Sampling, 
 
     async def work(item: Item) -> Kept | Rejected:
         record: Record = item.extra["record"]
-        rating = await rate(engine, rubric_messages(record, settings.template), sampling,
-                            retries_unparsed=settings.retries_unparsed)
+        if settings.score_mode == "direct":
+            rating = await rate_direct(engine, rubric_messages(record, settings.template, direct=True), sampling)
+        else:
+            rating = await rate(engine, rubric_messages(record, settings.template), sampling,
+                                retries_unparsed=settings.retries_unparsed)
         meta = record.setdefault("meta", {})
         curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,
                     "template": template, "raw": rating.raw, "attempts": rating.attempts,

@@ -18,6 +18,7 @@ class CurateSettings:
     adapter: str | None = None
     template: str = TEMPLATE
     retries_unparsed: int = 2
+    score_mode: str = "reasoned"  # reasoned: reasoning then "Score: N"; direct: the score token alone
     top_logprobs: int = 10
     dedup: bool = True
     near_dup_threshold: float = 0.8

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from tests import tiny_model
-from tests.helpers import gen_env, read_jsonl, run_gen
+from tests.helpers import assert_one_line_error, gen_env, read_jsonl, run_gen
 
-pytest.importorskip("peft")
+
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,34 @@ def test_current_model_with_adapter_rates_and_unparsed_are_rejected(tmp_path, ti
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["rater"]["sampling"]["logprobs"] == 10
     assert manifest["usage"]["requests"] == 6 and manifest["counts"]["kept"] == 0
+
+
+def test_direct_scores_come_from_the_digit_after_a_prefilled_score(tmp_path):
+    """--score-mode direct on the real SmolLM2: every record gets a score 1-5 from the token after
+    'Score:', and an expected score between 1 and 5; the prompt continues the prefilled answer."""
+    from generators.embedded import default_cache_dir
+
+    inp = tmp_path / "in.jsonl"
+    pairs = [("What is the capital of France?", "The capital of France is Paris."),
+             ("How do I boil an egg?", "Buy our eggs at the best price! Click here for deals and coupons.")]
+    inp.write_text("".join(json.dumps({"id": f"r{i}", "source": "t", "tag": "augmented", "messages": [
+        {"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n"
+        for i, (q, a) in enumerate(pairs)))
+    proc = run_gen("curate", "--input", inp, "--backend", "hf", "--score-mode", "direct", "--threshold", "1",
+                   "--lang", "any", "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache", "--no-progress",
+                   env=gen_env(BALEEN_CACHE=str(default_cache_dir())), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
+    assert len(kept) == 2
+    for record in kept:
+        assert record["score"] in (1, 2, 3, 4, 5) and 1 <= record["score_expected"] <= 5
+        assert record["meta"]["curation"]["attempts"] == 1
+
+
+def test_direct_scores_need_a_local_backend(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"messages": [{"role": "user", "content": "hi there you"},
+                                            {"role": "assistant", "content": "hello"}]}) + "\n")
+    proc = run_gen("curate", "--input", inp, "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                   "--model", "judge", "--score-mode", "direct", "--out", tmp_path / "out")
+    assert_one_line_error(proc, 2, "--score-mode direct")

@@ -40,6 +40,20 @@ class ChatRequest:
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
 
+    @property
+    def prefilled(self) -> bool:
+        """A last assistant message is the start of the answer, to be continued (local backends)."""
+        return bool(self.messages) and self.messages[-1][0] == "assistant"
+
+
+def render_prompt(tokenizer: Any, request: ChatRequest) -> str:
+    """The prompt text local backends feed the model: the model's chat template with the
+    generation prompt, or continuing a prefilled last assistant message."""
+    if request.prefilled:
+        return tokenizer.apply_chat_template(request.message_dicts(), continue_final_message=True,
+                                             tokenize=False)
+    return tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
+
 
 @dataclass
 class ChatResult:

