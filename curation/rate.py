@@ -16,6 +16,7 @@ from .expected import digit_mass, expected_score
 from .score_parse import parse_score, reasoning_of
 
 RETRY_TEMPERATURE = 0.7
+DIRECT_TOP_LOGPROBS = 50  # local backends give any number; the digits must be among them
 
 
 @dataclass
@@ -65,7 +66,7 @@ async def rate_direct(engine: Engine, messages: list[dict[str, str]], sampling: 
     score is the most probable of 1..5 at that token and score_expected their mean. For small
     local raters that never finish a reasoned rating; needs logprobs and prefill (hf, vllm)."""
     request = ChatRequest.of(messages, replace(sampling, max_tokens=3, temperature=0.0, top_p=None,
-                                               logprobs=max(sampling.logprobs or 0, 20)))
+                                               logprobs=max(sampling.logprobs or 0, DIRECT_TOP_LOGPROBS)))
     result = await engine.complete(request)
     rating = Rating(None, None, "", result.text, 1, finish=result.finish)
     rating.usage.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
