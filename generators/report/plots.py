@@ -102,8 +102,7 @@ def outcomes(runs: Sequence[RunData], path: Path) -> Path | None:
         left += values
     ax.invert_yaxis()
     ax.set(xlabel="records", title="Kept vs rejected by reason")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(runs) < 3 else -0.12),
-              ncol=min(4, len(columns)))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside, never on the axis label
     return _save(fig, path)
 
 
