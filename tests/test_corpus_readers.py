@@ -205,7 +205,7 @@ def test_bad_inputs_are_one_line_usage_errors(tmp_path):
         with pytest.raises(UsageError, match=match) as info:
             list(iter_documents(spec))
         assert "\n" not in info.value.message and "Traceback" not in info.value.message
-    with one_line_usage_error("expected I/N"):
+    with one_line_usage_error("0 <= I < N"):
         parse_shard("3/3")
     assert parse_shard("1/4") == (1, 4)
 

@@ -7,18 +7,11 @@ from typing import Any
 import click
 
 from ..corpus import SegmentFilterConfig
+from ..shard import shard_option
 from ..options import RunOptions, model_options
 from ..report_line import print_summary
 from .postfilter import PostFilterConfig
 from .run import BacktranslateSettings, run_backtranslate
-
-
-def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    from ..corpus import parse_shard
-
-    return parse_shard(value)
 
 
 @click.command("backtranslate")
@@ -27,7 +20,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
                    "a file or folder (.warc[.gz] .html .jsonl[.gz] .parquet .txt .md).")
 @click.option("--corpus-dir", default=None, metavar="DIR", help="Root of a local ClueWeb22 copy.")
 @click.option("--field", default=None, help="Column holding the page (default: html, else text).")
-@click.option("--shard", callback=_shard, default=None, metavar="I/N", help="Take shard I of N (0-based) of the documents.")
+@click.option("--shard", callback=shard_option, default=None, metavar="I/N", help="Take shard I of N (0-based) of the documents.")
 @click.option("--adapter", default=None, metavar="DIR",
               help="Backward LoRA adapter (hf, vllm). With --backend openai, serve it with "
                    "`vllm serve --enable-lora --lora-modules NAME=DIR` and pass --model NAME.")

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..shard import parse_shard  # noqa: F401 - part of this module's API
 from ..errors import UsageError
 from ..records import stable_id
 from .document import Document, guess_kind
@@ -36,14 +37,6 @@ ALL_SUFFIXES = (HTML_SUFFIXES + WARC_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXE
                 + TEXT_SUFFIXES + MARKDOWN_SUFFIXES)
 ID_FIELDS = ("id", "doc_id", "ClueWeb22-ID", "_id")
 URL_FIELDS = ("url", "URL", "link")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/n' -> (i, n), with a one-line error for anything else."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not match or int(match[2]) < 1 or int(match[1]) >= int(match[2]):
-        raise UsageError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/4")
-    return int(match[1]), int(match[2])
 
 
 def iter_documents(

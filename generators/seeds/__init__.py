@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterator
 
+from ..shard import check_shard, parse_shard
 from ..errors import UsageError
 from ..records import stable_id
 from .files import FILE_EXTENSIONS, PREFERRED_FIELDS, read_file
@@ -38,23 +39,13 @@ class Seed:
 
 # ---------------------------------------------------------------- public API
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'0/4' -> (0, 4): this machine takes shard 0 of 4."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not match:
-        raise UsageError(f"--shard {text!r}: expected I/N such as 0/4 (shard I of N, counting from 0)")
-    index, count = int(match.group(1)), int(match.group(2))
-    _check_shard((index, count), text)
-    return index, count
-
-
 def load_seeds(spec: str, *, field: str | None = None, limit: int | None = None,
                shard: tuple[int, int] | None = None, seed: int = 0) -> list[Seed]:
     """Read, clean, shuffle, shard and limit the seeds named by `spec` (see the module doc)."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit {limit}: must be 1 or more")
     if shard is not None:
-        _check_shard(shard, f"{shard[0]}/{shard[1]}")
+        check_shard(shard, f"{shard[0]}/{shard[1]}")
     if not spec or not spec.strip():
         raise UsageError("--seeds is empty; give quora, stackoverflow, medquad, medqa, "
                          "hf:NAME:FIELD or a file (.jsonl .json .csv .tsv .parquet .txt)")
@@ -116,7 +107,3 @@ def _clean(texts: Iterator[str], source: str) -> list[Seed]:
     return seeds
 
 
-def _check_shard(shard: tuple[int, int], shown: str) -> None:
-    index, count = shard
-    if count < 1 or not 0 <= index < count:
-        raise UsageError(f"--shard {shown}: need 0 <= I < N (for example 0/4 .. 3/4)")

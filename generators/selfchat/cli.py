@@ -8,25 +8,18 @@ import click
 
 import prompts
 from ..errors import UsageError
+from ..shard import shard_option
 from ..options import RunOptions, model_options
 from ..report_line import print_summary
 from .filters import FilterConfig
 from .run import SelfChatSettings, run_selfchat
 
 
-def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    from ..seeds import parse_shard
-
-    return parse_shard(value)
-
-
 @click.command("selfchat")
 @click.option("--seeds", required=True, metavar="SOURCE",
               help="quora | stackoverflow | medquad | medqa | a file (.jsonl .json .csv .tsv .parquet .txt) | hf:NAME:FIELD")
 @click.option("--field", default=None, help="Column of a seed file that holds the question.")
-@click.option("--shard", callback=_shard, default=None, metavar="I/N", help="Take shard I of N (0-based) of the seeds.")
+@click.option("--shard", callback=shard_option, default=None, metavar="I/N", help="Take shard I of N (0-based) of the seeds.")
 @click.option("--mode", type=click.Choice(["transcript", "agents"]), default="transcript", show_default=True,
               help="transcript: one request writes the dialog (Baize); agents: person and assistant take turns.")
 @click.option("--max-turns", type=click.IntRange(1, 50), default=4, show_default=True,
