@@ -33,7 +33,7 @@ from typing import Any
 from generators.errors import BaleenError, UsageError
 from generators.options import RunOptions, build_engine, check_options, make_backend, run_settings
 from generators.runner import run_items
-from generators.store import _versions
+from generators.store import versions
 
 from .files import read_json, resolve_input, write_json
 from .output import write_selection
@@ -87,7 +87,7 @@ async def _run(settings: CurateSettings, opts: RunOptions) -> dict[str, Any]:
                 "prefilter": dict(prefilter.counts), "run": run_settings(opts),
                 "usage": engine.accounting.summary(),
                 "duration_s": round(float(previous.get("duration_s", 0.0)) + time.time() - started, 3),
-                "sessions": int(previous.get("sessions", 0)) + 1, "versions": _versions()}
+                "sessions": int(previous.get("sessions", 0)) + 1, "versions": versions()}
         if selection:
             body.update(selection)
         else:

@@ -139,7 +139,7 @@ class RunStore:
                        "errors": self.counts["error"], "rejected_by_reason": dict(self.reasons)},
             "duration_s": round(prior_duration + time.time() - self.started, 3),
             "sessions": int(self.previous.get("sessions", 0)) + 1 if self.previous else 1,
-            "versions": _versions(),
+            "versions": versions(),
             **extra,
         }
         tmp = self.dir / f".manifest.json.{os.getpid()}"
@@ -154,11 +154,13 @@ class RunStore:
             handle.close()
 
 
-def _versions() -> dict[str, str]:
+def versions(*extra: str) -> dict[str, str]:
+    """Python and the versions of the packages that shape the data (plus `extra` ones), for manifests."""
+    import platform
     from importlib import metadata
 
-    out = {}
-    for name in ("baleen", "openai", "transformers", "torch", "peft", "vllm"):
+    out = {"python": platform.python_version()}
+    for name in ("baleen", "openai", "transformers", "torch", "peft", "vllm", *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

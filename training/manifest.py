@@ -18,18 +18,14 @@ from typing import Any
 
 import torch
 
+from generators.store import versions as store_versions
+
 from .config import TrainConfig
 from .tokenize import EncodeStats, Example
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("baleen", "torch", "transformers", "peft", "accelerate", "tokenizers", "bitsandbytes"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return store_versions("accelerate", "tokenizers", "bitsandbytes")
 
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
