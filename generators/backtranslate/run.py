@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path

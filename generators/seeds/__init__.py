@@ -15,7 +15,6 @@ hf: specs, offline handling) and `files` (local files, field choice).
 from __future__ import annotations
 
 import random
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Iterator

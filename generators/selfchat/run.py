@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import prompts
-from ..backends.base import Sampling
 from ..engine import Engine
 from ..options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
 from ..records import make_record, stable_id
