@@ -14,7 +14,7 @@ import tests.chat_server as chat_server
 from tests.chat_server import ChatServer
 from tests.helpers import REPO, assert_one_line_error, gen_cmd, gen_env, read_jsonl, run_gen
 
-SECRET = "sk-test-DO-NOT-LEAK-7373"
+SECRET = "test-secret-DO-NOT-LEAK-7373"
 MARK = re.compile(r"QUALITY(\d+)")
 
 

@@ -12,7 +12,7 @@ from tests.chat_server import ChatServer
 from tests.helpers import (REPO, assert_one_line_error, gen_cmd, gen_env, read_jsonl, run_gen,
                            write_seeds)
 
-SECRET = "sk-test-DO-NOT-LEAK-4242"
+SECRET = "test-secret-DO-NOT-LEAK-4242"
 QUESTIONS = [f"How does a {thing} work?" for thing in
              ("bicycle", "compass", "refrigerator", "vaccine", "mortgage", "telescope", "battery", "piano")]
 
