@@ -55,6 +55,27 @@ def render_prompt(tokenizer: Any, request: ChatRequest) -> str:
     return tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; stages ask these, never the backend's name.
+
+    prefill: continues a prefilled last assistant message (ChatRequest.prefilled).
+    logprobs: returns token logprobs with top alternatives.
+    adapters: loads a LoRA adapter folder itself (--adapter).
+    per_request_model: one backend answers for several model names (ChatRequest.model), as an
+      API server does; without it another model means another backend instance.
+    batching: gathers concurrent requests into batches itself (concurrency = batch size).
+    local: runs in this process (a model path, not a server).
+    """
+
+    prefill: bool = False
+    logprobs: bool = False
+    adapters: bool = False
+    per_request_model: bool = False
+    batching: bool = False
+    local: bool = False
+
+
 @dataclass
 class ChatResult:
     text: str
@@ -90,6 +111,8 @@ class Backend(abc.ABC):
 
     name: str = "backend"
     model: str = ""
+    capabilities: Capabilities = Capabilities()
+    endpoint: str | None = None  # where answers come from (a redacted URL); part of the cache key
 
     @abc.abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResult:
