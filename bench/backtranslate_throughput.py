@@ -7,7 +7,7 @@ same prompts, as a ratio taken in one run.
          --concurrency prompts
 
 Prompts: the backward prompt (prompts/backward.j2) over the first --prompts segments that pass
-the Humpback filters in ../shared/data/medquad_answers.jsonl (or --input), through the model's
+the Humpback filters in $BALEEN_BENCH_DATA/medquad_answers.jsonl (or --input), through the model's
 chat template; sampling T=0.7, top-p 0.9, a seed per request, --max-tokens each. Each side runs
 in its own process (engine start-up is not timed: one warm-up request first), so the two never
 share memory or threads. Model: the embedded SmolLM2-135M-Instruct as safetensors.
@@ -20,13 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "medquad_answers.jsonl"
+# Real web answers (MedQuAD): a folder named by $BALEEN_BENCH_DATA, else pass --input.
+DEFAULT_INPUT = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "medquad_answers.jsonl"
 
 
 def segments(spec: str, count: int) -> list[str]:

@@ -4,7 +4,8 @@ with the time of each stage, the rejects by reason and peak memory.
 Each variant runs in its own process so its peak RSS (ru_maxrss) is its own:
   read   bare reading of the documents (the baseline)
   full   the whole pipeline, stages timed from inside the same run
-Default input: ../shared/data/medquad_answers.jsonl (16,407 NIH answer pages, `text` field),
+Default input (--input to change): medquad_answers.jsonl in the data folder that sits beside
+the repository (16,407 NIH answer pages, `text` field),
 read --repeat times (7 -> 114,849 documents) with distinct ids; the repeats are exact duplicates
 of earlier segments, which exercises the dedup index the way a re-crawled corpus would.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "medquad_answers.jsonl"
+# Real web answers (MedQuAD): a folder named by $BALEEN_BENCH_DATA, else pass --input.
+DEFAULT_INPUT = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "medquad_answers.jsonl"
 
 
 def documents(spec: str, repeat: int, field: str | None) -> Iterator:

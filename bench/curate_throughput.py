@@ -3,7 +3,7 @@
     python bench/curate_throughput.py              # 20k records against the 805 AlpacaEval prompts
     python bench/curate_throughput.py --n 5000 --baseline-n 200
 
-Eval prompts come from ../shared/data/alpaca_eval_instructions.jsonl when present, else 805
+Eval prompts come from $BALEEN_BENCH_DATA/alpaca_eval_instructions.jsonl when present, else 805
 synthetic ones. Records are synthetic instructions with planted contamination (eval prompts
 copied whole, inside longer requests, or reworded), near-duplicates, refusals and non-English.
 It prints records/s for each step and the whole prefilter, and the ratio of the n-gram-indexed
@@ -22,10 +22,10 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from curation.decontaminate import Decontaminator, load_eval_prompts  # noqa: E402
 from curation.dedup import InstructionDedup  # noqa: E402
-from curation.filters import FilterConfig, RecordFilter  # noqa: E402
+from curation.filters import RecordFilterConfig, RecordFilter  # noqa: E402
 from curation.prefilter import Prefilter  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval_instructions.jsonl"
+SHARED = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "alpaca_eval_instructions.jsonl"
 TOPICS = ("photosynthesis", "compound interest", "the French revolution", "neural networks", "sourdough bread",
           "black holes", "tax returns", "marathon training", "climate change", "the stock market", "jazz",
           "vaccines", "plate tectonics", "a job interview", "python decorators", "the Roman empire", "sleep")
@@ -93,7 +93,7 @@ def main() -> None:
     start = time.perf_counter()
     deco = Decontaminator(evals, bleu=args.bleu)
     print(f"index build            {time.perf_counter() - start:8.3f} s")
-    flt = RecordFilter(FilterConfig())
+    flt = RecordFilter(RecordFilterConfig())
     speed, _ = rate(flt.check, data)
     print(f"filters                {speed:10.0f} records/s")
     speed, matches = rate(deco.check, data)

@@ -10,7 +10,7 @@ import click
 from generators.options import RunOptions, model_options
 from generators.report_line import print_summary
 
-from .filters import FilterConfig
+from .filters import RecordFilterConfig
 from .rubric import TEMPLATE
 from .run import CurateSettings, run_curate
 from .select import SelectConfig
@@ -66,7 +66,7 @@ def curate_command(**kwargs: Any) -> None:
     gen curate --input runs/aug --backend hf --model BASE --adapter runs/m0 --threshold 4 --out runs/cur0
     """
     opts = RunOptions.from_kwargs(kwargs)
-    filters = FilterConfig.with_overrides(min_words=kwargs["min_words"], max_words=kwargs["max_words"],
+    filters = RecordFilterConfig.with_overrides(min_words=kwargs["min_words"], max_words=kwargs["max_words"],
                                           lang=kwargs["lang"], extra_block=list(kwargs["block"]),
                                           drop_defaults=kwargs["no_default_filters"])
     settings = CurateSettings(

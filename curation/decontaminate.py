@@ -93,6 +93,13 @@ class Match:
 
 
 class Decontaminator:
+    """A filter of records whose user turns hold an evaluation prompt; `last` is the match behind
+    the latest verdict (which prompt, how close), for the rejected line."""
+
+    name = "decontaminate"
+    reasons = ("contaminated_ngram", "contaminated_bleu")
+    last: "Match | None" = None
+
     def __init__(self, prompts: Iterable[str], *, ngram: int = 8, overlap: float = 0.5,
                  bleu: float | None = None) -> None:
         if ngram < 1 or not 0 <= overlap <= 1 or (bleu is not None and not 0 <= bleu <= 100):
@@ -129,7 +136,12 @@ class Decontaminator:
     def describe(self) -> dict[str, Any]:
         return {"prompts": len(self.prompts), "ngram": self.ngram, "overlap": self.overlap, "bleu": self.bleu}
 
-    def check(self, record: Record) -> Match | None:
+    def check(self, record: Record) -> str | None:
+        """The reason of the first rule a user turn of the record breaks, or None."""
+        self.last = self.match(record)
+        return self.last.reason if self.last else None
+
+    def match(self, record: Record) -> Match | None:
         """The first rule a user turn of the record breaks, or None."""
         for turn in user_turns(record):
             match = self.check_text(turn)

@@ -16,6 +16,9 @@ from .text import Record, instruction
 
 
 class InstructionDedup:
+    name = "dedup"
+    reasons = ("duplicate", "near_duplicate")
+
     def __init__(self, *, near: bool = True, threshold: float = 0.8, num_perm: int = 64,
                  shingle: int = 3) -> None:
         self.settings = {"near": near, "threshold": threshold, "num_perm": num_perm, "shingle": shingle}

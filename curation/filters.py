@@ -35,7 +35,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u20
 
 
 @dataclass
-class FilterConfig:
+class RecordFilterConfig:
     min_words: int = 2
     max_words: int = 1024
     lang: str = "en"                 # "en" or "any"
@@ -47,7 +47,7 @@ class FilterConfig:
     @classmethod
     def with_overrides(cls, *, min_words: int | None = None, max_words: int | None = None,
                        lang: str | None = None, extra_block: Sequence[str] = (),
-                       drop_defaults: bool = False) -> "FilterConfig":
+                       drop_defaults: bool = False) -> "RecordFilterConfig":
         config = cls()
         if min_words is not None:
             config.min_words = min_words
@@ -89,7 +89,11 @@ def _prepare(text: str) -> str:
 class RecordFilter:
     """check(record) -> None to keep, else the reason (see the module docstring)."""
 
-    def __init__(self, config: FilterConfig) -> None:
+    name = "record"
+    reasons = ("no_instruction", "no_output", "too_short", "too_long", "not_english",
+               *DEFAULT_BLOCK_PATTERNS, EXTRA_REASON)
+
+    def __init__(self, config: RecordFilterConfig) -> None:
         if config.min_words < 0 or config.max_words < config.min_words:
             raise UsageError(f"--min-words {config.min_words} / --max-words {config.max_words}: "
                              "need 0 <= min <= max")

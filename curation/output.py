@@ -8,9 +8,8 @@ import json
 from collections import Counter
 from typing import Any, Iterator
 
-from generators.records import dumps
-
-from .files import atomic_lines, read_lines, stored_item
+from generators.io import atomic_lines, dumps, read_lines
+from generators.store import item_of as stored_item
 from .prefilter_pass import PREFILTERED
 from .select import Rated, select
 from .settings import CurateSettings

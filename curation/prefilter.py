@@ -1,6 +1,7 @@
-"""Everything decided before a record is rated, in one deterministic pass over the input:
-repeated record ids, the per-record filters, then decontamination, then instruction dedup (last, so that a record
-dropped for another reason does not hide a later good copy). The same input and settings give
+"""Everything decided before a record is rated, in one deterministic pass over the input: a
+chain of filters (generators.filtering) of repeated record ids, the per-record checks, then
+decontamination, then instruction dedup (last, so that a record dropped for another reason does
+not hide a later good copy). The same input and settings give
 the same decisions, which is what lets a killed curate run recompute them and resume."""
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from generators.filtering import Filter, FilterChain
+
 from .decontaminate import Decontaminator
 from .dedup import InstructionDedup
-from .filters import FilterConfig, RecordFilter
+from .filters import RecordFilterConfig, RecordFilter
 from .text import Record
 
 
@@ -21,16 +24,37 @@ class Decision:
     detail: dict[str, Any] | None = None
 
 
+class DuplicateIds:
+    """Always on: a rating is stored per record id, so an id seen before is dropped."""
+
+    name = "duplicate_id"
+    reasons = ("duplicate_id",)
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+
+    def check(self, record: Record) -> str | None:
+        record_id = str(record.get("id"))
+        if record_id in self._ids:
+            return "duplicate_id"
+        self._ids.add(record_id)
+        return None
+
+
 @dataclass
 class Prefilter:
-    filters: FilterConfig = field(default_factory=FilterConfig)
+    filters: RecordFilterConfig = field(default_factory=RecordFilterConfig)
     decontaminator: Decontaminator | None = None
     dedup: InstructionDedup | None = None
-    counts: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self._filter = RecordFilter(self.filters)
-        self._ids: set[str] = set()
+        chain: list[Filter[Record]] = [DuplicateIds(), RecordFilter(self.filters)]
+        chain += [f for f in (self.decontaminator, self.dedup) if f is not None]
+        self.chain = FilterChain(chain)
+
+    @property
+    def counts(self) -> Counter:
+        return self.chain.counts
 
     def describe(self) -> dict[str, Any]:
         return {"filters": self.filters.describe(),
@@ -38,30 +62,14 @@ class Prefilter:
                 "dedup": self.dedup.describe() if self.dedup else None}
 
     def decide(self, record: Record) -> Decision:
-        record_id = str(record.get("id"))
-        if record_id in self._ids:  # always on: a rating is stored per record
-            return self._count(Decision(record, "duplicate_id"))
-        self._ids.add(record_id)
-        reason = self._filter.check(record)
-        if reason:
-            return self._count(Decision(record, reason))
-        if self.decontaminator is not None:
-            match = self.decontaminator.check(record)
-            if match is not None:
-                prompt = self.decontaminator.prompts[match.eval_index]
-                return self._count(Decision(record, match.reason, {"eval_index": match.eval_index,
-                                                                   "eval_prompt": prompt[:300],
-                                                                   "value": match.value}))
-        if self.dedup is not None:
-            reason = self.dedup.check(record)
-            if reason:
-                return self._count(Decision(record, reason))
-        return self._count(Decision(record, None))
+        reason = self.chain.check(record)
+        match = self.decontaminator.last if self.decontaminator is not None else None
+        if reason is not None and match is not None and reason == match.reason:
+            prompt = self.decontaminator.prompts[match.eval_index]
+            return Decision(record, reason, {"eval_index": match.eval_index, "eval_prompt": prompt[:300],
+                                             "value": match.value})
+        return Decision(record, reason)
 
     def run(self, records: Iterable[Record]) -> Iterator[Decision]:
         for record in records:
             yield self.decide(record)
-
-    def _count(self, decision: Decision) -> Decision:
-        self.counts[decision.reason or "passed"] += 1
-        return decision

@@ -3,17 +3,16 @@ prefiltered.jsonl, and remember its decisions in prefilter.json so a rerun on th
 (resume, reselection) skips the pass."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Iterator
 
 from generators.errors import UsageError
-from generators.records import dumps, stable_id
+from generators.io import atomic_lines, dumps, read_json, write_json
+from generators.records import stable_id
 
 from .decontaminate import Decontaminator, load_eval_prompts
 from .dedup import InstructionDedup
-from .files import atomic_lines, input_records, read_json
+from .files import input_records
 from .prefilter import Prefilter
 from .settings import CurateSettings
 from .text import Record
@@ -53,7 +52,7 @@ def prefilter_pass(settings: CurateSettings, prefilter: Prefilter, source: Path,
         stat = source.stat()
         key = stable_id("prefilter", prefilter.describe(), str(source.resolve()), stat.st_size,
                         stat.st_mtime_ns, limit)
-        state = read_json(state_path)
+        state = read_json(state_path, what="prefilter state") or {}
         if state.get("key") == key and (settings.out / PREFILTERED).is_file():
             prefilter.counts.update(state["counts"])
             return {k: int(v) for k, v in state["passed"].items()}, int(state["total"])
@@ -77,8 +76,6 @@ def prefilter_pass(settings: CurateSettings, prefilter: Prefilter, source: Path,
     settings.out.mkdir(parents=True, exist_ok=True)
     atomic_lines(settings.out / PREFILTERED, rejected_lines())
     if key is not None:
-        tmp = state_path.with_name(f".{state_path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps({"key": key, "total": total[0], "counts": dict(prefilter.counts),
-                                   "passed": passed}, separators=(",", ":")), "utf-8")
-        tmp.replace(state_path)
+        write_json(state_path, {"key": key, "total": total[0], "counts": dict(prefilter.counts),
+                                "passed": passed})
     return passed, total[0]

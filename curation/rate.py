@@ -7,7 +7,6 @@ itself whatever the seed).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from generators.backends.base import ChatRequest, Sampling
 from generators.engine import Engine
@@ -80,8 +79,3 @@ async def rate_direct(engine: Engine, messages: list[dict[str, str]], sampling: 
     rating.score = max(mass, key=mass.get)
     rating.score_expected = round(sum(k * p for k, p in mass.items()) / total, 4)
     return rating
-
-
-def describe_rating(rating: Rating) -> dict[str, Any]:
-    return {"raw": rating.raw, "attempts": rating.attempts, "problems": rating.problems,
-            "usage": rating.usage, "finish": rating.finish}

@@ -24,10 +24,18 @@ def rubric_messages(record: Record, template: str = TEMPLATE, *, direct: bool = 
     return messages
 
 
+RUBRIC_VARIABLES = frozenset({"turns", "multi", "direct"})
+
+
+def check_template(template: str) -> None:
+    """--template must name a template in prompts/ that uses only the variables a rubric gets."""
+    try:
+        prompts.check(template, RUBRIC_VARIABLES)
+    except KeyError as exc:
+        raise UsageError(f"--template {template}: {exc.args[0]}") from None
+
+
 def template_id(template: str = TEMPLATE) -> str:
     """'name@hash' of the rubric; an unknown name is a usage error."""
-    try:
-        return prompts.template_id(template)
-    except KeyError:
-        raise UsageError(f"--template {template}: no such template in prompts/ "
-                         f"(known: {', '.join(prompts.names())})") from None
+    check_template(template)
+    return prompts.template_id(template)

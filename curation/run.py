@@ -15,108 +15,109 @@ Folder (--out DIR):
   manifest.json       settings, counts by reason, score histogram, usage and cost
 Selection needs every score, so the top-level files are derived: each run recomputes the
 (deterministic) prefilter, rates only items missing from scoring/, and rewrites the derived
-files atomically (temp file + rename), manifest last. A kill at any point loses at most the
-requests in flight; the same command again finishes the job. Because the selection flags are not
-part of the scoring fingerprint, rerunning with another --threshold/--top reselects without a
-single request.
+files atomically (temp file + rename), manifest last. Because the selection flags are not part
+of the scoring fingerprint, rerunning with another --threshold/--top reselects without a single
+request.
 
-The phases live in their own modules: prefilter_pass (1), scoring (2), output (3); this one checks
-the options, runs them in order and writes the manifest.
+The phases live in their own modules: prefilter_pass (1), scoring (2), output (3); this one is
+the stage the skeleton (generators.stage) runs.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from generators.errors import BaleenError, UsageError
-from generators.options import RunOptions, build_engine, check_options, make_backend, run_settings
-from generators.runner import run_items
-from generators.store import versions
+from generators.errors import UsageError
+from generators.io import read_json, write_json
+from generators.options import RunOptions, backend_kind
+from generators.records import read_records
+from generators.runner import Item, Kept, Rejected
+from generators.stage import Stage, run_stage
+from generators.store import RunStore, versions
 
-from .files import read_json, resolve_input, write_json
+from .files import resolve_input
 from .output import write_selection
-from .prefilter_pass import PREFILTER_STATE, PREFILTERED, build_prefilter, item_id, prefilter_pass
-from .scoring import (RATER_SAMPLING, SCORING_STAGE, check_fingerprint, open_scoring_store, pending_items,
-                      rater_sampling, rater_settings, rating_worker)
+from .prefilter_pass import build_prefilter, prefilter_pass
+from .rubric import check_template
+from .scoring import SCORING_STAGE, pending_items, rater_sampling, rater_settings, rating_worker
 from .settings import CurateSettings
 
-# The names this module offered before its phases moved out; callers may still import them here.
-__all__ = ["CurateSettings", "run_curate", "resolve_input", "build_prefilter", "item_id", "prefilter_pass",
-           "write_selection", "SCORING_STAGE", "RATER_SAMPLING", "PREFILTERED", "PREFILTER_STATE"]
 
+class CurateStage(Stage):
+    name = SCORING_STAGE
+    usage_at = ("meta", "curation", "usage")
 
-async def _run(settings: CurateSettings, opts: RunOptions) -> dict[str, Any]:
-    started = time.time()
-    kind = opts.resolved_backend()
-    check_options(opts)
-    if settings.adapter and kind == "openai":
-        raise UsageError("--adapter loads a LoRA adapter locally (--backend hf or vllm); for a server, serve the "
-                         "adapter under a name (vllm serve --lora-modules NAME=DIR) and pass --model NAME")
-    if settings.score_mode == "direct" and kind == "openai":
-        raise UsageError("--score-mode direct continues a prefilled answer and reads token logprobs, which "
-                         "only the local backends do; use --backend hf or vllm, or --score-mode reasoned")
-    if settings.retries_unparsed < 0:
-        raise UsageError("--retries-unparsed must be 0 or more")
-    if settings.out.exists() and not settings.out.is_dir():
-        raise UsageError(f"--out {settings.out}: exists and is not a folder; choose another --out")
-    source = resolve_input(Path(settings.input))
-    prefilter = build_prefilter(settings)
-    backend = make_backend(opts, adapter=settings.adapter)
-    engine = build_engine(opts, backend)
-    sampling = rater_sampling(settings, opts)
-    rater = rater_settings(settings, opts, backend, sampling)
-    check_fingerprint(settings.out / "scoring", rater)  # before anything is written
-    try:
-        passed, total = prefilter_pass(settings, prefilter, source, opts.limit)
-    except BaseException:
-        await engine.aclose()
-        raise
-    store = open_scoring_store(settings, rater, opts.retry_errors)
-    prior = store.previous.get("usage") if store.previous else None
-    if prior:
-        engine.accounting.prior = prior
-    previous = read_json(settings.out / "manifest.json")
-    session_start = time.monotonic()
+    def __init__(self, settings: CurateSettings, opts: RunOptions) -> None:
+        super().__init__(opts, settings.out, adapter=settings.adapter)
+        self.config = settings
+        self.passed: dict[str, int] = {}
+        self.input_total = 0
+        self.wall_start = time.time()
 
-    def manifest(status: str, selection: dict[str, Any] | None) -> dict[str, Any]:
-        body = {"stage": "curate", "status": status, "fingerprint": store.fingerprint,
-                "settings": {"rater": rater, "select": settings.select.describe(), **prefilter.describe()},
-                "input": {"path": str(source), "records": total, "limit": opts.limit},
-                "prefilter": dict(prefilter.counts), "run": run_settings(opts),
-                "usage": engine.accounting.summary(),
-                "duration_s": round(float(previous.get("duration_s", 0.0)) + time.time() - started, 3),
-                "sessions": int(previous.get("sessions", 0)) + 1, "versions": versions()}
+    def check(self) -> None:
+        caps = backend_kind(self.opts).capabilities
+        if self.config.score_mode == "direct" and not (caps.prefill and caps.logprobs):
+            raise UsageError("--score-mode direct continues a prefilled answer and reads token logprobs, which "
+                             "only the local backends do; use --backend hf or vllm, or --score-mode reasoned")
+        if self.config.retries_unparsed < 0:
+            raise UsageError("--retries-unparsed must be 0 or more")
+        check_template(self.config.template)
+
+    def load_inputs(self) -> None:
+        self.source = resolve_input(Path(self.config.input))
+        if not self.out.exists():  # a bad input must leave no folder behind: read it all first
+            for _ in read_records(self.source):
+                pass
+        self.prefilter = build_prefilter(self.config)
+
+    def settings(self) -> dict[str, Any]:
+        assert self.engine is not None
+        self.sampling = rater_sampling(self.config, self.opts)
+        self.rater = rater_settings(self.config, self.opts, self.engine.backend, self.sampling)
+        self.previous = read_json(self.out / "manifest.json", what="run manifest") or {}
+        return self.rater
+
+    def store_dir(self) -> Path:
+        return self.out / "scoring"
+
+    def prime(self, store: RunStore) -> None:
+        self.store = store
+        self.passed, self.input_total = prefilter_pass(self.config, self.prefilter, self.source, self.opts.limit)
+        assert self.engine is not None
+        self.worker = rating_worker(self.engine, self.config, self.sampling, self.engine.backend.name,
+                                    self.rater["template"])
+
+    def items(self) -> Iterable[Item]:
+        return pending_items(self.source, self.opts.limit, self.passed, self.store)
+
+    def total(self) -> int | None:
+        return sum(1 for item in self.passed if item not in self.store.done)
+
+    async def work(self, item: Item) -> Kept | Rejected:
+        return await self.worker(item)
+
+    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The top-level manifest: the scoring store's status and usage, plus the selection."""
+        selection = write_selection(self.config, self.passed) if status == "complete" else None
+        prefilter_counts = dict(self.prefilter.counts)
+        body: dict[str, Any] = {
+            "stage": "curate", "status": status, "fingerprint": manifest["fingerprint"],
+            "settings": {"rater": self.rater, "select": self.config.select.describe(), **self.prefilter.describe()},
+            "input": {"path": str(self.source), "records": self.input_total, "limit": self.opts.limit},
+            "prefilter": prefilter_counts, "run": manifest.get("run"), "usage": manifest.get("usage"),
+            "duration_s": round(float(self.previous.get("duration_s", 0.0)) + time.time() - self.wall_start, 3),
+            "sessions": int(self.previous.get("sessions", 0)) + 1, "versions": versions()}
         if selection:
             body.update(selection)
         else:
-            body["counts"] = {"kept": 0, "rejected": sum(v for k, v in prefilter.counts.items() if k != "passed"),
-                              "errors": 0, "rejected_by_reason": {k: v for k, v in prefilter.counts.items()
-                                                                  if k != "passed"}}
-        write_json(settings.out / "manifest.json", body)
+            dropped = {k: v for k, v in prefilter_counts.items() if k != "passed"}
+            body["counts"] = {"kept": 0, "rejected": sum(dropped.values()), "errors": 0,
+                              "rejected_by_reason": dropped}
+        write_json(self.out / "manifest.json", body)
         return body
-
-    def extra() -> dict[str, Any]:
-        return {"run": run_settings(opts), "usage": engine.accounting.summary(),
-                "session_s": round(time.monotonic() - session_start, 3)}
-
-    manifest("scoring", None)
-    todo = sum(1 for item in passed if item not in store.done)
-    work = rating_worker(engine, settings, sampling, kind, rater["template"])
-    try:
-        await run_items(pending_items(source, opts.limit, passed, store), work, store=store, engine=engine,
-                        concurrency=opts.concurrency, manifest_extra=extra, total=todo,
-                        progress=not opts.no_progress)
-    except BaleenError:
-        manifest("stopped", None)
-        raise
-    finally:
-        store.close()
-        await engine.aclose()
-    return manifest("complete", write_selection(settings, passed))
 
 
 def run_curate(settings: CurateSettings, opts: RunOptions) -> dict[str, Any]:
     """Run the stage to completion (or a clean stop) and return the manifest."""
-    return asyncio.run(_run(settings, opts))
+    return run_stage(CurateStage(settings, opts))

@@ -34,7 +34,6 @@ _RANGE = re.compile(r"[ \t]*(?:-|–|—|to|or)[ \t]*[0-9]", re.IGNORECASE)
 class ScoreParse:
     score: int | None          # 1..5, or None when unparsed
     problem: str | None        # why unparsed: no_score | not_a_number | not_integer | out_of_range | bad_scale | range
-    digit_at: int | None = None  # offset in the text of the score digit (for logprobs)
     statement_at: int | None = None  # offset of the start of the deciding statement line
 
     @property
@@ -48,7 +47,7 @@ def parse_score(text: str) -> ScoreParse:
     if not statements:
         return ScoreParse(None, "no_score")
     last = statements[-1]
-    rest, rest_at = last.group("rest"), last.start("rest")
+    rest = last.group("rest")
     number = _NUMBER.match(rest)
     if number is None:
         return ScoreParse(None, "not_a_number", statement_at=last.start())
@@ -64,7 +63,7 @@ def parse_score(text: str) -> ScoreParse:
     value = int(raw)
     if not MIN_SCORE <= value <= MAX_SCORE or len(raw) != 1:
         return ScoreParse(None, "out_of_range", statement_at=last.start())
-    return ScoreParse(value, None, digit_at=rest_at + number.start("num"), statement_at=last.start())
+    return ScoreParse(value, None, statement_at=last.start())
 
 
 def reasoning_of(text: str, parsed: ScoreParse) -> str:

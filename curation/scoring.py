@@ -1,6 +1,7 @@
 """Phase 2 of curate: rate every record the prefilter passed. Ratings go to scoring/, a RunStore
-(append-only, one line per item), whose fingerprint covers only the rater settings: that is what
-lets a killed run resume, and a rerun with other selection flags reuse every rating."""
+(append-only, one line per item, its usage in meta.curation.usage), whose fingerprint covers only
+the rater settings: that is what lets a killed run resume, and a rerun with other selection flags
+reuse every rating."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,13 +9,11 @@ from typing import Any, Iterator
 
 from generators.backends.base import Backend, Sampling
 from generators.engine import Engine
-from generators.errors import UsageError
 from generators.options import RunOptions, engine_settings
-from generators.records import stable_id
 from generators.runner import Item, Kept, Rejected, Worker
 from generators.store import RunStore
 
-from .files import input_records, read_json
+from .files import input_records
 from .prefilter_pass import item_id
 from .rate import rate, rate_direct
 from .rubric import rubric_messages, template_id
@@ -37,18 +36,6 @@ def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend,
     return {**engine_settings(opts, backend), "adapter": settings.adapter,
             "template": template_id(settings.template), "sampling": sampling.as_dict(),
             "retries_unparsed": settings.retries_unparsed, "score_mode": settings.score_mode}
-
-
-def check_fingerprint(folder: Path, rater: dict[str, Any]) -> None:
-    """Refuse to mix ratings from another rater into `folder` (call before anything is written)."""
-    old = read_json(folder / "manifest.json").get("fingerprint")
-    if old and old != stable_id(SCORING_STAGE, rater):
-        raise UsageError(f"--out {folder.parent} holds ratings made with another rater or rater settings; "
-                         "use a new --out folder (or delete this one)")
-
-
-def open_scoring_store(settings: CurateSettings, rater: dict[str, Any], retry_errors: bool) -> RunStore:
-    return RunStore(settings.out / "scoring", stage=SCORING_STAGE, settings=rater, retry_errors=retry_errors)
 
 
 def pending_items(source: Path, limit: int | None, passed: dict[str, int], store: RunStore) -> Iterator[Item]:
@@ -74,7 +61,7 @@ def rating_worker(engine: Engine, settings: CurateSettings, sampling: Sampling, 
         meta = record.setdefault("meta", {})
         curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,
                     "template": template, "raw": rating.raw, "attempts": rating.attempts,
-                    "problems": rating.problems, "usage": rating.usage, "position": item.extra["position"]}
+                    "problems": rating.problems, "position": item.extra["position"]}
         if "item" in meta:
             curation["input_item"] = meta["item"]
         meta["curation"] = curation

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .filters import FilterConfig
+from .filters import RecordFilterConfig
 from .rubric import TEMPLATE
 from .select import SelectConfig
 
@@ -14,7 +14,7 @@ class CurateSettings:
     input: Path
     out: Path
     select: SelectConfig = field(default_factory=SelectConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
+    filters: RecordFilterConfig = field(default_factory=RecordFilterConfig)
     adapter: str | None = None
     template: str = TEMPLATE
     retries_unparsed: int = 2

@@ -14,6 +14,7 @@ import sys
 import click
 
 from .errors import BaleenError
+from .io import describe_os_error
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("gen: interrupted; rerun the same command to continue where it stopped", err=True)
         sys.exit(130)
+    except OSError as exc:  # a write the system refused outside a stage's own checks
+        click.echo(f"gen: error: {describe_os_error(exc)}", err=True)
+        sys.exit(1)
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("BALEEN_DEBUG"):
             raise

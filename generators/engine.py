@@ -19,31 +19,34 @@ class Engine:
         self.accounting = accounting or Accounting(model=backend.model)
         self.max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
-        self.successes = 0
 
     @property
     def model(self) -> str:
         return self.backend.model
 
+    async def start(self) -> None:
+        """Load the model or check the server now, so a bad one fails before any item."""
+        await self.backend.start()
+
     async def complete(self, request: ChatRequest) -> ChatResult:
-        key = cache_key(self.backend.name, self.backend.model, request) if self.cache else None
+        key = (cache_key(self.backend.name, self.backend.model, request, endpoint=self.backend.endpoint)
+               if self.cache else None)
         if key is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                self.accounting.cached += 1
+                self.accounting.add_cached()
                 return hit
         self.accounting.check_budget()
         try:
             result = await self.backend.complete(request)
         except RequestFailed as exc:
-            self.accounting.failed += 1
+            self.accounting.add_failed()
             self._consecutive_failures += 1
             if self._consecutive_failures >= self.max_consecutive_failures:
                 raise FatalError(f"the last {self._consecutive_failures} requests all failed; last error: "
                                  f"{exc.reason}; check the server and --model, then rerun") from None
             raise
         self._consecutive_failures = 0
-        self.successes += 1
         self.accounting.add(result.prompt_tokens, result.completion_tokens)
         if key is not None:
             self.cache.put(key, result)
@@ -51,5 +54,5 @@ class Engine:
 
     async def aclose(self) -> None:
         if self.cache is not None:
-            self.cache.flush()
+            self.cache.close()
         await self.backend.aclose()

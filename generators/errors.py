@@ -1,10 +1,13 @@
-"""The two ways a command can stop early, each with its exit code (DESIGN.md section 4).
+"""The ways a command can stop early, each with its exit code.
 
 UsageError: bad flags or bad input; the user must change the command or the file (exit 2).
 FatalError: the run cannot go on (refused key, server unreachable, budget spent) (exit 1).
-Both carry one line meant for a person: what is wrong and what to do.
+Interrupted: SIGINT (exit 130) or SIGTERM (exit 143); the folder is left ready to resume.
+Each carries one line meant for a person: what is wrong and what to do.
 """
 from __future__ import annotations
+
+import signal
 
 
 class BaleenError(Exception):
@@ -21,3 +24,11 @@ class UsageError(BaleenError):
 
 class FatalError(BaleenError):
     exit_code = 1
+
+
+class Interrupted(BaleenError):
+    """The run was stopped by a signal after writing its manifest."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)

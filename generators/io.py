@@ -16,7 +16,7 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from .errors import FatalError, UsageError
 
@@ -30,13 +30,16 @@ class _Checked(io.RawIOBase):
 
     def __init__(self, inner: BinaryIO, path: Path) -> None:
         self._inner, self._path = inner, path
+        self._read = getattr(inner, "read1", inner.read)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         try:
-            data = self._inner.read(len(buffer))
+            # read1: what is decoded so far, at most one read below. read() would go on to
+            # fill the buffer and lose up to 64 KiB of good data when it meets the damage.
+            data = self._read(len(buffer))
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise corrupt(self._path, exc) from None
         except OSError as exc:
@@ -53,6 +56,50 @@ class _Checked(io.RawIOBase):
     def close(self) -> None:
         try:
             self._inner.close()
+        finally:
+            super().close()
+
+
+class _ZstdFrames(io.RawIOBase):
+    """A .zst stream decompressed frame by frame. zstandard's stream_reader ends quietly when
+    the file stops inside a frame; this raises EOFError there, as gzip does, so a truncated
+    file is an error rather than silently fewer lines."""
+
+    def __init__(self, raw: BinaryIO, dctx: Any) -> None:
+        self._raw, self._dctx = raw, dctx
+        self._obj = dctx.decompressobj()
+        self._in_frame = False  # input given to the current frame, whose end is not yet seen
+        self._out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        while not self._out:
+            chunk = self._raw.read(1 << 14)  # small: a bad chunk loses what it decodes
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("the file ends inside a zstd frame")
+                return b""
+            self._feed(chunk)
+        size = len(self._out) if size is None or size < 0 else size
+        data, self._out = self._out[:size], self._out[size:]
+        return data
+
+    def _feed(self, chunk: bytes) -> None:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._obj.decompress(chunk))
+            if not self._obj.eof:
+                break
+            chunk, self._in_frame = self._obj.unused_data, False
+            self._obj = self._dctx.decompressobj()
+        self._out += b"".join(out)
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
         finally:
             super().close()
 
@@ -85,7 +132,7 @@ def open_binary(path: str | Path) -> BinaryIO:
             raw.close()
             raise UsageError(f"{path}: reading .zst files needs the zstandard package "
                              "(pip install zstandard)") from None
-        inner = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[assignment]
+        inner = _ZstdFrames(raw, zstandard.ZstdDecompressor())  # type: ignore[assignment]
     else:
         return raw  # type: ignore[return-value]
     return io.BufferedReader(_Checked(inner, path), buffer_size=1 << 16)  # type: ignore[return-value]
@@ -117,19 +164,24 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
                                  "fix or remove that line") from None
 
 
-def read_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_lines(path: str | Path, on_bad: Callable[[], None] | None = None
+               ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(byte offset, object) for each complete JSON line of one of our own files; a missing file
-    has none, and a line that is not JSON (cut by a kill) is passed over."""
+    has none, and a line that is not JSON (cut by a kill) is passed over (and told to `on_bad`)."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         return
     with path.open("rb") as handle:
         offset = 0
         for raw in handle:
             start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
             try:
                 obj = json.loads(raw)
             except ValueError:
+                if on_bad is not None:
+                    on_bad()
                 continue
             if isinstance(obj, dict):
                 yield start, obj

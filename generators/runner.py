@@ -1,19 +1,21 @@
 """Drive a stage's items through a worker with bounded concurrency, into a RunStore.
 
 Each item ends as kept, rejected (with a reason) or an error line: never dropped. Items
-already done in the folder are skipped, so rerunning the same command resumes. A
-FatalError (refused key, budget, dead server) stops the run after in-flight items settle,
-with the manifest written, and is re-raised for the CLI to report.
+already done in the folder are skipped, so rerunning the same command resumes. Every line
+carries the usage of its own requests (booked through accounting.ITEM_USAGE). A BaleenError
+(refused key, budget, dead server, bad input met mid-stream) stops the run after in-flight
+items settle, and is re-raised for the stage skeleton to write the manifest and report.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
+from .accounting import ITEM_USAGE, add_usage, empty_usage
 from .backends.base import RequestFailed
 from .engine import Engine
 from .errors import BaleenError, FatalError
@@ -54,33 +56,47 @@ class ItemFailed(Exception):
 Worker = Callable[[Item], Awaitable["Kept | Rejected"]]
 
 
+def _pending(items: Iterable[Item], store: RunStore, fatal: list[BaleenError]) -> Iterator[Item]:
+    """Items not done yet; bad input met while reading them stops the run like a fatal error."""
+    try:
+        for item in items:
+            if item.id not in store.done:
+                yield item
+    except BaleenError as exc:
+        fatal.append(exc)
+
+
 async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, engine: Engine,
                     concurrency: int, manifest_extra: Callable[[], dict[str, Any]],
-                    total: int | None = None, progress: bool = True) -> dict[str, Any]:
-    pending = (item for item in items if item.id not in store.done)
+                    total: int | None = None, progress: bool = True,
+                    unsettled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every pending item; returns the manifest written at the end. `unsettled` collects
+    the usage of items that ended without a line (stopped by a fatal error)."""
     bar = tqdm(total=total, desc=store.stage, unit="item", disable=not progress or None, leave=False,
                dynamic_ncols=True)
     fatal: list[BaleenError] = []
+    pending = _pending(items, store, fatal)
     unexpected = [0]  # consecutive items that failed with a bug rather than a request error
     bug_limit = max(1, min(10, total or 10))
     started = time.monotonic()
     last_manifest = [time.monotonic()]
 
-    def settle(item: Item, outcome: Kept | Rejected | BaseException) -> None:
+    def settle(item: Item, outcome: Kept | Rejected | BaseException, usage: dict[str, Any]) -> None:
         if isinstance(outcome, Kept):
-            for record in outcome.records:
-                store.keep(item.id, record)
+            for number, record in enumerate(outcome.records):  # the item's usage goes on its first line
+                store.keep(item.id, record, usage if number == 0 else empty_usage())
         elif isinstance(outcome, Rejected):
-            store.reject(item.id, outcome.record, outcome.reason)
+            store.reject(item.id, outcome.record, outcome.reason, usage)
         elif isinstance(outcome, ItemFailed):
             store.error(item.id, source=item.source, input=item.input, reason=outcome.reason,
-                        status=outcome.status, last_response=outcome.last_response, partial=outcome.partial)
+                        status=outcome.status, last_response=outcome.last_response, partial=outcome.partial,
+                        usage=usage)
         elif isinstance(outcome, RequestFailed):
             store.error(item.id, source=item.source, input=item.input, reason=outcome.reason,
-                        status=outcome.status, last_response=outcome.last_response)
+                        status=outcome.status, last_response=outcome.last_response, usage=usage)
         else:
             store.error(item.id, source=item.source, input=item.input,
-                        reason=f"{type(outcome).__name__}: {outcome}")
+                        reason=f"{type(outcome).__name__}: {outcome}", usage=usage)
         bar.update(1)
         if not bar.disable:
             acc = engine.accounting
@@ -96,18 +112,28 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
         for item in pending:  # one shared generator: lanes pull items one at a time
             if fatal:
                 return
+            usage = empty_usage()
+            token = ITEM_USAGE.set(usage)
             try:
                 outcome: Any = await worker(item)
             except BaleenError as exc:
                 fatal.append(exc)
+                if unsettled is not None:
+                    add_usage(unsettled, usage)
                 return
+            except asyncio.CancelledError:
+                if unsettled is not None:
+                    add_usage(unsettled, usage)
+                raise
             except (RequestFailed, ItemFailed) as exc:
                 outcome = exc
             except Exception as exc:  # noqa: BLE001 - a bug on one item must not lose the others
                 outcome = exc
+            finally:
+                ITEM_USAGE.reset(token)
             is_bug = isinstance(outcome, Exception) and not isinstance(outcome, (RequestFailed, ItemFailed))
             unexpected[0] = unexpected[0] + 1 if is_bug else 0
-            settle(item, outcome)
+            settle(item, outcome, usage)
             if unexpected[0] >= bug_limit:  # the same bug on every item: stop instead of erroring them all
                 fatal.append(FatalError(f"internal error on {unexpected[0]} items in a row: "
                                         f"{type(outcome).__name__}: {outcome}; see errors.jsonl, and rerun with --retry-errors "
@@ -118,11 +144,7 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
         await asyncio.gather(*(lane() for _ in range(max(1, concurrency))))
     finally:
         bar.close()
-    status = "stopped" if fatal else "complete"
-    manifest = store.write_manifest(status=status, extra=manifest_extra())
     if fatal:
         raise fatal[0]
-    return manifest
+    return store.write_manifest(status="complete", extra=manifest_extra())
 
-
-__all__ = ["Item", "Kept", "Rejected", "ItemFailed", "run_items", "FatalError"]

@@ -30,6 +30,7 @@ Rules are checked in order for each chat request; the first one that matches (an
 - ``retry_after``: seconds, sets the ``Retry-After`` header.
 - ``headers``: extra response headers (e.g. ``x-ratelimit-remaining-requests``).
 - ``malformed``: answer 200, content-type application/json, with a body that is not JSON.
+- ``html``: answer 200, content-type text/html, with an HTML page (a proxy's login page).
 - ``truncate``: cut the reply to its first N words, finish_reason "length".
 - ``reply``: a fixed reply text.
 
@@ -63,6 +64,8 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Union
 from aiohttp import web
 
 DEFAULT_MODEL = "baleen-test-model"
+HTML_PAGE = ("<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n"
+             "<body><h1>Sign in to continue</h1><form method=\"post\"></form></body></html>\n")
 
 ReplyFn = Callable[[dict], Union[str, Awaitable[str]]]
 
@@ -90,6 +93,7 @@ class Rule:
     headers: dict[str, str] | None = None
     delay_s: float = 0.0
     malformed: bool = False
+    html: bool = False
     truncate: int | None = None
     reply: str | None = None
     drop: bool = False
@@ -244,7 +248,7 @@ class ChatServer:
         """Clear the stats (not the rules or their hit counts)."""
         self.requests_total = 0
         self.by_status: dict[int, int] = {}  # a dropped connection counts as status 0
-        self.requests: list[dict[str, Any]] = []  # {"body": dict|None, "authorization": str|None}
+        self.requests: list[dict[str, Any]] = []  # {"body": dict|None, "authorization", "query": str|None}
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -255,6 +259,11 @@ class ChatServer:
     @property
     def authorizations(self) -> list[str | None]:
         return [r["authorization"] for r in self.requests]
+
+    @property
+    def queries(self) -> list[str | None]:
+        """The raw query string of each chat request (None without one)."""
+        return [r["query"] for r in self.requests]
 
     def stats(self, bodies: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -329,6 +338,7 @@ class ChatServer:
                 loop.run_forever()
             finally:
                 loop.run_until_complete(self.stop_async())
+                _cancel_pending(loop)
                 loop.close()
 
         self._thread = threading.Thread(target=run, name="ChatServer", daemon=True)
@@ -407,7 +417,8 @@ class ChatServer:
                 raise ValueError("not an object")
         except ValueError:
             body = None
-        self.requests.append({"body": body if self.record_bodies else None, "authorization": auth})
+        self.requests.append({"body": body if self.record_bodies else None, "authorization": auth,
+                              "query": request.query_string or None})
 
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
@@ -440,6 +451,8 @@ class ChatServer:
             if rule.malformed:
                 return web.Response(status=200, body=b'{"id": "chatcmpl-broken", "choices": [{"mess',
                                     content_type="application/json", headers=headers)
+            if rule.html:
+                return web.Response(status=200, text=HTML_PAGE, content_type="text/html", headers=headers)
         elif self.fail_429_frac > 0 and self.rng.random() < self.fail_429_frac:
             return self._error(429, headers={"Retry-After": "0"})
 
@@ -492,6 +505,16 @@ class ChatServer:
         }
         headers.setdefault("x-request-id", f"req_{self._ids:08d}")
         return web.json_response(out, headers=headers)
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """End the handlers still running at stop (a slow `delay_s` answer), so that closing the
+    loop leaves no pending task behind to be reported when it is garbage-collected."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 def _num(x: float) -> str:

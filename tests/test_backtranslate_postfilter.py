@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from generators.backtranslate.postfilter import (InstructionFilter, PostFilterConfig, clean_instruction,
+from generators.backtranslate.postfilter import (Candidate, InstructionFilter, PostFilterConfig, clean_instruction,
                                                  is_request, longest_common_run)
 from generators.errors import UsageError
 
@@ -37,7 +37,7 @@ def test_is_request(text, expected):
 
 def test_each_reason():
     f = InstructionFilter()
-    check = lambda text, **kw: f.check(text, segment_text=SEGMENT, header="Boiling eggs", **kw)  # noqa: E731
+    check = lambda text, **kw: f.check(Candidate(text, SEGMENT, "Boiling eggs", **kw))  # noqa: E731
     assert check("") == "empty_instruction"
     assert check("How do I boil eggs?", finish="length") == "instruction_truncated"
     assert check("Why " + "really " * 300 + "?") == "instruction_too_long"
@@ -50,12 +50,12 @@ def test_each_reason():
 
 def test_thresholds_are_configurable():
     ten_words = "Put the eggs in a pot of cold water and bring?"
-    assert InstructionFilter().check(ten_words, segment_text=SEGMENT) is None
+    assert InstructionFilter().check(Candidate(ten_words, SEGMENT)) is None
     strict = InstructionFilter(PostFilterConfig(copy_run=8))
-    assert strict.check(ten_words, segment_text=SEGMENT) == "copies_segment"
+    assert strict.check(Candidate(ten_words, SEGMENT)) == "copies_segment"
     loose = InstructionFilter(PostFilterConfig(max_chars=5000, require_request=False))
-    assert loose.check("The passage describes cooking.", segment_text=SEGMENT) is None
-    assert loose.check("Why " + "really " * 300 + "?", segment_text=SEGMENT) is None
+    assert loose.check(Candidate("The passage describes cooking.", SEGMENT)) is None
+    assert loose.check(Candidate("Why " + "really " * 300 + "?", SEGMENT)) is None
     with pytest.raises(UsageError, match="max-instruction-chars"):
         PostFilterConfig(max_chars=0)
 

@@ -9,7 +9,7 @@ import urllib.request
 import openai
 import pytest
 
-from tests.chat_server import ChatServer, start_subprocess_server
+from tests.chat_server import HTML_PAGE, ChatServer, start_subprocess_server
 
 MSG = [{"role": "user", "content": "Explain how bicycles stay upright when moving"}]
 
@@ -123,6 +123,24 @@ def test_malformed_body_raises():
         with pytest.raises((openai.OpenAIError, json.JSONDecodeError)):
             client(server).chat.completions.create(model="m", messages=MSG)
         assert server.by_status == {200: 1}
+
+
+def test_html_rule_answers_200_with_an_html_page():
+    with ChatServer(rules=[{"html": True, "times": 1}]) as server:
+        raw = client(server).chat.completions.with_raw_response.create(model="m", messages=MSG)
+        assert raw.status_code == 200 and raw.headers["content-type"].startswith("text/html")
+        assert raw.parse() == HTML_PAGE  # the client hands back a non-JSON body as text
+        assert client(server).chat.completions.create(model="m", messages=MSG).choices[0].message.content
+        assert server.by_status == {200: 2} and server.rules[0].hits == 1
+
+
+def test_query_string_is_recorded():
+    with ChatServer() as server:
+        c = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0,
+                          default_query={"api-version": "2024-06-01"})
+        c.chat.completions.create(model="m", messages=MSG)
+        client(server).chat.completions.create(model="m", messages=MSG)
+        assert server.queries == ["api-version=2024-06-01", None]
 
 
 def test_truncate_gives_finish_reason_length():

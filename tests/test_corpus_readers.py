@@ -1,18 +1,29 @@
 """Corpus readers on small files the tests write: JSONL, Parquet, text, markdown, HTML, WARC,
 a fake ClueWeb22 copy in its distributed layout, Hugging Face streaming from a local folder;
-bad input; shards and limits."""
+bad input; truncated and corrupt compressed files; shards and limits; the reader modules'
+one-way imports."""
 from __future__ import annotations
 
+import ast
 import gzip
 import io
 import json
+import random
+import re
+import string
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import pytest
 
-from generators.corpus import Document, iter_documents, parse_shard
+import generators.corpus
+from generators.corpus import Document, iter_documents
 from generators.errors import FatalError, UsageError
+from generators.shard import parse_shard
 
+CORPUS_DIR = Path(generators.corpus.__file__).parent
 PAGE = "<html><body><h2>Title {n}</h2><p>Body of page {n}.</p></body></html>"
 
 
@@ -253,3 +264,232 @@ def test_hf_offline_failure_is_one_fatal_line(monkeypatch):
 def test_document_is_a_plain_dataclass():
     doc = Document("i", "t", "text")
     assert doc.url is None and doc.meta == {}
+
+
+# ---------------------------------------------------------------- damaged compressed files
+
+# ~500 KB of text: several of the blocks a decompressor works in (64 KiB buffers, 128 KiB
+# zstd blocks), so that whole blocks precede the damage.
+ROWS = 1000
+
+
+def prose_rows(count: int = ROWS, seed: int = 7) -> list[dict]:
+    """Rows of varied, poorly compressible text, so that a cut at 60% of the bytes lands far
+    past the first documents, inside one of them."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+             for _ in range(400)]
+    return [{"id": f"d{n}", "url": f"https://z.example/{n}",
+             "text": " ".join(rng.choice(words) for _ in range(rng.randint(40, 120)))}
+            for n in range(count)]
+
+
+def jsonl_bytes(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def zstd_compress(data: bytes) -> bytes:
+    import zstandard
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def warc_members(rows: list[dict]) -> list[bytes]:
+    """One gzip member per response record, as WARCWriter (and ClueWeb22) write them."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+    members = []
+    for row in rows:
+        buffer = io.BytesIO()
+        writer = WARCWriter(buffer, gzip=True)
+        body = f"<html><body><h2>{row['id']}</h2><p>{row['text']}</p></body></html>".encode()
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        writer.write_record(writer.create_warc_record(row["url"], "response",
+                                                      payload=io.BytesIO(body), http_headers=http))
+        members.append(buffer.getvalue())
+    return members
+
+
+def compressed_source(kind: str, root: Path) -> tuple[str, dict, Path, bytes, list[int]]:
+    """(spec, iter_documents kwargs, the compressed file, its bytes, where its gzip members
+    end); the file is not written yet."""
+    rows = prose_rows()
+    if kind.startswith("jsonl."):
+        path = root / f"pages.{kind}"
+        text = jsonl_bytes(rows)
+        data = gzip.compress(text) if kind == "jsonl.gz" else zstd_compress(text)
+        return str(path), {}, path, data, [len(data)]
+    if kind == "warc.gz":
+        members = warc_members(rows)
+        path, spec, kwargs = root / "crawl.warc.gz", str(root / "crawl.warc.gz"), {}
+    elif kind == "clueweb:txt":
+        members = [gzip.compress(json.dumps({"URL": r["url"], "ClueWeb22-ID": r["id"],
+                                             "Clean-Text": r["text"]}).encode() + b"\n")
+                   for r in rows]
+        path = root / "cw" / "txt" / "en" / "en00" / "en0000" / "en0000-00.json.gz"
+        spec, kwargs = "clueweb:txt", {"corpus_dir": str(root / "cw")}
+    else:  # clueweb:html
+        members = [clueweb_warc_record(r["id"], r["url"], f"<p>{r['text']}</p>") for r in rows]
+        path = root / "cw" / "html" / "en" / "en00" / "en0000" / "en0000-00.warc.gz"
+        spec, kwargs = "clueweb:html", {"corpus_dir": str(root / "cw")}
+    ends = [sum(len(m) for m in members[:i + 1]) for i in range(len(members))]
+    return spec, kwargs, path, b"".join(members), ends
+
+
+def cut_point(data: bytes, ends: list[int]) -> int:
+    """~60% of the bytes, never on a member boundary (a cut there leaves a valid, shorter file)."""
+    cut = int(len(data) * 0.6)
+    while cut in ends:
+        cut += 5
+    return cut
+
+
+def damage(data: bytes, how: str, ends: list[int]) -> bytes:
+    """Cut at ~60%, or overwrite everything from there with garbage, or the whole file."""
+    rng = random.Random(11)
+    cut = cut_point(data, ends)
+    if how == "cut":
+        return data[:cut]
+    if how == "garbage tail":
+        return data[:cut] + rng.randbytes(len(data) - cut)
+    return rng.randbytes(len(data))
+
+
+def read_until_error(spec: str, **kwargs) -> tuple[list[Document], BaseException | None]:
+    docs: list[Document] = []
+    try:
+        for doc in iter_documents(spec, **kwargs):
+            docs.append(doc)
+    except BaseException as exc:  # noqa: BLE001 - the test looks at whatever escapes
+        return docs, exc
+    return docs, None
+
+
+def write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+COMPRESSED_KINDS = ["jsonl.gz", "jsonl.zst", "warc.gz", "clueweb:txt", "clueweb:html"]
+URLS = [f"https://z.example/{n}" for n in range(ROWS)]
+
+
+@pytest.mark.parametrize("kind", COMPRESSED_KINDS + ["jsonl.zstd"])
+def test_compressed_kinds_are_read_whole(kind, tmp_path):
+    spec, kwargs, path, data, _ = compressed_source(kind, tmp_path)
+    write(path, data)
+    assert [d.url for d in iter_documents(spec, **kwargs)] == URLS
+
+
+@pytest.mark.parametrize("kind,how", [
+    pytest.param(kind, how)
+    for kind in COMPRESSED_KINDS for how in ("cut", "garbage tail", "garbage")])
+def test_damaged_compressed_file_is_one_usage_error_after_the_good_documents(kind, how, tmp_path):
+    spec, kwargs, path, data, ends = compressed_source(kind, tmp_path)
+    write(path, damage(data, how, ends))
+    docs, exc = read_until_error(spec, **kwargs)
+    assert isinstance(exc, UsageError), f"{type(exc).__name__}: {exc}"
+    assert str(path) in exc.message and "\n" not in exc.message
+    expected = r"truncated or corrupt compressed file|not a readable WARC file|cut short"
+    if how == "garbage tail" and kind.startswith("jsonl."):
+        # deflate and zstd may decode garbage into bytes before their checksum fails: the
+        # first such line is then the error, with its file:line
+        expected += r"|:\d+: (bad JSON|not valid UTF-8|expected a JSON object|no 'html' or 'text')"
+    assert re.search(expected, exc.message), exc.message
+    assert [d.url for d in docs] == URLS[:len(docs)]
+    if how == "garbage":
+        assert docs == []
+    else:
+        assert len(docs) >= 20, "the documents before the damage come first"
+
+
+def decodable_documents(kind: str, data: bytes, ends: list[int], cut: int) -> int:
+    """How many documents lie wholly in the part of a cut file that still decompresses."""
+    if kind == "jsonl.gz":
+        return zlib.decompressobj(wbits=31).decompress(data[:cut]).count(b"\n")
+    if kind == "jsonl.zst":
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data[:cut]).count(b"\n")
+    return sum(1 for end in ends if end <= cut)
+
+
+# Every document decodable before the damage is yielded: open_binary returns what is decoded so
+# far (read1), so the block that meets the damage does not take good documents down with it.
+@pytest.mark.parametrize("kind", COMPRESSED_KINDS)
+def test_every_document_before_a_cut_is_yielded(kind, tmp_path):
+    spec, kwargs, path, data, ends = compressed_source(kind, tmp_path)
+    cut = cut_point(data, ends)
+    write(path, data[:cut])
+    docs, exc = read_until_error(spec, **kwargs)
+    assert isinstance(exc, UsageError) and str(path) in exc.message
+    assert "truncated or corrupt compressed file" in exc.message
+    assert [d.url for d in docs] == URLS[:decodable_documents(kind, data, ends, cut)]
+
+
+def test_damaged_file_in_a_folder_comes_after_the_earlier_files(tmp_path):
+    root = tmp_path / "corpus"
+    root.mkdir()
+    write_jsonl(root / "a.jsonl", [{"text": "first file"}])
+    (root / "b.jsonl.gz").write_bytes(gzip.compress(jsonl_bytes(prose_rows(40)))[:3000])
+    write_jsonl(root / "c.jsonl", [{"text": "never reached"}])
+    docs, exc = read_until_error(str(root))
+    assert docs and docs[0].text == "first file" and "never reached" not in [d.text for d in docs]
+    assert isinstance(exc, UsageError) and str(root / "b.jsonl.gz") in exc.message
+
+
+def test_truncated_plain_warc_record_is_a_usage_error(tmp_path):
+    path = tmp_path / "cut.warc"
+    data = b"".join(gzip.decompress(m) for m in warc_members(prose_rows(10)))
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    docs, exc = read_until_error(str(path))
+    assert 3 <= len(docs) < 10 and [d.url for d in docs] == URLS[:len(docs)]
+    assert isinstance(exc, UsageError) and str(path) in exc.message and "cut short" in exc.message
+
+
+# ---------------------------------------------------------------- module layering
+
+# Each corpus reader module with the modules it must never import (those above it):
+# document, charset <- rows, files <- warc, hf <- clueweb, local <- readers.
+ABOVE = {
+    "document": ["rows", "files", "charset", "warc", "hf", "clueweb", "local", "readers"],
+    "rows": ["files", "warc", "hf", "clueweb", "local", "readers"],
+    "files": ["rows", "warc", "hf", "clueweb", "local", "readers"],
+    "warc": ["rows", "hf", "clueweb", "local", "readers"],
+    "hf": ["files", "warc", "clueweb", "local", "readers"],
+    "clueweb": ["hf", "local", "readers"],
+    "local": ["hf", "clueweb", "readers"],
+}
+
+
+def corpus_imports(name: str) -> set[str]:
+    """Every generators.corpus module that `name` imports, at module level or in a function."""
+    source = (CORPUS_DIR / f"{name}.py").read_text("utf-8")
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("generators.corpus."):
+            found.add(node.module.split(".")[2])
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(ABOVE))
+def test_corpus_modules_import_one_way(name):
+    assert not corpus_imports(name) & set(ABOVE[name])
+
+
+def test_warc_module_loads_without_the_readers():
+    """In a fresh interpreter, with the package's __init__ (which imports everything) kept
+    out of the way, importing warc, hf, clueweb or local never pulls in readers."""
+    script = (
+        "import sys, types, generators\n"
+        "pkg = types.ModuleType('generators.corpus')\n"
+        "pkg.__path__ = [generators.__path__[0] + '/corpus']\n"
+        "sys.modules['generators.corpus'] = pkg\n"
+        "import importlib\n"
+        "for name in ('warc', 'hf', 'clueweb', 'local'):\n"
+        "    importlib.import_module('generators.corpus.' + name)\n"
+        "    assert 'generators.corpus.readers' not in sys.modules, name\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -196,7 +196,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
         proc.wait()
         done_before = len(read_jsonl(out / "scoring" / "data.jsonl"))
         assert 8 <= done_before < n
-        assert json.loads((out / "manifest.json").read_text())["status"] == "scoring"
+        assert json.loads((out / "manifest.json").read_text())["status"] == "running"
         sent_before = server.requests_total
 
         again = run_gen(*args, env=env)
@@ -226,7 +226,7 @@ def test_other_rater_settings_in_the_same_folder_are_refused(tmp_path):
         proc = run_gen("curate", "--input", inp, "--backend", "openai", "--base-url", server.base_url,
                        "--model", "other-judge", "--out", tmp_path / "out", "--no-progress",
                        env=gen_env(OPENAI_API_KEY="k", BALEEN_CACHE=str(tmp_path / "cache")))
-        assert_one_line_error(proc, 2, "another rater")
+        assert_one_line_error(proc, 2, "other settings")
         assert server.requests_total == 1
 
 

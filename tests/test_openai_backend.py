@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import socket
 import time
 
 import pytest
 
 from generators.accounting import Accounting, BudgetReached
-from generators.backends.base import ChatRequest, RequestFailed, Sampling
-from generators.backends.cache import ResponseCache
+from generators.backends.base import Capabilities, ChatRequest, RequestFailed, Sampling
+from generators.backends.cache import ResponseCache, cache_key
 from generators.backends.openai_backend import OpenAIBackend
-from generators.backends.ratelimit import RateLimiter, parse_duration
+from generators.backends.ratelimit import RateLimiter, parse_duration, ratelimit_reset, retry_after
+from tests.chat_server import HTML_PAGE
 from generators.engine import Engine
 from generators.errors import FatalError
 from tests.chat_server import ChatServer
@@ -169,3 +172,124 @@ def test_rpm_bucket_makes_requests_wait():
 def test_parse_duration_forms():
     assert parse_duration("6m0s") == 360 and parse_duration("20ms") == 0.02
     assert parse_duration("1.5") == 1.5 and parse_duration(None) is None and parse_duration("soon") is None
+
+
+TRANSPORTS = ["aiohttp", "httpx"]
+
+
+def backend_for(server: ChatServer, **kw) -> OpenAIBackend:
+    settings = dict(model="teacher", base_url=server.base_url, api_key="sk-test", retries=2, timeout_s=5.0,
+                    backoff_initial_s=0.01, backoff_max_s=0.05)
+    return OpenAIBackend(**{**settings, **kw})
+
+
+def ask_backend(backend: OpenAIBackend, *texts: str) -> list:
+    """Send each text in turn; the results, or the exception that stopped them."""
+    async def go():
+        out = []
+        try:
+            for text in texts:
+                out.append(await backend.complete(ChatRequest.of([{"role": "user", "content": text}])))
+        finally:
+            await backend.aclose()
+        return out
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("rule", [{"html": True}, {"malformed": True}])
+def test_a_200_that_is_not_json_is_retried(transport, rule):
+    with ChatServer(rules=[{**rule, "times": 1}]) as server:
+        [result] = ask_backend(backend_for(server, transport=transport), "hello")
+        assert result.text and server.requests_total == 2 and server.by_status == {200: 2}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_html_200_fails_the_item_after_retries_keeping_the_body(transport):
+    with ChatServer(rules=[{"html": True}]) as server:
+        backend = backend_for(server, transport=transport)
+        assert backend.transport == transport
+        with pytest.raises(RequestFailed, match="unreadable response.*text/html") as info:
+            ask_backend(backend, "hello")
+        assert server.requests_total == 3  # retries=2: three attempts
+        assert info.value.last_response == HTML_PAGE[:2000] and info.value.status is None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_malformed_json_fails_the_item_keeping_the_body(transport):
+    with ChatServer(rules=[{"malformed": True}]) as server:
+        with pytest.raises(RequestFailed, match="unreadable response") as info:
+            ask_backend(backend_for(server, transport=transport), "hello")
+        assert info.value.last_response.startswith('{"id": "chatcmpl-broken"')
+
+
+@pytest.mark.parametrize("rule,source", [
+    ({"status": 429, "retry_after": 86400}, "Retry-After"),
+    ({"status": 503, "retry_after": 86400}, "Retry-After"),
+    ({"status": 429, "headers": {"retry-after-ms": "86400000"}}, "retry-after-ms"),
+    ({"status": 429, "headers": {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "24h"}},
+     "x-ratelimit-reset-tokens"),
+])
+def test_a_wait_past_max_retry_after_stops_the_run_at_once(rule, source):
+    with ChatServer(rules=[rule]) as server:
+        started = time.monotonic()
+        with pytest.raises(FatalError) as info:
+            ask_backend(backend_for(server, retries=6), "hello")
+        assert time.monotonic() - started < 3 and server.requests_total == 1
+    message = info.value.message
+    assert f"the server asked to wait 86400 s ({source}), more than --max-retry-after 300 s" in message
+    assert "rerun the same command after " in message and " UTC, or raise --max-retry-after" in message
+    assert "\n" not in message
+
+
+def test_a_wait_within_max_retry_after_is_waited():
+    with ChatServer(rules=[{"status": 429, "retry_after": 0.3, "times": 1}]) as server:
+        started = time.monotonic()
+        [result] = ask_backend(backend_for(server, max_retry_after=1.0), "hello")
+        assert result.text and time.monotonic() - started >= 0.3 and server.requests_total == 2
+
+
+def test_a_long_reset_on_a_good_answer_keeps_it_and_stops_the_next_request():
+    headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2h"}
+    with ChatServer(rules=[{"headers": headers, "times": 1}]) as server:
+        backend = backend_for(server)
+        request = ChatRequest.of([{"role": "user", "content": "hello"}])
+
+        async def go():
+            try:
+                first = await backend.complete(request)
+                with pytest.raises(FatalError, match=r"asked to wait 7200 s \(x-ratelimit-reset-requests\)"):
+                    await backend.complete(request)
+                return first
+            finally:
+                await backend.aclose()
+        started = time.monotonic()
+        assert asyncio.run(go()).text
+        assert time.monotonic() - started < 3 and server.requests_total == 1
+
+
+def test_retry_after_and_reset_headers_are_read():
+    assert retry_after({"retry-after": "7"}) == (7.0, "Retry-After")
+    assert retry_after({"retry-after-ms": "250", "retry-after": "7"}) == (0.25, "retry-after-ms")
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == (0.0, "Retry-After")
+    assert retry_after({}) is None and retry_after({"retry-after": "soon"}) is None
+    both = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s",
+            "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"}
+    assert ratelimit_reset(both) == (360.0, "x-ratelimit-reset-tokens")
+    assert ratelimit_reset({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "1s"}) is None
+
+
+def test_the_endpoint_is_part_of_the_cache_key():
+    request = ChatRequest.of([{"role": "user", "content": "hi"}], Sampling(seed=1))
+    local = cache_key("hf", "m", request)
+    one = cache_key("openai", "m", request, endpoint="http://127.0.0.1:8000/v1")
+    other = cache_key("openai", "m", request, endpoint="http://127.0.0.1:8001/v1")
+    assert one != other and local == cache_key("hf", "m", request, endpoint=None)
+    before = json.dumps(["hf", "m", request.messages, request.sampling.as_dict()], ensure_ascii=False,
+                        separators=(",", ":"), sort_keys=True)  # the key before endpoints existed
+    assert local == hashlib.sha256(before.encode("utf-8")).hexdigest()
+
+
+def test_capabilities_are_declared():
+    assert OpenAIBackend.capabilities == Capabilities(prefill=False, logprobs=True, adapters=False,
+                                                      per_request_model=True, batching=False, local=False)

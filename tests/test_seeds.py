@@ -1,9 +1,11 @@
-"""Seed samplers: local files, hf: data sets (real, on local fixtures), named sets offline."""
+"""Seed samplers: local files, hf: data sets (real, on local fixtures), the named sets read through
+the real `datasets` from a mirror folder laid out like each hub repo, and the hub offline."""
 from __future__ import annotations
 
 import csv
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +17,18 @@ import pytest
 import generators.seeds.hub as seeds_hub
 from generators.errors import FatalError, UsageError
 from generators.records import stable_id
-from generators.seeds import Seed, load_seeds, normalize_text, parse_shard
+from generators.seeds import MIRROR_ENV, NAMED, Seed, load_seeds, normalize_text, parse_shard
 
 QUESTIONS = [f"Question number {i}?" for i in range(20)]
 
 
 @pytest.fixture(autouse=True)
 def _private_hf_cache(tmp_path, monkeypatch):
-    """Keep datasets' arrow cache inside the test folder."""
+    """Keep datasets' arrow cache inside the test folder, and a mirror set outside out of it."""
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -395,33 +398,20 @@ def hub(monkeypatch):
     return install
 
 
-def test_quora_takes_the_first_question_of_each_pair(hub):
-    import datasets
-
-    rows = datasets.Dataset.from_dict({
-        "questions": [{"id": [1, 2], "text": ["How do I learn Go?", "What is the best way to learn Go?"]},
-                      {"id": [3, 4], "text": ["Is tea healthy?", "Is green tea good for you?"]}],
-        "is_duplicate": [True, False]})
-    fake = hub(rows)
-    seeds = load_seeds("quora")
-    assert sorted(texts(seeds)) == ["How do I learn Go?", "Is tea healthy?"]
-    assert {s.source for s in seeds} == {"quora"}
-    assert fake.calls == [(("quora",), {"split": "train"})]
-
-
-@pytest.mark.parametrize("name, repo, field", [
-    ("stackoverflow", "pacovaldez/stackoverflow-questions", "title"),
-    ("medquad", "AnonymousSub/MedQuAD_47441_Question_Answer_Pairs", "Questions"),
-    ("medqa", "GBaker/MedQA-USMLE-4-options", "question"),
-    ("MedQA", "GBaker/MedQA-USMLE-4-options", "question"),
+@pytest.mark.parametrize("name, repo, config, field", [
+    ("quora", "sentence-transformers/quora-duplicates", "pair-class", "sentence1"),
+    ("stackoverflow", "pacovaldez/stackoverflow-questions", None, "title"),
+    ("medquad", "AnonymousSub/MedQuAD_47441_Question_Answer_Pairs", None, "Questions"),
+    ("medqa", "GBaker/MedQA-USMLE-4-options", None, "question"),
+    ("MedQA", "GBaker/MedQA-USMLE-4-options", None, "question"),
 ])
-def test_named_sets_use_baize_repos_and_fields(hub, name, repo, field):
+def test_named_sets_ask_the_hub_for_full_ids_and_configs(hub, name, repo, config, field):
     import datasets
 
     fake = hub(datasets.Dataset.from_dict({field: ["One?", "Two?"], "other": ["x", "y"]}))
     seeds = load_seeds(name)
     assert sorted(texts(seeds)) == ["One?", "Two?"]
-    assert fake.calls[0] == ((repo,), {"split": "train"})
+    assert fake.calls == [((repo, config), {"split": "train"})]  # no trust_remote_code, no bare id
     assert {s.source for s in seeds} == {name.lower()}
 
 
@@ -513,3 +503,257 @@ def test_named_sets_offline_for_real(tmp_path):
         label = "hf:org/set" if spec.startswith("hf:") else spec
         assert f"seed set {label} " in message
         assert "unreachable" in message and "--seeds questions.jsonl --field question" in message
+
+
+# ---------------------------------------------------------------- named sets from a mirror laid out like the hub
+# Each fixture copies the layout of the real hub repo (file names, folders, README front matter) with
+# a few rows, and is read by the real `datasets`; EXPECTED is each set's seeds in the original order.
+
+QUORA_PAIRS = [  # (sentence1, sentence2, label) of config pair-class
+    ("How do I learn Go?", "What is the best way to learn Go?", 1),
+    ("Is tea healthy?", "Is green tea good for you?", 0),
+    ("How do I learn Go?", "Which book teaches Go best?", 0),  # a first question seen again
+    ("Why is the sky blue?", "What makes the sky look blue?", 1),
+    ("Can dogs eat grapes?", "Are grapes toxic to dogs?", 1),
+    ("How far away is the Moon?", "What is the distance to the Moon?", 1),
+    ("What is a black hole?", "How do black holes form?", 0),
+    ("How do I cook rice?", "What is the rice to water ratio?", 0),
+    ("Who wrote Hamlet?", "When was Hamlet written?", 0),
+    ("Is Python hard to learn?", "How long does it take to learn Python?", 0),
+]
+SO_SHARDS = [  # (title, body) of the two train files, in file-name order
+    [("How do I reverse a list in Python?", "<p>body 1</p>"),
+     ("What does git rebase do?", "<p>body 2</p>"),
+     ("Why is my CSS not applied?", "<p>body 3</p>")],
+    [("How to parse JSON in Java?", "<p>body 4</p>"),
+     ("What is a segmentation fault?", "<p>body 5</p>"),
+     ("How do I undo git add?", "<p>body 6</p>")],
+]
+MEDQUAD_ROWS = [  # (Questions, Answers)
+    ("What is (are) Glaucoma ?", "Glaucoma is a group of diseases ..."),
+    ("What causes Glaucoma ?", "Nearly 2.7 million people ..."),
+    ("What is (are) Glaucoma ?", "A second answer to the same question ..."),
+    ("How to prevent High Blood Pressure ?", "Steps you can take ..."),
+    ("What are the symptoms of Asthma ?", "Common symptoms ..."),
+    ("Who should get a flu shot ?", "Everyone 6 months and older ..."),
+]
+MEDQA_TRAIN = [
+    "A 23-year-old woman presents with fever and dysuria. Which drug is best?",
+    "A 3-month-old boy has poor feeding. What is the most likely diagnosis?",
+    "A 45-year-old man has chest pain at rest. What is the next step?",
+    "A 60-year-old woman has a tremor at rest. Which structure is affected?",
+    "A 30-year-old man has a painless ulcer. Which test confirms the cause?",
+]
+EXPECTED = {
+    "quora": ["How do I learn Go?", "Is tea healthy?", "Why is the sky blue?", "Can dogs eat grapes?",
+              "How far away is the Moon?", "What is a black hole?", "How do I cook rice?", "Who wrote Hamlet?",
+              "Is Python hard to learn?"],
+    "stackoverflow": [title for shard in SO_SHARDS for title, _ in shard],
+    "medquad": ["What is (are) Glaucoma ?", "What causes Glaucoma ?", "How to prevent High Blood Pressure ?",
+                "What are the symptoms of Asthma ?", "Who should get a flu shot ?"],
+    "medqa": MEDQA_TRAIN,
+}
+# Texts the mirror holds outside each set's config/split/field: none of them may become a seed.
+DECOYS = {"In pair config?", "In triplet config?", "In validation split?", "In test split?", "In medqa test?"}
+
+
+def write_card(folder: Path, front: dict, body: str) -> None:
+    """A README.md like the hub's: YAML front matter, then prose."""
+    import yaml
+
+    (folder / "README.md").write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n{body}\n",
+                                      encoding="utf-8")
+
+
+def string_features(*names: str) -> list[dict]:
+    return [{"name": name, "dtype": "string"} for name in names]
+
+
+def write_quora(repo: Path) -> None:
+    """sentence-transformers/quora-duplicates: one folder per config, configs declared in the card."""
+    tables = {
+        "pair": pa.table({"anchor": ["In pair config?"], "positive": ["x"]}),
+        "pair-class": pa.table({"sentence1": [p[0] for p in QUORA_PAIRS], "sentence2": [p[1] for p in QUORA_PAIRS],
+                                "label": [p[2] for p in QUORA_PAIRS]}),
+        "triplet": pa.table({"anchor": ["In triplet config?"], "positive": ["x"], "negative": ["y"]}),
+        "triplet-all": pa.table({"anchor": ["In triplet config?"], "positive": ["x"], "negative": ["y"]}),
+    }
+    info = []
+    for config, table in tables.items():
+        (repo / config).mkdir(parents=True)
+        pq.write_table(table, repo / config / "train-00000-of-00001.parquet")
+        features = [{"name": n, "dtype": "int64" if n == "label" else "string"} for n in table.column_names]
+        info.append({"config_name": config, "features": features,
+                     "splits": [{"name": "train", "num_bytes": 100, "num_examples": table.num_rows}],
+                     "download_size": 100, "dataset_size": 100})
+    configs = [{"config_name": c, "data_files": [{"split": "train", "path": f"{c}/train-*"}]} for c in tables]
+    write_card(repo, {"language": ["en"], "size_categories": ["100K<n<1M"], "dataset_info": info,
+                      "configs": configs, "tags": ["sentence-transformers"]}, "# Quora Duplicate Questions")
+
+
+def write_stackoverflow(repo: Path) -> None:
+    """pacovaldez/stackoverflow-questions: data/post_questions_SPLIT/ folders, splits named by path."""
+    shards = {"train": SO_SHARDS, "validation": [[("In validation split?", "b")]], "test": [[("In test split?", "b")]]}
+    for split, files in shards.items():
+        folder = repo / "data" / f"post_questions_{split}"
+        folder.mkdir(parents=True)
+        for number, rows in enumerate(files):
+            table = pa.table({"title": [r[0] for r in rows], "body": [r[1] for r in rows], "label": [0] * len(rows)})
+            pq.write_table(table, folder / f"post_questions_{split}_{number:012d}.parquet")
+    write_card(repo, {"license": "apache-2.0", "language": ["en"], "task_categories": ["text-classification"],
+                      "tags": ["stackoverflow", "technical questions"]}, "# Stack Overflow questions")
+
+
+def write_medquad(repo: Path) -> None:
+    """AnonymousSub/MedQuAD_47441_Question_Answer_Pairs: one parquet file under data/."""
+    (repo / "data").mkdir(parents=True)
+    table = pa.table({"Questions": [r[0] for r in MEDQUAD_ROWS], "Answers": [r[1] for r in MEDQUAD_ROWS]})
+    pq.write_table(table, repo / "data" / "train-00000-of-00001-4401d00b2bdd1863.parquet")
+    write_card(repo, {"dataset_info": {"features": string_features("Questions", "Answers"),
+                                       "splits": [{"name": "train", "num_bytes": 100, "num_examples": table.num_rows}],
+                                       "download_size": 100, "dataset_size": 100}}, "# MedQuAD")
+
+
+def write_medqa(repo: Path) -> None:
+    """GBaker/MedQA-USMLE-4-options: JSON lines files at the top, split named in the file name."""
+    repo.mkdir(parents=True)
+
+    def row(question: str) -> dict:
+        return {"question": question, "answer": "Option text", "options": {"A": "a", "B": "b", "C": "c", "D": "d"},
+                "meta_info": "step1", "answer_idx": "A", "metamap_phrases": ["phrase"]}
+    write_jsonl(repo / "phrases_no_exclude_train.jsonl", [row(q) for q in MEDQA_TRAIN])
+    write_jsonl(repo / "phrases_no_exclude_test.jsonl", [row("In medqa test?")])
+    write_card(repo, {"license": "cc-by-4.0", "language": ["en"]}, "# MedQA (USMLE, 4 options)")
+
+
+WRITERS = {"quora": write_quora, "stackoverflow": write_stackoverflow, "medquad": write_medquad, "medqa": write_medqa}
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch) -> Path:
+    """A BALEEN_HF_MIRROR folder holding a copy of each named set's hub repo."""
+    root = tmp_path / "mirror"
+    for name, write in WRITERS.items():
+        write(root / NAMED[name].repo)
+    monkeypatch.setenv(MIRROR_ENV, str(root))
+    return root
+
+
+def shuffled(items: list[str], seed: int) -> list[str]:
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    return items
+
+
+@pytest.fixture
+def load_calls(monkeypatch):
+    """Record each call to the real datasets.load_dataset (which still does the work)."""
+    import datasets
+
+    real, calls = datasets.load_dataset, []
+
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(datasets, "load_dataset", recording)
+    return calls
+
+
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_named_set_from_mirror_in_original_order(mirror, load_calls, name):
+    seeds = load_seeds(name, seed=11)
+    assert sorted(texts(seeds)) == sorted(EXPECTED[name])  # its field only: no other config, split or column
+    assert texts(seeds) == shuffled(EXPECTED[name], 11)    # read in the original order, then shuffled
+    assert {s.source for s in seeds} == {name}
+    named = NAMED[name]
+    assert load_calls == [((str(mirror / named.repo), named.config), {"split": "train"})]
+
+
+def test_named_sets_are_plain_data_repos_with_full_ids(mirror):
+    """No loading script anywhere: full OWNER/NAME ids, and the copies hold only data files and a card."""
+    assert set(NAMED) == set(WRITERS)
+    for named in NAMED.values():
+        assert named.repo.count("/") == 1 and all(named.repo.split("/"))
+        suffixes = {path.suffix for path in (mirror / named.repo).rglob("*") if path.is_file()}
+        assert suffixes <= {".parquet", ".jsonl", ".md"}
+
+
+def test_quora_takes_the_first_question_of_each_pair(mirror):
+    assert NAMED["quora"].config == "pair-class" and NAMED["quora"].field == "sentence1"
+    firsts = set(texts(load_seeds("quora")))
+    assert firsts == {p[0] for p in QUORA_PAIRS}
+    assert not firsts & {p[1] for p in QUORA_PAIRS}
+    assert set(texts(load_seeds("quora", field="sentence2"))) == {p[1] for p in QUORA_PAIRS}
+
+
+def test_named_sets_never_yield_other_configs_or_splits(mirror):
+    for name in NAMED:
+        assert not set(texts(load_seeds(name))) & DECOYS
+
+
+def test_mirror_serves_hf_specs_of_the_same_repo(mirror):
+    seeds = load_seeds("hf:sentence-transformers/quora-duplicates:pair-class:sentence1", seed=4)
+    assert texts(seeds) == shuffled(EXPECTED["quora"], 4)
+    assert {s.source for s in seeds} == {"hf:sentence-transformers/quora-duplicates"}
+    assert texts(load_seeds("hf:sentence-transformers/quora-duplicates:pair:anchor")) == ["In pair config?"]
+
+
+def test_mirror_copy_without_the_config(mirror):
+    with pytest.raises(UsageError, match=r"could not read the local copy .*quora-duplicates.*nope"):
+        load_seeds("hf:sentence-transformers/quora-duplicates:nope:sentence1")
+    with pytest.raises(UsageError, match=r"no field 'questions'; available: sentence1, sentence2, label"):
+        load_seeds("quora", field="questions")
+
+
+def test_mirror_copy_that_is_a_loading_script_is_refused(tmp_path, monkeypatch):
+    """A repo with a loading script (like the old `quora`) fails with one line; the script never runs."""
+    root = tmp_path / "mirror"
+    repo = root / "org" / "scripted"
+    repo.mkdir(parents=True)
+    marker = tmp_path / "script-ran"
+    (repo / "scripted.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    monkeypatch.setenv(MIRROR_ENV, str(root))
+    with pytest.raises(UsageError, match=r"seed set hf:org/scripted: org/scripted is a loading script"):
+        load_seeds("hf:org/scripted:question")
+    assert not marker.exists()
+
+
+def test_repo_missing_from_the_mirror_comes_from_the_hub(hub, mirror):
+    import datasets
+
+    fake = hub(datasets.Dataset.from_dict({"q": ["One?"]}))
+    assert texts(load_seeds("hf:org/elsewhere:q")) == ["One?"]
+    assert fake.calls == [(("org/elsewhere", None), {"split": "train"})]
+
+
+def test_mirror_variable_naming_no_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "absent"))
+    with pytest.raises(UsageError, match=rf"{MIRROR_ENV}=.*absent: no such folder"):
+        load_seeds("quora")
+
+
+@pytest.mark.parametrize("spec", ["hf:squad:question", "hf:a/b/c:question", "hf:org/..:question"])
+def test_hf_needs_a_full_hub_id(spec):
+    with pytest.raises(UsageError, match=r"full hub id OWNER/NAME"):
+        load_seeds(spec)
+
+
+def test_mirror_needs_no_hub_at_all(mirror, tmp_path):
+    """Not in offline mode, with the hub endpoint a closed port: the mirror alone serves every named set."""
+    code = (
+        "from generators.seeds import load_seeds\n"
+        "for name in ['quora', 'stackoverflow', 'medquad', 'medqa']:\n"
+        "    print(name, len(load_seeds(name)))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
+    env.update({MIRROR_ENV: str(mirror), "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"),
+                "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")})
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [word for name in ["quora", "stackoverflow", "medquad", "medqa"]
+                                   for word in (name, str(len(EXPECTED[name])))]
+
+
+def test_mirror_skips_the_hub_probe(mirror, monkeypatch):
+    monkeypatch.setattr(seeds_hub, "_hub_reachable", lambda timeout=0: pytest.fail("probed the hub for a local copy"))
+    assert texts(load_seeds("medqa", seed=2)) == shuffled(EXPECTED["medqa"], 2)

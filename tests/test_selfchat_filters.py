@@ -6,7 +6,7 @@ import json
 import pytest
 
 from generators.errors import UsageError
-from generators.selfchat.filters import DialogFilter, FilterConfig
+from generators.selfchat.filters import DialogFilter, DialogFilterConfig
 
 GOOD_ANSWER = "Boil it for nine minutes, then cool it in cold water."
 
@@ -18,7 +18,7 @@ def dialog(*turns: str) -> list[dict[str, str]]:
 
 @pytest.fixture
 def check():
-    return DialogFilter(FilterConfig()).check
+    return DialogFilter(DialogFilterConfig()).check
 
 
 def test_good_dialog_is_kept(check):
@@ -61,7 +61,7 @@ def test_role_leak_ignores_mid_line_colon_words(check):
 
 
 def test_role_leak_can_be_turned_off():
-    config = FilterConfig(role_leak=False)
+    config = DialogFilterConfig(role_leak=False)
     assert DialogFilter(config).check(dialog("q?", GOOD_ANSWER + "\n[Human] more")) is None
 
 
@@ -128,27 +128,27 @@ def test_rejected_dialogs_are_not_remembered(check):
 def test_remember_primes_dedup_from_a_resumed_run(tmp_path):
     earlier = tmp_path / "data.jsonl"
     earlier.write_text(json.dumps({"messages": dialog("How do I boil an egg?", GOOD_ANSWER)}) + "\n")
-    dialog_filter = DialogFilter(FilterConfig())
+    dialog_filter = DialogFilter(DialogFilterConfig())
     for line in earlier.read_text().splitlines():
         dialog_filter.remember(json.loads(line)["messages"])
     assert dialog_filter.check(dialog("How do I boil an egg?", GOOD_ANSWER)) == "duplicate"
 
 
 def test_no_dedup_keeps_repeats():
-    dialog_filter = DialogFilter(FilterConfig.with_overrides(no_dedup=True))
+    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(no_dedup=True))
     assert dialog_filter.check(dialog("q?", GOOD_ANSWER)) is None
     assert dialog_filter.check(dialog("q?", GOOD_ANSWER)) is None
 
 
 def test_override_min_answer_chars():
-    dialog_filter = DialogFilter(FilterConfig.with_overrides(min_answer_chars=2))
+    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(min_answer_chars=2))
     assert dialog_filter.check(dialog("q?", "Yes.")) is None
-    dialog_filter = DialogFilter(FilterConfig.with_overrides(min_answer_chars=200))
+    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(min_answer_chars=200))
     assert dialog_filter.check(dialog("q?", GOOD_ANSWER)) == "short_answer"
 
 
 def test_override_extra_block_applies_to_both_sides():
-    dialog_filter = DialogFilter(FilterConfig.with_overrides(extra_block=[r"\bcasino\b"]))
+    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(extra_block=[r"\bcasino\b"]))
     assert dialog_filter.check(dialog("Best casino tips?", GOOD_ANSWER)) == "blocked"
     assert dialog_filter.check(dialog("Tips?", GOOD_ANSWER + " Try a casino.")) == "blocked"
     assert dialog_filter.check(dialog("As an AI language model, what?", GOOD_ANSWER)) is None
@@ -156,33 +156,33 @@ def test_override_extra_block_applies_to_both_sides():
 
 
 def test_override_drop_defaults():
-    config = FilterConfig.with_overrides(drop_defaults=True)
+    config = DialogFilterConfig.with_overrides(drop_defaults=True)
     assert config.block_patterns == {}
     dialog_filter = DialogFilter(config)
     assert dialog_filter.check(dialog("About ChatGPT?", "As an AI language model, ChatGPT is me.")) is None
-    config = FilterConfig.with_overrides(drop_defaults=True, extra_block=["forbidden"])
+    config = DialogFilterConfig.with_overrides(drop_defaults=True, extra_block=["forbidden"])
     assert list(config.block_patterns) == ["blocked"]
     assert DialogFilter(config).check(dialog("q?", "this is forbidden knowledge indeed")) == "blocked"
 
 
 def test_with_overrides_leaves_class_defaults_alone():
-    FilterConfig.with_overrides(drop_defaults=True, extra_block=["x"], min_answer_chars=1)
-    fresh = FilterConfig()
+    DialogFilterConfig.with_overrides(drop_defaults=True, extra_block=["x"], min_answer_chars=1)
+    fresh = DialogFilterConfig()
     assert fresh.min_answer_chars == 20 and "refusal" in fresh.block_patterns and "blocked" not in fresh.block_patterns
 
 
 def test_bad_regex_is_a_usage_error():
     with pytest.raises(UsageError, match=r"not a valid regex"):
-        DialogFilter(FilterConfig.with_overrides(extra_block=["(unclosed"]))
+        DialogFilter(DialogFilterConfig.with_overrides(extra_block=["(unclosed"]))
 
 
 def test_negative_min_answer_chars_is_a_usage_error():
     with pytest.raises(UsageError, match="min-answer-chars"):
-        DialogFilter(FilterConfig.with_overrides(min_answer_chars=-1))
+        DialogFilter(DialogFilterConfig.with_overrides(min_answer_chars=-1))
 
 
 def test_describe_is_json_ready():
-    described = FilterConfig.with_overrides(extra_block=["x"]).describe()
+    described = DialogFilterConfig.with_overrides(extra_block=["x"]).describe()
     assert json.loads(json.dumps(described)) == described
     assert described["block_patterns"]["blocked"] == ["x"]
 

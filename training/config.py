@@ -1,4 +1,4 @@
-"""Every setting of one training run, with the two published presets (DESIGN.md section 5).
+"""Every setting of one training run, with the two published presets (Baize and Humpback).
 
 One frozen-ish dataclass so the trainer, the checkpoint fingerprint and the manifest all read
 the same names. Presets only fill what the user did not set on the command line.

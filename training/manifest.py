@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import resource
 import sys
 from collections import Counter
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from generators.io import read_json, write_json
 
 from generators.store import versions as store_versions
 
@@ -53,17 +54,12 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 def write(out: Path, manifest: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".manifest.json.{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
-    tmp.replace(out / "manifest.json")
+    write_json(out / "manifest.json", json.loads(json.dumps(manifest, default=str)))
 
 
 def read(out: Path) -> dict[str, Any] | None:
-    path = out / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    """The run's manifest, None when there is none; an unreadable one is a UsageError."""
+    return read_json(out / "manifest.json", what="run manifest")
 
 
 def argv() -> list[str]:

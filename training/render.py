@@ -13,7 +13,8 @@ from typing import Iterable, Iterator
 
 import prompts
 from generators.errors import UsageError
-from generators.records import Record, check_record, iter_jsonl
+from generators.io import iter_jsonl
+from generators.records import Record, check_record
 
 Messages = list[dict[str, str]]
 

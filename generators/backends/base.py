@@ -66,6 +66,8 @@ class Capabilities:
       API server does; without it another model means another backend instance.
     batching: gathers concurrent requests into batches itself (concurrency = batch size).
     local: runs in this process (a model path, not a server).
+    multi_instance: a second instance may run beside the first in one process (a second local
+      model for the simulated person); vLLM's engine owns the device and may not.
     """
 
     prefill: bool = False
@@ -74,6 +76,27 @@ class Capabilities:
     per_request_model: bool = False
     batching: bool = False
     local: bool = False
+    multi_instance: bool = True
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """What a stage asks of any backend; each backend takes what applies to it."""
+
+    model: str | None = None
+    adapter: str | None = None
+    base_url: str | None = None
+    concurrency: int = 16
+    timeout_s: float = 120.0
+    retries: int = 6
+    rpm: float | None = None
+    tpm: float | None = None
+    max_retry_after: float = 300.0
+    cache_root: str | None = None
+    extra: tuple[tuple[str, Any], ...] = ()  # backend-specific knobs, e.g. gpu_memory_utilization
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.extra).get(name, default)
 
 
 @dataclass
@@ -113,6 +136,20 @@ class Backend(abc.ABC):
     model: str = ""
     capabilities: Capabilities = Capabilities()
     endpoint: str | None = None  # where answers come from (a redacted URL); part of the cache key
+
+    @classmethod
+    def check(cls, settings: BackendSettings) -> None:
+        """Refuse, with a UsageError, settings this backend cannot work with: called before any
+        file is written or model loaded."""
+
+    @classmethod
+    def create(cls, settings: BackendSettings) -> "Backend":
+        """Build the backend (cheaply: loading waits for `start`)."""
+        raise NotImplementedError(f"{cls.__name__} does not say how to build itself from settings")
+
+    async def start(self) -> None:
+        """Load the model (local backends) so a bad path or a broken model fails before any
+        item; a server backend has nothing to do here."""
 
     @abc.abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResult:

@@ -1,10 +1,11 @@
 """A response cache shared across runs, so a rerun of the same command sends no new requests.
 
 SQLite in WAL mode: one file, safe for several processes, no server. The key is a hash of
-backend, model, messages and sampling settings (seed included); a temperature > 0 answer is
-cached too, because the point is to never pay twice for the same request. Writes are
-committed in small batches (every 0.2 s or 64 answers) to keep the hot path cheap; a crash
-loses at most those few answers, never a record.
+backend, model, messages and sampling settings (seed included), plus the endpoint (the
+redacted server URL) for a server backend; a temperature > 0 answer is cached too, because
+the point is to never pay twice for the same request. Writes are committed in small batches
+(every 0.2 s or 64 answers) to keep the hot path cheap; a crash loses at most those few
+answers, never a record.
 """
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ COMMIT_EVERY_S = 0.2
 COMMIT_EVERY_N = 64
 
 
-def cache_key(backend: str, model: str, request: ChatRequest) -> str:
-    blob = json.dumps([backend, request.model or model, request.messages, request.sampling.as_dict()],
-                      ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+def cache_key(backend: str, model: str, request: ChatRequest, endpoint: str | None = None) -> str:
+    """The request's key; `endpoint` goes in only when given, so local backends keep their keys."""
+    parts: list[object] = [backend, request.model or model, request.messages, request.sampling.as_dict()]
+    if endpoint is not None:
+        parts.append(endpoint)
+    blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -37,7 +41,6 @@ class ResponseCache:
                          "created REAL NOT NULL)")
         self._pending: list[tuple[str, str, float]] = []
         self._last_commit = time.monotonic()
-        self.hits = 0
 
     def get(self, key: str) -> ChatResult | None:
         row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
@@ -48,7 +51,6 @@ class ResponseCache:
                     break
         if row is None:
             return None
-        self.hits += 1
         return ChatResult.from_json(json.loads(row[0]))
 
     def put(self, key: str, result: ChatResult) -> None:

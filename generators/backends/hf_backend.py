@@ -13,7 +13,10 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .base import Backend, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
+from ..errors import FatalError
+from .base import (Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling,
+                   render_prompt)
+from .local import check_local_model, local_model
 
 
 @dataclass
@@ -25,6 +28,19 @@ class _Job:
 
 class HFBackend(Backend):
     name = "hf"
+    capabilities = Capabilities(prefill=True, logprobs=True, adapters=True, per_request_model=False,
+                                batching=True, local=True, multi_instance=True)
+
+    @classmethod
+    def check(cls, settings: BackendSettings) -> None:
+        check_local_model(settings.model, settings.adapter)
+
+    @classmethod
+    def create(cls, settings: BackendSettings) -> "HFBackend":
+        path, label = local_model(settings)
+        backend = cls(model=path, adapter=settings.adapter, batch_size=settings.concurrency)
+        backend.model = label
+        return backend
 
     def __init__(self, *, model: str, adapter: str | None = None, batch_size: int = 16,
                  device: str | None = None, default_max_tokens: int = 512) -> None:
@@ -60,6 +76,15 @@ class HFBackend(Backend):
         model.eval()
         self._torch, self._tok, self._model, self._dev = torch, tokenizer, model, device
 
+    async def start(self) -> None:
+        """Load now (in the worker thread) and fail the run in one line if the model cannot load."""
+        self._ensure_thread()
+        await asyncio.to_thread(self._loaded.wait)
+        if self._load_error is not None:
+            exc = self._load_error
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise FatalError(f"cannot load model {self.model_path}: {type(exc).__name__}: {first}")
+
     def _ensure_thread(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="hf-backend", daemon=True)
@@ -78,6 +103,8 @@ class HFBackend(Backend):
             self._load()
         except BaseException as exc:  # noqa: BLE001 - reported to every waiting caller
             self._load_error = exc
+        finally:
+            self._loaded.set()
         while True:
             job = self._jobs.get()
             if job is None:

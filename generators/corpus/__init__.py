@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from .document import Document
 from .filters import REASONS, SegmentFilterConfig, SegmentPipeline, prepare_segments
-from .readers import iter_documents, parse_shard
+from .readers import iter_documents
 from .segment import Segment, segment_document
 
 __all__ = [
     "Document", "Segment", "SegmentFilterConfig", "SegmentPipeline", "REASONS",
-    "iter_documents", "parse_shard", "prepare_segments", "segment_document",
+    "iter_documents", "prepare_segments", "segment_document",
 ]

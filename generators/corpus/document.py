@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 Kind = Literal["html", "markdown", "text"]
-KINDS: tuple[str, ...] = ("html", "markdown", "text")
 
 _HTML_HINT = re.compile(r"<(?:!doctype|html|body|head|h[1-6]|p|div|article|section)\b", re.I)
 _MD_HEADER = re.compile(r"^#{1,6}[ \t]+\S", re.M)
@@ -22,6 +21,11 @@ class Document:
     kind: Kind
     url: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+# A document not yet built: readers yield these so that a shard can skip other shards'
+# documents before paying for decoding or parsing them.
+Pending = Callable[[], "Document | None"]
 
 
 def guess_kind(text: str) -> Kind:

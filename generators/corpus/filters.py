@@ -138,7 +138,11 @@ class SegmentPipeline:
 
     `counts` has one entry per rejection reason; `documents`, `segments` (candidates) and `kept`
     count what went through. Call `remember(text)` with the segments an earlier, killed run
-    already kept, before `run`, so a resumed run does not keep their duplicates again."""
+    already kept, before `run`, so a resumed run does not keep their duplicates again. It is the
+    filter of segments (name, reasons, check) the other stages' filters share the shape of."""
+
+    name = "segment"
+    reasons = REASONS
 
     def __init__(self, config: SegmentFilterConfig | None = None) -> None:
         self.config = config or SegmentFilterConfig()
@@ -153,7 +157,7 @@ class SegmentPipeline:
     def remember(self, text: str) -> None:
         self.index.add(text)
 
-    def reason(self, segment: Segment) -> str | None:
+    def check(self, segment: Segment) -> str | None:
         """Why the segment is rejected, or None; a kept segment enters the dedup index."""
         c = self.config
         size = len(segment.text)
@@ -180,7 +184,7 @@ class SegmentPipeline:
             self.documents += 1
             for segment in segment_document(document, max_chars=self.config.max_chars):
                 self.segments += 1
-                why = self.reason(segment)
+                why = self.check(segment)
                 if why:
                     self.counts[why] += 1
                     continue

@@ -1,14 +1,16 @@
-"""Stream a Hugging Face data set row by row (never downloading it whole)."""
+"""Stream a Hugging Face data set row by row (never downloading it whole); rows become
+documents exactly as local JSONL and Parquet rows do (rows.py)."""
 from __future__ import annotations
 
 from typing import Iterator
 
 from ..errors import FatalError
 from ..records import stable_id
-from .readers import row_document
+from .document import Pending
+from .rows import row_document
 
 
-def iter_hf(name: str, config: str | None, split: str, field: str | None) -> Iterator:
+def iter_hf(name: str, config: str | None, split: str, field: str | None) -> Iterator[Pending]:
     """Pending documents of `load_dataset(name, config, split=split, streaming=True)`; opening
     happens at once (errors before any work), rows arrive lazily."""
     label = ":".join(p for p in ("hf", name, config) if p)
@@ -27,7 +29,7 @@ def iter_hf(name: str, config: str | None, split: str, field: str | None) -> Ite
 
 
 def _rows(stream: Iterator, label: str, name: str, config: str | None, split: str,
-          field: str | None) -> Iterator:
+          field: str | None) -> Iterator[Pending]:
     index = 0
     while True:
         try:

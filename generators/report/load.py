@@ -7,7 +7,6 @@ Layouts:
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import UsageError
+from ..io import read_json, read_lines
 
 
 @dataclass
@@ -99,19 +99,8 @@ def discover(path: Path) -> Layout:
 
 
 def _lines(path: Path, run: RunData) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        return
-    with path.open("rb") as handle:
-        for raw in handle:
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                run.bad_lines += 1
-                continue
-            if isinstance(obj, dict):
-                yield obj
+    for _, obj in read_lines(path, on_bad=lambda: setattr(run, "bad_lines", run.bad_lines + 1)):
+        yield obj
 
 
 def _words(record: dict[str, Any], role: str, first_only: bool) -> int | None:
@@ -123,11 +112,8 @@ def _words(record: dict[str, Any], role: str, first_only: bool) -> int | None:
 
 
 def load_run(path: Path, name: str) -> RunData:
-    try:
-        manifest = json.loads((path / "manifest.json").read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path / 'manifest.json'}: unreadable ({exc}); fix or remove it") from None
-    run = RunData(name=name, path=path, manifest=manifest if isinstance(manifest, dict) else {})
+    manifest = read_json(path / "manifest.json", what="run manifest") or {}
+    run = RunData(name=name, path=path, manifest=manifest)
     for record in _lines(path / "data.jsonl", run):
         run.kept += 1
         run.kept_ids.add(str(record.get("id")))

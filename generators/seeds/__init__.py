@@ -1,16 +1,18 @@
-"""Seed questions for `gen selfchat --seeds SOURCE` (DESIGN.md section 5, Baize).
+"""Seed questions for `gen selfchat --seeds SOURCE` (Baize's self-chat seeds).
 
 A SOURCE is one of:
-  - a named set as Baize used it: quora, stackoverflow, medquad, medqa (the USMLE set, not MedQuAD);
-  - `hf:NAME[:CONFIG]:FIELD` (or `hf:NAME`) for any Hugging Face data set; NAME may be a local
-    folder or data file that `datasets.load_dataset` understands;
+  - a named set as Baize used it: quora, stackoverflow, medquad, medqa (the USMLE set, not MedQuAD),
+    each a plain data repo on the Hugging Face hub (see `hub.NAMED` and docs/seeds.md);
+  - `hf:NAME[:CONFIG]:FIELD` (or `hf:NAME`) for any Hugging Face data set, NAME a full hub id
+    OWNER/NAME, or a local folder or data file that `datasets.load_dataset` understands;
   - a local file: .jsonl, .json, .csv, .tsv, .parquet, .txt (one seed per non-blank line).
+Hub sets are read from a local copy instead when $BALEEN_HF_MIRROR/OWNER/NAME exists (see `hub`).
 Seeds are then cleaned (blank dropped, near-identical text deduplicated keeping the first),
 shuffled with a fixed seed, split into disjoint shards, and cut to a limit, so that the same
 command always yields the same seeds and machines given shards i/n never overlap.
 
 This module is that pipeline and the public API; the readers live beside it: `hub` (named sets,
-hf: specs, offline handling) and `files` (local files, field choice).
+hf: specs, the mirror, offline handling) and `files` (local files, field choice).
 """
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ from ..shard import check_shard, parse_shard
 from ..errors import UsageError
 from ..records import stable_id
 from .files import FILE_EXTENSIONS, PREFERRED_FIELDS, read_file
-from .hub import HUB_PROBE_SECONDS, NAMED, read_hf, read_named
+from .hub import HUB_PROBE_SECONDS, MIRROR_ENV, NAMED, read_hf, read_named
 
 __all__ = ["Seed", "load_seeds", "parse_shard", "normalize_text",
-           "NAMED", "PREFERRED_FIELDS", "FILE_EXTENSIONS", "HUB_PROBE_SECONDS"]
+           "NAMED", "MIRROR_ENV", "PREFERRED_FIELDS", "FILE_EXTENSIONS", "HUB_PROBE_SECONDS"]
 
 
 @dataclass(frozen=True)

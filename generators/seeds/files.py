@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import UsageError
-from ..records import iter_jsonl
+from ..io import iter_jsonl
 
 PREFERRED_FIELDS = ("question", "text", "title", "prompt", "instruction", "query")
 FILE_EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")

@@ -1,6 +1,17 @@
 """Seeds from Hugging Face data sets: the named sets Baize used, `hf:NAME[:CONFIG]:FIELD` specs
-(NAME may be a local folder or data file that `datasets.load_dataset` understands), and what to
-do when the hub is out of reach.
+(NAME is a hub id OWNER/NAME, or a local folder or data file that `datasets.load_dataset`
+understands), a local mirror of hub repos, and what to do when the hub is out of reach.
+
+Every named set is a plain data repo (parquet or JSON files, no loading script): `datasets` >= 4
+no longer runs scripts, so the old script set `quora` cannot load; its question pairs are read
+from `sentence-transformers/quora-duplicates` (config `pair-class`, first question `sentence1`).
+Hub ids are always passed in full (OWNER/NAME) and `trust_remote_code` is never set.
+
+Mirror: when the environment variable BALEEN_HF_MIRROR names a folder and DIR/OWNER/NAME exists
+(e.g. made with `huggingface-cli download OWNER/NAME --repo-type dataset --local-dir DIR/OWNER/NAME`),
+that folder is loaded instead of the hub repo, by the same `load_dataset(source, config,
+split="train")` call, so the copy's README configs and file layout select the data exactly as on
+the hub. A repo without a copy there still comes from the hub.
 
 The hub is unreachable in some places (this one included). We probe it for a few seconds before
 loading, and without it load in offline mode so a cached copy still works and a missing one fails
@@ -10,40 +21,39 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
-from ..errors import FatalError, UsageError
+from ..errors import BaleenError, FatalError, UsageError
 from .files import checked_strings, choose_field
 
 
 @dataclass(frozen=True)
 class _Named:
-    hub: str
-    field: str
-    pick: Callable[[Any], Any] | None = None   # value of `field` -> seed text (for nested columns)
-
-
-def _first_question(value: Any) -> Any:
-    """Quora rows hold a pair: {"questions": {"id": [..], "text": [q1, q2]}}; Baize took q1."""
-    if isinstance(value, dict) and isinstance(value.get("text"), list) and value["text"]:
-        return value["text"][0]
-    return value
+    repo: str            # full hub id, OWNER/NAME
+    config: str | None   # the repo's config (subset), or None for its only one
+    field: str           # the column holding the seed text
 
 
 NAMED: dict[str, _Named] = {
-    "quora": _Named("quora", "questions", _first_question),
-    "stackoverflow": _Named("pacovaldez/stackoverflow-questions", "title"),
-    "medquad": _Named("AnonymousSub/MedQuAD_47441_Question_Answer_Pairs", "Questions"),
-    "medqa": _Named("GBaker/MedQA-USMLE-4-options", "question"),
+    # 404,290 question pairs in the original order; Baize took the first question of each pair.
+    "quora": _Named("sentence-transformers/quora-duplicates", "pair-class", "sentence1"),
+    "stackoverflow": _Named("pacovaldez/stackoverflow-questions", None, "title"),
+    "medquad": _Named("AnonymousSub/MedQuAD_47441_Question_Answer_Pairs", None, "Questions"),
+    "medqa": _Named("GBaker/MedQA-USMLE-4-options", None, "question"),
 }
+MIRROR_ENV = "BALEEN_HF_MIRROR"
 # How `load_dataset` reads a single local file given as hf:PATH.
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv",
              ".parquet": "parquet", ".txt": "text", ".arrow": "arrow"}
+# A hub id: OWNER/NAME, each part letters, digits, '-', '_' or '.', never '..' (also keeps a
+# mirror path inside its folder).
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 HUB_PROBE_SECONDS = 3.0
 _LOCAL_HINT = "pass a local file: --seeds questions.jsonl --field question"
 
@@ -51,11 +61,9 @@ _LOCAL_HINT = "pass a local file: --seeds questions.jsonl --field question"
 # ---------------------------------------------------------------- the two kinds of spec
 
 def read_named(name: str, field: str | None) -> Iterator[str]:
-    """Texts of a named set (`name` lower-case, a key of NAMED); --field overrides its column,
-    and then the nested-column pick no longer applies."""
+    """Texts of a named set (`name` lower-case, a key of NAMED); --field overrides its column."""
     named = NAMED[name]
-    pick = named.pick if field is None else None
-    return _from_hub(named.hub, None, field or named.field, pick, label=name)
+    return _from_hub(named.repo, named.config, field or named.field, label=name)
 
 
 def read_hf(spec: str, field: str | None) -> tuple[Iterator[str], str]:
@@ -79,9 +87,25 @@ def _parse_hf(spec: str) -> tuple[str, str | None, str | None]:
     return parts[0], parts[1], parts[2]
 
 
-# ---------------------------------------------------------------- loading
+# ---------------------------------------------------------------- local data, mirror
+
+def mirror_folder(repo: str) -> Path | None:
+    """The copy of hub repo `repo` under $BALEEN_HF_MIRROR, or None (no variable, or no copy
+    there: the hub is used). A variable naming no folder is an error rather than a silent
+    download, since whoever set it meant to stay local."""
+    root = os.environ.get(MIRROR_ENV, "").strip()
+    if not root:
+        return None
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise UsageError(f"{MIRROR_ENV}={root}: no such folder; point it at a folder holding "
+                         "OWNER/NAME copies of hub data sets, or unset it")
+    folder = base / repo
+    return folder if folder.is_dir() else None
+
 
 def _from_hf(name: str, config: str | None, field: str | None) -> Iterator[str]:
+    """An hf: NAME is a local folder or file when one exists, else a hub id OWNER/NAME."""
     path = Path(name).expanduser()
     if path.exists():
         if path.is_dir():
@@ -94,7 +118,11 @@ def _from_hf(name: str, config: str | None, field: str | None) -> Iterator[str]:
                                    tsv=path.suffix.lower() == ".tsv")
     if name.startswith((".", "/", "~")) or Path(name).suffix.lower() in _BUILDERS:
         raise UsageError(f"hf:{name}: no such file or folder; check the path")
-    return _from_hub(name, config, field, None, label=f"hf:{name}")
+    if not _REPO_ID.fullmatch(name) or ".." in name:
+        raise UsageError(f"hf:{name}: not a local file or folder, nor a full hub id OWNER/NAME "
+                         "(bare ids such as 'squad' are refused by the hub client); "
+                         "for example hf:rajpurkar/squad:question")
+    return _from_hub(name, config, field, label=f"hf:{name}")
 
 
 def _load_local_dataset(name: str, data_file: str | None, config: str | None, field: str | None,
@@ -107,37 +135,70 @@ def _load_local_dataset(name: str, data_file: str | None, config: str | None, fi
     if tsv:
         kwargs["delimiter"] = "\t"
     try:
-        ds = datasets.load_dataset(name, config, **kwargs) if config else \
-            datasets.load_dataset(name, **kwargs)
+        ds = datasets.load_dataset(name, config, **kwargs)
     except Exception as exc:  # datasets raises many kinds for a bad local file
+        if _is_script_error(exc):
+            raise _script_error(label, name) from None
         raise UsageError(f"{label}: could not read it ({_first_line(exc)}); check the file") from None
-    return _dataset_texts(ds, field, None, label)
+    return _dataset_texts(ds, field, label)
 
 
-def _from_hub(repo: str, config: str | None, field: str | None,
-              pick: Callable[[Any], Any] | None, *, label: str) -> Iterator[str]:
+# ---------------------------------------------------------------- the hub (or its mirror)
+
+def _from_hub(repo: str, config: str | None, field: str | None, *, label: str) -> Iterator[str]:
+    """Load split train of hub repo `repo` (its mirror copy when there is one) and take `field`."""
     import datasets
 
-    with _offline_unless_reachable():
+    mirror = mirror_folder(repo)
+    source = str(mirror) if mirror is not None else repo
+    with _network_mode(mirror):
         try:
-            ds = datasets.load_dataset(repo, config, split="train") if config else \
-                datasets.load_dataset(repo, split="train")
+            ds = datasets.load_dataset(source, config, split="train")
         except Exception as exc:
-            if _is_connection_error(exc):
-                raise FatalError(f"could not load seed set {label} ({repo}): the Hugging Face hub "
-                                 f"is unreachable and no cached copy was found; {_LOCAL_HINT}") from None
-            if isinstance(exc, (datasets.exceptions.DatasetNotFoundError, FileNotFoundError)):
-                raise UsageError(f"seed set {label}: {repo} was not found on the hub"
-                                 f"{f' (config {config})' if config else ''}; check the name, or "
-                                 f"{_LOCAL_HINT}") from None
-            if isinstance(exc, ValueError) and config:
-                raise UsageError(f"seed set {label}: {_first_line(exc)}") from None
-            raise FatalError(f"could not load seed set {label} ({repo}): {_first_line(exc)}") from None
-    return _dataset_texts(ds, field, pick, label)
+            raise _load_error(exc, repo, config, label, mirror) from None
+    return _dataset_texts(ds, field, label)
 
 
-def _dataset_texts(ds: Any, field: str | None, pick: Callable[[Any], Any] | None,
-                   label: str) -> Iterator[str]:
+def _network_mode(mirror: Path | None) -> contextlib.AbstractContextManager[None]:
+    """A mirror copy needs no network, so no probe; the hub gets one."""
+    return contextlib.nullcontext() if mirror is not None else _offline_unless_reachable()
+
+
+def _load_error(exc: Exception, repo: str, config: str | None, label: str,
+                mirror: Path | None) -> BaleenError:
+    """One line saying why `repo` did not load and what to do instead."""
+    import datasets
+
+    if _is_script_error(exc):
+        return _script_error(f"seed set {label}", repo)
+    if mirror is not None:
+        return UsageError(f"seed set {label}: could not read the local copy {mirror} "
+                          f"({_first_line(exc)}); check that it holds the files of {repo}")
+    if _is_connection_error(exc):
+        return FatalError(f"could not load seed set {label} ({repo}): the Hugging Face hub "
+                          f"is unreachable and no cached copy was found; {_LOCAL_HINT}, "
+                          f"or a copy of the repo in ${MIRROR_ENV}/{repo}")
+    if isinstance(exc, (datasets.exceptions.DatasetNotFoundError, FileNotFoundError)):
+        return UsageError(f"seed set {label}: {repo} was not found on the hub"
+                          f"{f' (config {config})' if config else ''}; check the name, or "
+                          f"{_LOCAL_HINT}")
+    if isinstance(exc, ValueError) and config:
+        return UsageError(f"seed set {label}: {_first_line(exc)}")
+    return FatalError(f"could not load seed set {label} ({repo}): {_first_line(exc)}")
+
+
+def _is_script_error(exc: BaseException) -> bool:
+    """`datasets` >= 4 refuses loading scripts; older versions want trust_remote_code."""
+    text = str(exc)
+    return "scripts are no longer supported" in text or "trust_remote_code" in text
+
+
+def _script_error(label: str, source: str) -> UsageError:
+    return UsageError(f"{label}: {source} is a loading script, which `datasets` no longer runs; "
+                      "use a copy stored as data files (parquet, JSON, CSV)")
+
+
+def _dataset_texts(ds: Any, field: str | None, label: str) -> Iterator[str]:
     """Column values of a loaded `datasets.Dataset` as seed texts."""
     columns = list(ds.column_names)
     if field is None:
@@ -146,10 +207,7 @@ def _dataset_texts(ds: Any, field: str | None, pick: Callable[[Any], Any] | None
     elif field not in columns:
         raise UsageError(f"{label}: no field {field!r}; available: {', '.join(columns)}; "
                          "pass --field NAME")
-    values = ds[field]
-    if pick is not None:
-        values = [pick(v) for v in values]
-    return checked_strings(values, label, field, first_row=1)
+    return checked_strings(ds[field], label, field, first_row=1)
 
 
 def _is_string_feature(feature: Any) -> bool:

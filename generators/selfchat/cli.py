@@ -6,13 +6,11 @@ from typing import Any
 
 import click
 
-import prompts
-from ..errors import UsageError
 from ..shard import shard_option
 from ..options import RunOptions, model_options
 from ..report_line import print_summary
-from .filters import FilterConfig
-from .run import SelfChatSettings, run_selfchat
+from .filters import DialogFilterConfig
+from .run import MAX_SEED_CHARS, SelfChatSettings, run_selfchat
 
 
 @click.command("selfchat")
@@ -30,6 +28,8 @@ from .run import SelfChatSettings, run_selfchat
 @click.option("--assistant-prompt", default="selfchat_assistant", show_default=True, metavar="TEMPLATE",
               help="agents mode: the assistant's system prompt, a template name in prompts/ "
                    "(selfchat_assistant_brief suits small local models).")
+@click.option("--max-seed-chars", type=click.IntRange(1), default=MAX_SEED_CHARS, show_default=True,
+              help="Reject seeds longer than this (reason seed_too_long) instead of sending them.")
 @click.option("--min-answer-chars", type=click.IntRange(0), default=None,
               help="Reject dialogs with an assistant turn shorter than this (default 20).")
 @click.option("--block", "block", multiple=True, metavar="REGEX",
@@ -47,16 +47,14 @@ def selfchat_command(**kwargs: Any) -> None:
         --base-url http://127.0.0.1:8000/v1 --model teacher --concurrency 32 --out runs/chat
     """
     opts = RunOptions.from_kwargs(kwargs)
-    if kwargs["assistant_prompt"] not in prompts.names():
-        raise UsageError(f"--assistant-prompt {kwargs['assistant_prompt']}: no such template in prompts/; "
-                         f"choose one of: {', '.join(n for n in prompts.names() if n.startswith('selfchat_assistant'))}")
-    filters = FilterConfig.with_overrides(min_answer_chars=kwargs["min_answer_chars"],
+    filters = DialogFilterConfig.with_overrides(min_answer_chars=kwargs["min_answer_chars"],
                                           extra_block=list(kwargs["block"]),
                                           drop_defaults=kwargs["no_default_filters"],
                                           no_dedup=kwargs["keep_duplicates"])
     settings = SelfChatSettings(seeds=kwargs["seeds"], out=kwargs["out"], text_field=kwargs["field"],
                                 shard=kwargs["shard"], mode=kwargs["mode"], max_turns=kwargs["max_turns"],
                                 user_model=kwargs["user_model"], opening=kwargs["opening"],
-                                assistant_prompt=kwargs["assistant_prompt"], filters=filters)
+                                assistant_prompt=kwargs["assistant_prompt"],
+                                max_seed_chars=kwargs["max_seed_chars"], filters=filters)
     manifest = run_selfchat(settings, opts)
     print_summary(settings.out, manifest)

@@ -10,7 +10,6 @@ Both return a Dialog; the caller filters it and writes the record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import prompts
 from ..backends.base import ChatRequest, ChatResult, Sampling
@@ -28,29 +27,18 @@ class Dialog:
     reject: str | None = None
     notes: list[str] = field(default_factory=list)
     raw: str | None = None
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
-                                                          "requests": 0, "cached": 0})
-    models: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # every model that answered (usage is booked by the engine)
 
     def count(self, result: ChatResult) -> None:
-        self.usage["prompt_tokens"] += result.prompt_tokens
-        self.usage["completion_tokens"] += result.completion_tokens
-        self.usage["requests"] += 1
-        self.usage["cached"] += int(result.cached)
         if result.model and result.model not in self.models:
             self.models.append(result.model)
-
-
-def request_seed(base: int, item_id: str, *parts: Any) -> int:
-    """A per-request sampling seed: reproducible, different for every item, turn and side."""
-    return derive_seed(base, item_id, *parts)
 
 
 async def transcript_dialog(engine: Engine, seed_text: str, sampling: Sampling, *, item_id: str,
                             base_seed: int, model: str | None = None) -> Dialog:
     prompt = prompts.render("selfchat_transcript", seed=seed_text)
     request = ChatRequest.of([{"role": "user", "content": prompt}],
-                             replace(sampling, seed=request_seed(base_seed, item_id, "transcript")), model)
+                             replace(sampling, seed=derive_seed(base_seed, item_id, "transcript")), model)
     result = await engine.complete(request)
     truncated = result.finish == "length"
     parsed = parse_transcript(result.text, truncated=truncated)
@@ -85,7 +73,7 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
 
     async def person_says(turn: int) -> str | None:
         history = [person_system, person_opening] + _flip(dialog.messages)
-        request = ChatRequest.of(history, replace(sampling, seed=request_seed(base_seed, item_id, "user", turn)),
+        request = ChatRequest.of(history, replace(sampling, seed=derive_seed(base_seed, item_id, "user", turn)),
                                  user_model)
         result = await user_engine.complete(request)
         dialog.count(result)
@@ -98,7 +86,7 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
             break
         dialog.messages.append({"role": "user", "content": question})
         request = ChatRequest.of(helper_system + dialog.messages,
-                                 replace(sampling, seed=request_seed(base_seed, item_id, "assistant", turn)), model)
+                                 replace(sampling, seed=derive_seed(base_seed, item_id, "assistant", turn)), model)
         answer = await engine.complete(request)
         dialog.count(answer)
         if answer.finish == "length":  # a cut answer is not an answer: drop this exchange

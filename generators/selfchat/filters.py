@@ -58,7 +58,7 @@ BOTH_SIDES = frozenset({"identity", EXTRA_REASON})
 
 
 @dataclass
-class FilterConfig:
+class DialogFilterConfig:
     min_answer_chars: int = 20          # any assistant turn shorter -> "short_answer"
     block_patterns: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BLOCK_PATTERNS.items()})
@@ -69,7 +69,7 @@ class FilterConfig:
 
     @classmethod
     def with_overrides(cls, *, min_answer_chars: int | None = None, extra_block: Sequence[str] = (),
-                       drop_defaults: bool = False, no_dedup: bool = False) -> "FilterConfig":
+                       drop_defaults: bool = False, no_dedup: bool = False) -> "DialogFilterConfig":
         """Defaults changed by CLI flags: --min-answer-chars, --block REGEX (reason "blocked"),
         --no-default-blocks, --no-dedup."""
         config = cls()
@@ -114,9 +114,13 @@ def _prepare(text: str) -> str:
 
 
 class DialogFilter:
-    """Checks dialogs one by one; remembers the kept ones so repeats are caught."""
+    """Checks dialogs (their messages) one by one; remembers the kept ones so repeats are caught."""
 
-    def __init__(self, config: FilterConfig) -> None:
+    name = "dialog"
+    reasons = ("empty", "one_sided", "role_leak", *DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, "short_answer",
+               "repetitive", "duplicate")
+
+    def __init__(self, config: DialogFilterConfig) -> None:
         if config.min_answer_chars < 0:
             raise UsageError(f"--min-answer-chars {config.min_answer_chars}: must be 0 or more")
         self.config = config

@@ -1,25 +1,25 @@
 """The self-chat stage: seeds in, dialogs out (kept, rejected with a reason, or errors)."""
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import prompts
-from ..engine import Engine
-from ..options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
+from ..errors import UsageError
+from ..options import RunOptions, backend_kind, make_backend
 from ..records import make_record, stable_id
-from ..runner import Item, Kept, Rejected, run_items
+from ..runner import Item, Kept, Rejected
 from ..seeds import Seed, load_seeds
+from ..stage import Stage, run_stage
 from ..store import RunStore
-from .dialog import agents_dialog, transcript_dialog
-from .filters import DialogFilter, FilterConfig
+from .dialog import Dialog, agents_dialog, transcript_dialog
+from .filters import DialogFilter, DialogFilterConfig
 
 # Baize's teacher ran at the API's default sampling; a local model needs its own settings.
 API_SAMPLING = {"max_tokens": 1024}
 LOCAL_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 512}
+MAX_SEED_CHARS = 20_000
 
 
 @dataclass
@@ -33,91 +33,135 @@ class SelfChatSettings:
     user_model: str | None = None
     opening: str = "seed"
     assistant_prompt: str = "selfchat_assistant"
-    filters: FilterConfig = field(default_factory=FilterConfig)
+    max_seed_chars: int = MAX_SEED_CHARS
+    filters: DialogFilterConfig = field(default_factory=DialogFilterConfig)
 
 
-def _record(seed: Seed, item_id: str, dialog: Any, settings: SelfChatSettings, engine: Engine,
-            template: str) -> dict[str, Any]:
-    meta = {"seed": seed.text, "model": engine.model, "mode": settings.mode, "template": template,
-            "usage": dialog.usage, "finish": dialog.finish, "turns": len(dialog.messages) // 2}
-    if settings.mode == "agents":
-        meta["user_model"] = settings.user_model or engine.model
-    if dialog.notes:
-        meta["notes"] = dialog.notes
-    return make_record(id=item_id, source=seed.source, messages=dialog.messages, meta=meta)
+class SelfChatStage(Stage):
+    name = "selfchat"
 
+    def __init__(self, settings: SelfChatSettings, opts: RunOptions) -> None:
+        super().__init__(opts, settings.out)
+        self.config = settings
+        self.seeds: list[Seed] = []
+        self.user_engine = None
+        self.dialog_filter = DialogFilter(settings.filters)
 
-async def _run(settings: SelfChatSettings, opts: RunOptions) -> dict[str, Any]:
-    check_options(opts)
-    seeds = load_seeds(settings.seeds, field=settings.text_field, limit=opts.limit, shard=settings.shard,
-                       seed=opts.seed)
-    backend = make_backend(opts)
-    engine = build_engine(opts, backend)
-    user_engine = engine
-    if settings.mode == "agents" and settings.user_model and opts.resolved_backend() == "hf":
-        user_engine = build_engine(opts, make_backend(opts, model=settings.user_model),
-                                   accounting=engine.accounting)
-    sampling = opts.sampling(**(API_SAMPLING if opts.resolved_backend() == "openai" else LOCAL_SAMPLING))
-    template = (prompts.template_id("selfchat_transcript") if settings.mode == "transcript"
-                else f"{prompts.template_id('selfchat_user')},{prompts.template_id(settings.assistant_prompt)}")
-    generation = {**engine_settings(opts, backend), "mode": settings.mode, "template": template,
-                  "sampling": sampling.as_dict()}
-    if settings.mode == "agents":
-        generation.update(max_turns=settings.max_turns, user_model=settings.user_model, opening=settings.opening)
-    fingerprint_settings = {**generation, "filters": settings.filters.describe()}
-    store = RunStore(settings.out, stage="selfchat", settings=fingerprint_settings,
-                     retry_errors=opts.retry_errors)
-    dialog_filter = DialogFilter(settings.filters)
-    for record in store.iter_kept():
-        dialog_filter.remember(record["messages"])
-    started = time.monotonic()
+    # -- checks and inputs -----------------------------------------------------------------
+    def check(self) -> None:
+        if self.config.assistant_prompt not in prompts.names():
+            raise UsageError(f"--assistant-prompt {self.config.assistant_prompt}: no such template in prompts/; "
+                             "choose one of: " + ", ".join(n for n in prompts.names()
+                                                           if n.startswith("selfchat_assistant")))
+        if self.config.user_model and self.config.mode != "agents":
+            raise UsageError("--user-model is for --mode agents (in transcript mode one request writes both sides)")
+        caps = backend_kind(self.opts).capabilities
+        if self.config.user_model and not (caps.per_request_model or caps.multi_instance):
+            raise UsageError(f"--user-model with --backend {self.opts.resolved_backend()} would start a second "
+                             "engine in this process, which it cannot share; serve both models (vllm serve) "
+                             "and use --backend openai, or use --backend hf")
 
-    def item_of(seed: Seed) -> Item:
-        return Item(id=stable_id("selfchat", seed.source, seed.text, generation), source=seed.source,
-                    input=seed.text, extra={"seed": seed})
+    def load_inputs(self) -> None:
+        self.seeds = load_seeds(self.config.seeds, field=self.config.text_field, limit=self.opts.limit,
+                                shard=self.config.shard, seed=self.opts.seed)
 
-    async def work(item: Item) -> Kept | Rejected:
+    def build_engines(self) -> None:
+        super().build_engines()
+        assert self.engine is not None
+        user_model = self.config.user_model if self.config.mode == "agents" else None
+        if not user_model or self.capabilities.per_request_model:
+            self.user_engine = self.engine  # one server answers for both model names
+            return
+        self.user_engine = self.add_engine(make_backend(self.opts, model=user_model), share_with=self.engine)
+
+    # -- settings --------------------------------------------------------------------------
+    def template(self) -> str:
+        if self.config.mode == "transcript":
+            return prompts.template_id("selfchat_transcript")
+        return f"{prompts.template_id('selfchat_user')},{prompts.template_id(self.config.assistant_prompt)}"
+
+    def sampling(self) -> Any:
+        local = self.capabilities.local
+        return self.opts.sampling(**(LOCAL_SAMPLING if local else API_SAMPLING))
+
+    def generation(self) -> dict[str, Any]:
+        """What makes the dialogs: part of every item id, so changing it makes new items."""
+        generation = {**self.engine_settings(), "mode": self.config.mode, "template": self.template(),
+                      "sampling": self.sampling().as_dict()}
+        if self.config.mode == "agents":
+            generation.update(max_turns=self.config.max_turns, user_model=self.user_model_label(),
+                              opening=self.config.opening)
+        return generation
+
+    def user_model_label(self) -> str | None:
+        if self.config.mode != "agents" or not self.config.user_model:
+            return None
+        if self.user_engine is not None and self.user_engine is not self.engine:
+            return self.user_engine.model
+        return self.config.user_model
+
+    def settings(self) -> dict[str, Any]:
+        self._generation = self.generation()
+        self._sampling = self.sampling()
+        self._template = self.template()
+        return {**self._generation, "filters": self.config.filters.describe(),
+                "max_seed_chars": self.config.max_seed_chars}
+
+    # -- items -----------------------------------------------------------------------------
+    def prime(self, store: RunStore) -> None:
+        for record in store.iter_lines("kept"):
+            self.dialog_filter.remember(record["messages"])
+        self._done = store.done
+
+    def items(self) -> Iterable[Item]:
+        for seed in self.seeds:
+            yield Item(id=stable_id("selfchat", seed.source, seed.text, self._generation), source=seed.source,
+                       input=seed.text, extra={"seed": seed})
+
+    def total(self) -> int | None:
+        return sum(1 for item in self.items() if item.id not in self._done)
+
+    async def work(self, item: Item) -> Kept | Rejected:
         seed: Seed = item.extra["seed"]
-        if settings.mode == "transcript":
-            dialog = await transcript_dialog(engine, seed.text, sampling, item_id=item.id, base_seed=opts.seed,
-                                             model=None)
+        if len(seed.text) > self.config.max_seed_chars:
+            return Rejected(self.record(seed, item.id, Dialog(messages=[], finish="natural")), "seed_too_long")
+        assert self.engine is not None and self.user_engine is not None
+        if self.config.mode == "transcript":
+            dialog = await transcript_dialog(self.engine, seed.text, self._sampling, item_id=item.id,
+                                             base_seed=self.opts.seed)
         else:
-            dialog = await agents_dialog(engine, user_engine, seed.text, sampling, item_id=item.id,
-                                         base_seed=opts.seed, max_turns=settings.max_turns,
-                                         opening=settings.opening, assistant_prompt=settings.assistant_prompt,
-                                         user_model=settings.user_model if user_engine is engine else None)
-        record = _record(seed, item.id, dialog, settings, engine, template)
-        reason = dialog.reject or dialog_filter.check(dialog.messages)
+            shared = self.user_engine is self.engine
+            dialog = await agents_dialog(self.engine, self.user_engine, seed.text, self._sampling,
+                                         item_id=item.id, base_seed=self.opts.seed,
+                                         max_turns=self.config.max_turns, opening=self.config.opening,
+                                         assistant_prompt=self.config.assistant_prompt,
+                                         user_model=self.config.user_model if shared else None)
+        record = self.record(seed, item.id, dialog)
+        reason = dialog.reject or self.dialog_filter.check(dialog.messages)
         if reason:
             if dialog.raw is not None:
                 record["meta"]["raw"] = dialog.raw
             return Rejected(record, reason)
         return Kept([record])
 
-    def extra() -> dict[str, Any]:
-        usage = engine.accounting.summary()
-        elapsed = time.monotonic() - started
-        return {"run": run_settings(opts), "seeds": {"spec": settings.seeds, "field": settings.text_field,
-                                                     "shard": settings.shard, "count": len(seeds)},
-                "usage": usage, "session_s": round(elapsed, 3),
-                "items_per_s": round((store.counts["kept"] + store.counts["rejected"]) / max(elapsed, 1e-9), 3)}
+    def record(self, seed: Seed, item_id: str, dialog: Dialog) -> dict[str, Any]:
+        assert self.engine is not None
+        meta: dict[str, Any] = {"seed": seed.text, "model": self.engine.model, "mode": self.config.mode,
+                                "template": self._template, "finish": dialog.finish,
+                                "turns": len(dialog.messages) // 2}
+        if self.config.mode == "agents":
+            meta["user_model"] = self.user_model_label() or self.engine.model
+        if dialog.models:
+            meta["models"] = dialog.models
+        if dialog.notes:
+            meta["notes"] = dialog.notes
+        return make_record(id=item_id, source=seed.source, messages=dialog.messages, meta=meta)
 
-    store_prior = store.previous.get("usage") if store.previous else None
-    if store_prior:
-        engine.accounting.prior = store_prior
-    items = [item_of(s) for s in seeds]
-    try:
-        return await run_items(items, work, store=store, engine=engine,
-                               concurrency=opts.concurrency, manifest_extra=extra,
-                               total=sum(1 for item in items if item.id not in store.done),
-                               progress=not opts.no_progress)
-    finally:
-        store.close()
-        await engine.aclose()
-        if user_engine is not engine:
-            await user_engine.aclose()
+    def manifest_extra(self) -> dict[str, Any]:
+        return {"seeds": {"spec": self.config.seeds, "field": self.config.text_field,
+                          "shard": self.config.shard, "count": len(self.seeds)}}
 
 
 def run_selfchat(settings: SelfChatSettings, opts: RunOptions) -> dict[str, Any]:
     """Run the stage to completion (or a clean stop) and return the manifest."""
-    return asyncio.run(_run(settings, opts))
+    return run_stage(SelfChatStage(settings, opts))
