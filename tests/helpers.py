@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,3 +47,24 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles
     assert len(lines) == 1 or (code == 2 and lines[0].startswith("Usage:")), err
     for needle in needles:
         assert needle.lower() in err.lower(), (needle, err)
+
+
+def start_gen(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`gen ARGS` running in the background (text pipes), for tests that kill or signal it."""
+    return subprocess.Popen(gen_cmd(*args), env=env or gen_env(), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    """Poll until `predicate()` is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def kill_when(proc: subprocess.Popen, predicate, timeout: float = 60.0) -> None:
+    """SIGKILL `proc` (no chance to clean up) as soon as `predicate()` holds."""
+    wait_for(predicate, timeout)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

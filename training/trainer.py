@@ -23,6 +23,7 @@ import torch
 import prompts
 from generators.embedded import resolve_model
 from generators.errors import UsageError
+from generators.store import FolderLock, make_folder
 
 from . import checkpoint, manifest
 from .collate import Batch, collate, plan_batches
@@ -195,6 +196,16 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, Any]], None] | Non
     t_start = time.perf_counter()
     out = Path(cfg.out)
     prep = prepare(cfg, log)
+    make_folder(out)
+    lock = FolderLock(out)  # one trainer per --out; the OS frees it if this process is killed
+    try:
+        return _train(cfg, prep, out, t_start, on_step, log)
+    finally:
+        lock.release()
+
+
+def _train(cfg: TrainConfig, prep: Prepared, out: Path, t_start: float,
+           on_step: Callable[[int, dict[str, Any]], None] | None, log: Log) -> dict[str, Any]:
     done = manifest.read(out)
     if done and done.get("status") == "complete" and done.get("fingerprint") == prep.fingerprint \
             and (out / "adapter_model.safetensors").exists():

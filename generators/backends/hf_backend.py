@@ -14,9 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import FatalError
-from .base import (Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling,
-                   render_prompt)
-from .local import check_local_model, local_model
+from .base import BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
+from .local import LocalBackend
 
 
 @dataclass
@@ -26,21 +25,14 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
-class HFBackend(Backend):
+class HFBackend(LocalBackend):
     name = "hf"
     capabilities = Capabilities(prefill=True, logprobs=True, adapters=True, per_request_model=False,
                                 batching=True, local=True, multi_instance=True)
 
     @classmethod
-    def check(cls, settings: BackendSettings) -> None:
-        check_local_model(settings.model, settings.adapter)
-
-    @classmethod
-    def create(cls, settings: BackendSettings) -> "HFBackend":
-        path, label = local_model(settings)
-        backend = cls(model=path, adapter=settings.adapter, batch_size=settings.concurrency)
-        backend.model = label
-        return backend
+    def build(cls, path: str, settings: BackendSettings) -> "HFBackend":
+        return cls(model=path, adapter=settings.adapter, batch_size=settings.concurrency)
 
     def __init__(self, *, model: str, adapter: str | None = None, batch_size: int = 16,
                  device: str | None = None, default_max_tokens: int = 512) -> None:

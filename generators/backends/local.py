@@ -7,7 +7,7 @@ from pathlib import Path
 from ..adapters import adapter_identity
 from ..embedded import EMBEDDED_NAME, resolve_model
 from ..errors import UsageError
-from .base import BackendSettings
+from .base import Backend, BackendSettings
 
 
 def is_embedded(name: str | None) -> bool:
@@ -37,3 +37,23 @@ def local_model(settings: BackendSettings) -> tuple[str, str]:
     base = EMBEDDED_NAME if is_embedded(settings.model) else path
     label = f"{base}+{adapter_identity(settings.adapter)}" if settings.adapter else base
     return path, label
+
+
+class LocalBackend(Backend):
+    """A backend that runs the model in this process: the model folder is checked up front, and
+    the backend is named by `local_model`'s label. Subclasses say how to `build` themselves."""
+
+    @classmethod
+    def check(cls, settings: BackendSettings) -> None:
+        check_local_model(settings.model, settings.adapter)
+
+    @classmethod
+    def create(cls, settings: BackendSettings) -> "LocalBackend":
+        path, label = local_model(settings)
+        backend = cls.build(path, settings)
+        backend.model = label
+        return backend
+
+    @classmethod
+    def build(cls, path: str, settings: BackendSettings) -> "LocalBackend":
+        raise NotImplementedError

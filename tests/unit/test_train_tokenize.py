@@ -12,16 +12,15 @@ from generators.errors import UsageError
 from training.render import Conversation, default_tag_texts, to_conversation
 from training.tokenize import IGNORE, encode_all, encode_conversation, stop_token_ids
 
-from tests import tiny_model
 
 TAGS = default_tag_texts()
 
 
 @pytest.fixture(scope="module")
-def tok(tmp_path_factory):
+def tok(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tiny_model.build(tmp_path_factory.mktemp("tiny")))
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 def smollm2_dir() -> Path | None:

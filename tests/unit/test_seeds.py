@@ -17,7 +17,9 @@ import pytest
 import generators.seeds.hub as seeds_hub
 from generators.errors import FatalError, UsageError
 from generators.records import stable_id
-from generators.seeds import MIRROR_ENV, NAMED, Seed, load_seeds, normalize_text, parse_shard
+from generators.seeds import Seed, load_seeds, normalize_text
+from generators.seeds.hub import MIRROR_ENV, NAMED
+from generators.shard import parse_shard
 
 QUESTIONS = [f"Question number {i}?" for i in range(20)]
 
@@ -164,32 +166,20 @@ def test_json_list_of_objects_and_of_strings(tmp_path):
     assert sorted(texts(load_seeds(str(strings)))) == ["alpha?", "beta?"]
 
 
-def test_json_bad_syntax_names_the_line(tmp_path):
-    path = tmp_path / "q.json"
-    path.write_text('[\n  "ok",\n  "missing comma"\n  "x"\n]\n')
-    with pytest.raises(UsageError, match=r"q\.json:4: bad JSON"):
-        load_seeds(str(path))
-
-
-def test_json_object_instead_of_list(tmp_path):
-    path = tmp_path / "q.json"
-    path.write_text('{"question": "why?"}')
-    with pytest.raises(UsageError, match="expected a JSON list"):
-        load_seeds(str(path))
-
-
-def test_json_non_string_value_names_the_row(tmp_path):
-    path = tmp_path / "q.json"
-    path.write_text(json.dumps([{"question": "why?"}, {"question": ["a", "b"]}]))
-    with pytest.raises(UsageError, match=r"row 2: field 'question' holds list"):
-        load_seeds(str(path), field="question")
-
-
-def test_json_non_utf8_names_the_line(tmp_path):
-    path = tmp_path / "q.json"
-    path.write_bytes(b'[\n"ok",\n"\xff\xfe"\n]')
-    with pytest.raises(UsageError, match=r"q\.json:3: not valid UTF-8"):
-        load_seeds(str(path))
+@pytest.mark.parametrize("name, content, field, error", [
+    ("q.json", b'[\n  "ok",\n  "missing comma"\n  "x"\n]\n', None, r"q\.json:4: bad JSON"),
+    ("q.json", b'{"question": "why?"}', None, "expected a JSON list"),
+    ("q.json", json.dumps([{"question": "why?"}, {"question": ["a", "b"]}]).encode(), "question",
+     r"row 2: field 'question' holds list"),
+    ("q.json", b'[\n"ok",\n"\xff\xfe"\n]', None, r"q\.json:3: not valid UTF-8"),
+    ("q.csv", b"question\nfine\ncaf\xe9\n", None, r"q\.csv:3: not valid UTF-8"),
+    ("q.csv", b"question\n", None, "empty"),
+], ids=["json-syntax", "json-object", "json-non-string", "json-non-utf8", "csv-non-utf8", "csv-header-only"])
+def test_a_bad_seed_file_is_one_usage_error_naming_where(tmp_path, name, content, field, error):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UsageError, match=error):
+        load_seeds(str(path), field=field)
 
 
 def test_csv_with_quotes_commas_and_newlines(tmp_path):
@@ -217,20 +207,6 @@ def test_csv_ambiguous_and_unknown_field(tmp_path):
         load_seeds(str(path))
     with pytest.raises(UsageError, match=r"no field 'c'; available: a, b"):
         load_seeds(str(path), field="c")
-
-
-def test_csv_non_utf8(tmp_path):
-    path = tmp_path / "q.csv"
-    path.write_bytes(b"question\nfine\ncaf\xe9\n")
-    with pytest.raises(UsageError, match=r"q\.csv:3: not valid UTF-8"):
-        load_seeds(str(path))
-
-
-def test_csv_header_only_is_empty(tmp_path):
-    path = tmp_path / "q.csv"
-    path.write_text("question\n")
-    with pytest.raises(UsageError, match="empty"):
-        load_seeds(str(path))
 
 
 def test_tsv(tmp_path):

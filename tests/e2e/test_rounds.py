@@ -16,10 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests import tiny_model
 from tests.backtranslate_fixtures import backward_reply, plain_pages, write_corpus
 from tests.chat_server import ChatServer
 from tests.helpers import REPO, gen_env, read_jsonl
+
+pytestmark = pytest.mark.slow  # runs a real (tiny) model
 
 
 def serve(body: dict) -> str:

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 
 import pytest
 
 from tests.chat_server import ChatServer
-from tests.helpers import (REPO, assert_one_line_error, gen_cmd, gen_env, read_jsonl, run_gen,
+from tests.helpers import (assert_one_line_error, gen_env, kill_when, read_jsonl, run_gen, start_gen,
                            write_seeds)
 
 SECRET = "test-secret-DO-NOT-LEAK-4242"
@@ -109,13 +106,8 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
             "--concurrency", "4", "--out", out, "--cache-dir", cache, "--no-progress"]
     with ChatServer(latency_s=0.15) as server:
         args[args.index("--backend"):args.index("--backend")] = ["--base-url", server.base_url]
-        proc = subprocess.Popen(gen_cmd(*args), env=gen_env(OPENAI_API_KEY="k"), cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while len(read_jsonl(out / "data.jsonl")) < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc = start_gen(*args, env=gen_env(OPENAI_API_KEY="k"))
+        kill_when(proc, lambda: len(read_jsonl(out / "data.jsonl")) >= 8)
         done_before = len(read_jsonl(out / "data.jsonl"))
         assert 8 <= done_before < 40
         sent_before = server.requests_total

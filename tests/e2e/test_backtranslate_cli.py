@@ -5,11 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import prompts
 from tests.backtranslate_fixtures import (backward_reply, page, plain_pages, request_log, segment_of,
                                           write_corpus)
 from tests.chat_server import ChatServer
-from tests.helpers import REPO, assert_one_line_error, gen_cmd, gen_env, read_jsonl, run_gen
+from tests.helpers import assert_one_line_error, gen_cmd, gen_env, kill_when, read_jsonl, run_gen, start_gen
 
 KEY = "sk-backward-test-77"
 
@@ -168,13 +166,7 @@ def test_resume_after_sigkill_keeps_dedup_and_counts(tmp_path):
     with ChatServer(rules=rules, reply=backward_reply, latency_s=0.15) as server:
         args = ["backtranslate", "--corpus", corpus, "--backend", "openai", "--base-url", server.base_url,
                 "--model", "backward", "--concurrency", "4", "--out", out, "--cache-dir", cache, "--no-progress"]
-        proc = subprocess.Popen(gen_cmd(*args), env=gen_env(OPENAI_API_KEY=KEY), cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while len(read_jsonl(out / "data.jsonl")) < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_when(start_gen(*args, env=gen_env(OPENAI_API_KEY=KEY)), lambda: len(read_jsonl(out / "data.jsonl")) >= 10)
         done_before = len(read_jsonl(out / "data.jsonl")) + len(read_jsonl(out / "errors.jsonl"))
         assert 10 <= done_before < 40
         sent_before = server.requests_total
@@ -289,7 +281,7 @@ def test_usage_errors_about_backends_and_adapters(tmp_path):
 
 @pytest.mark.skipif(os.environ.get("BALEEN_FORCE_NO_VLLM") is None and
                     __import__("importlib").util.find_spec("vllm") is not None,
-                    reason="vLLM is installed here; tests/test_backtranslate_local.py runs it")
+                    reason="vLLM is installed here; tests/e2e/test_backtranslate_local.py runs it")
 def test_vllm_backend_without_vllm_is_one_fatal_line(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", plain_pages(1))
     proc = run_gen("backtranslate", "--corpus", corpus, "--backend", "vllm", "--out", tmp_path / "o")

@@ -12,11 +12,13 @@ from training.trainer import train
 
 from tests import tiny_model
 
+pytestmark = pytest.mark.slow  # runs a real (tiny) model
+
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(tiny_model_dir):
     torch.set_num_threads(1)
-    return str(tiny_model.build(tmp_path_factory.mktemp("tiny")))
+    return str(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

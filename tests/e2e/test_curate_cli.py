@@ -4,15 +4,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
-import subprocess
-import time
 
 import pytest
 
 import tests.chat_server as chat_server
 from tests.chat_server import ChatServer
-from tests.helpers import REPO, assert_one_line_error, gen_cmd, gen_env, read_jsonl, run_gen
+from tests.helpers import assert_one_line_error, gen_env, kill_when, read_jsonl, run_gen, start_gen
 
 SECRET = "test-secret-DO-NOT-LEAK-7373"
 MARK = re.compile(r"QUALITY(\d+)")
@@ -188,12 +185,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
         args = ["curate", "--input", inp, "--backend", "openai", "--base-url", server.base_url, "--model", "judge",
                 "--threshold", "4", "--concurrency", "4", "--out", out, "--no-progress"]
         env = gen_env(OPENAI_API_KEY="k", BALEEN_CACHE=str(cache))
-        proc = subprocess.Popen(gen_cmd(*args), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while len(read_jsonl(out / "scoring" / "data.jsonl")) < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_when(start_gen(*args, env=env), lambda: len(read_jsonl(out / "scoring" / "data.jsonl")) >= 8)
         done_before = len(read_jsonl(out / "scoring" / "data.jsonl"))
         assert 8 <= done_before < n
         assert json.loads((out / "manifest.json").read_text())["status"] == "running"

@@ -14,13 +14,16 @@ import pytest
 from generators.cli import main
 
 from tests import tiny_model
+from tests.helpers import assert_one_line_error, run_gen, start_gen, wait_for
+
+pytestmark = pytest.mark.slow  # runs a real (tiny) model
 
 GEN = str(Path(sys.executable).with_name("gen"))
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return str(tiny_model.build(tmp_path_factory.mktemp("tiny")))
+def base(tiny_model_dir):
+    return str(tiny_model_dir)
 
 
 def write(path: Path, rows) -> str:
@@ -100,3 +103,18 @@ def test_sigkill_then_rerun_continues_from_the_checkpoint(tmp_path, base):
     assert manifest["status"] == "complete" and manifest["progress"]["step"] == 200
     assert manifest["progress"]["resumed_from"][0] >= 5
     assert (out / "adapter_model.safetensors").exists()
+
+
+def test_a_second_trainer_on_the_same_out_is_refused(tmp_path, base):
+    data = write(tmp_path / "d.jsonl", tiny_model.records(24))
+    out = tmp_path / "o"
+    argv = ["train", "--data", data, "--base", base, "--out", str(out), "--max-steps", "400",
+            "--batch-size", "2", "--save-every", "1000", "--eval-frac", "0"]
+    first = start_gen(*argv)
+    try:
+        wait_for(lambda: (out / ".lock").exists() and (out / ".lock").read_text().strip() == str(first.pid))
+        second = run_gen(*argv)
+        assert_one_line_error(second, 2, "in use", f"PID {first.pid}")
+    finally:
+        first.kill()
+        first.wait()

@@ -14,6 +14,8 @@ from tests import tiny_model
 from tests.backtranslate_fixtures import build_adapter, plain_pages, write_corpus
 from tests.helpers import read_jsonl, run_gen
 
+pytestmark = pytest.mark.slow  # runs a real (tiny) model
+
 needs_vllm = pytest.mark.vllm  # runs in the vLLM environment (./run.sh test builds .venv-vllm)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.chat_server import ChatServer
-from tests.helpers import REPO, assert_one_line_error, gen_cmd, gen_env, read_jsonl, run_gen, write_seeds
+from tests.helpers import (assert_one_line_error, gen_env, kill_when, read_jsonl, run_gen, start_gen, wait_for,
+                           write_seeds)
 
 QUESTIONS = [f"What is remarkable fact number {i} about glaciers?" for i in range(24)]
 USAGE_KEYS = {"requests", "cached", "failed_requests", "prompt_tokens", "completion_tokens", "cost_usd"}
@@ -26,15 +27,7 @@ def args_for(server: ChatServer, seeds: Path, out: Path, cache: Path, *extra: st
 
 
 def start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(gen_cmd(*args), env=gen_env(OPENAI_API_KEY="k"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
+    return start_gen(*args, env=gen_env(OPENAI_API_KEY="k"))
 
 
 def lines(out: Path) -> list[dict]:
@@ -77,24 +70,22 @@ def test_the_fingerprint_is_on_disk_before_the_first_request(tmp_path):
 
     with ChatServer(reply=reply, rules=[{"delay_s": 30}]) as server:
         proc = start(args_for(server, seeds, out, cache, "--temperature", "0.3"))
-        wait_for(lambda: server.requests_total >= 1)
-        proc.send_signal(signal.SIGKILL)  # killed before any line was written
-        proc.wait()
+        kill_when(proc, lambda: server.requests_total >= 1)  # before any line was written
         assert read_jsonl(out / "data.jsonl") == []
         other = run_gen(*args_for(server, seeds, out, cache, "--temperature", "0.9"), env=gen_env(OPENAI_API_KEY="k"))
         assert_one_line_error(other, 2, "other settings", str(out))
     assert (out / "manifest.json").exists()
 
 
-def test_an_unreadable_manifest_is_an_error_not_a_fresh_start(tmp_path):
+def test_an_unreadable_manifest_is_an_error_not_a_fresh_start(tmp_path, api_server, api_env):
     seeds = write_seeds(tmp_path / "s.jsonl", QUESTIONS[:2])
     out = tmp_path / "out"
     out.mkdir()
     (out / "manifest.json").write_text("{ this is not json")
-    with ChatServer() as server:
-        proc = run_gen(*args_for(server, seeds, out, tmp_path / "cache"), env=gen_env(OPENAI_API_KEY="k"))
-        assert_one_line_error(proc, 2, "manifest.json")
-        assert server.requests_total == 0
+    server = api_server()
+    proc = run_gen(*args_for(server, seeds, out, tmp_path / "cache"), env=api_env)
+    assert_one_line_error(proc, 2, "manifest.json")
+    assert server.requests_total == 0
 
 
 # -- 3. usage per line, budgets across kills, signals ------------------------------------------
@@ -131,11 +122,8 @@ def test_a_token_budget_holds_across_kills(tmp_path):
         budget = per_item * 10
         args = args_for(server, seeds, out, cache, "--concurrency", "2", "--max-total-tokens", str(budget))
         for _ in range(2):  # two sessions killed early, then one to the end of the budget
-            proc = start(args)
             done = len(lines(out))
-            wait_for(lambda: len(lines(out)) >= done + 3)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            kill_when(start(args), lambda: len(lines(out)) >= done + 3)
         last = run_gen(*args, env=gen_env(OPENAI_API_KEY="k"))
         assert last.returncode == 1 and "budget" in last.stderr, last.stderr
     spent = sum(line_usage(x)["prompt_tokens"] + line_usage(x)["completion_tokens"] for x in lines(out))
