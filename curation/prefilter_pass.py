@@ -52,7 +52,10 @@ def prefilter_pass(settings: CurateSettings, prefilter: Prefilter, source: Path,
         stat = source.stat()
         key = stable_id("prefilter", prefilter.describe(), str(source.resolve()), stat.st_size,
                         stat.st_mtime_ns, limit)
-        state = read_json(state_path, what="prefilter state") or {}
+        try:
+            state = read_json(state_path, what="prefilter state") or {}
+        except UsageError:  # a cache of decisions, not a promise: recompute it
+            state = {}
         if state.get("key") == key and (settings.out / PREFILTERED).is_file():
             prefilter.counts.update(state["counts"])
             return {k: int(v) for k, v in state["passed"].items()}, int(state["total"])
