@@ -113,7 +113,8 @@ def measure_engine(base_url: str, n: int, concurrency: int, *, latency_s: float,
         opts = RunOptions(backend="openai", model="bench", base_url=base_url, concurrency=concurrency,
                           rpm=None, tpm=None, temperature=None, top_p=None, max_tokens=64, limit=None, seed=0,
                           cache_dir=Path(tmp) / "cache", no_cache=False, max_cost=None, max_total_tokens=None,
-                          price=None, timeout=60.0, retries=50, retry_errors=False, no_progress=True)
+                          price=None, timeout=60.0, retries=50, max_retry_after=300.0, retry_errors=False,
+                          no_progress=True)
         settings = SelfChatSettings(seeds=str(seeds), out=Path(tmp) / "out", text_field="question")
         t0 = time.perf_counter()
         manifest = run_selfchat(settings, opts)
