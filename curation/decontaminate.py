@@ -15,7 +15,6 @@ measures it against all-pairs BLEU and reports whether both find the same record
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from generators.errors import UsageError
+from generators.io import iter_jsonl
 
 from .bleu import ngram_counts, sentence_bleu, tokenize
 from .filters import STOPWORDS
@@ -39,20 +39,14 @@ def load_eval_prompts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--decontaminate {path}: no such file")
-    try:
-        text = path.read_text("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"--decontaminate {path}: not valid UTF-8; re-encode the file as UTF-8") from None
     if path.suffix.lower() != ".jsonl":
+        try:
+            text = path.read_text("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"--decontaminate {path}: not valid UTF-8; re-encode the file as UTF-8") from None
         return [line.strip() for line in text.splitlines() if line.strip()]
     prompts: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--decontaminate {path}:{number}: bad JSON ({exc.msg})") from None
+    for number, obj in iter_jsonl(path):
         prompt = _prompt_of(obj)
         if prompt is None:
             raise UsageError(f"--decontaminate {path}:{number}: no {'/'.join(TEXT_FIELDS)} field "

@@ -7,13 +7,11 @@ The pairs come out as records tagged "seed", in the order of the source.
 """
 from __future__ import annotations
 
-import gzip
-import io
-import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from generators.errors import FatalError, UsageError
+from generators.io import iter_jsonl
 from generators.records import Record, make_record, stable_id
 
 HUB_NAME = "oasst1"
@@ -67,23 +65,14 @@ def _file_messages(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         raise UsageError(f"--seed-data {path}: no such file; give an OASST export (.jsonl[.gz]) "
                          f"or 'oasst1' for the hub")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: bad JSON ({exc.msg}); is this an OASST "
-                                 "messages or trees export?") from None
-            if isinstance(obj, dict) and isinstance(obj.get("prompt"), dict):
-                yield from _flatten_tree(obj["prompt"], None, obj.get("message_tree_id"))
-            elif isinstance(obj, dict) and "message_id" in obj and "role" in obj:
-                yield obj
-            else:
-                raise UsageError(f"{path}:{number}: neither an OASST message (message_id, role, "
-                                 "text) nor a tree ({{prompt: ...}}); check the file")
+    for number, obj in iter_jsonl(path):  # plain, .gz or .zst; a bad line names file:line
+        if isinstance(obj, dict) and isinstance(obj.get("prompt"), dict):
+            yield from _flatten_tree(obj["prompt"], None, obj.get("message_tree_id"))
+        elif isinstance(obj, dict) and "message_id" in obj and "role" in obj:
+            yield obj
+        else:
+            raise UsageError(f"{path}:{number}: neither an OASST message (message_id, role, "
+                             "text) nor a tree ({{prompt: ...}}); check the file")
 
 
 def _flatten_tree(node: dict[str, Any], parent: str | None, tree: str | None) -> Iterator[dict[str, Any]]:
