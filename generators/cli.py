@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "curate": "curation.cli:curate_command",
     "train": "training.cli:train_command",
     "report": "generators.report.cli:report_command",
+    "export": "generators.export.cli:export_command",
+    "view": "generators.view.cli:view_command",
 }
 HELP = {
     "selfchat": "Baize self-chat: a teacher model writes dialogs about seed questions.",
@@ -30,6 +32,8 @@ HELP = {
     "curate": "Rate records 1-5 with a model, filter, dedup, decontaminate, keep the best.",
     "train": "Train a LoRA adapter (forward or backward) on records, with source tags.",
     "report": "A Markdown report with plots for a run folder or a rounds folder.",
+    "export": "Write records in the formats trainers read (sharegpt, alpaca, openai, dpo, hf), with provenance.",
+    "view": "Look at a run or rounds folder in the browser: records, reasons, scores, rounds.",
 }
 
 
