@@ -111,6 +111,8 @@ def measure_engine(base_url: str, n: int, concurrency: int, *, latency_s: float,
         seeds.write_text("".join(json.dumps({"question": seed_question(i)}) + "\n"
                                  for i in range(n)))
         opts = RunOptions(backend="openai", model="bench", base_url=base_url, concurrency=concurrency,
+                          adaptive=False, max_concurrency=concurrency, batch=False, batch_max_lines=50_000,
+                          batch_poll_interval=60.0,
                           rpm=None, tpm=None, temperature=None, top_p=None, max_tokens=64, limit=None, seed=0,
                           cache_dir=Path(tmp) / "cache", no_cache=False, max_cost=None, max_total_tokens=None,
                           price=None, timeout=60.0, retries=50, max_retry_after=300.0, retry_errors=False,

@@ -24,6 +24,19 @@ from .engine import Engine
 from .errors import UsageError
 
 
+def _concurrency(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
+    """--concurrency N, or auto (adaptive, up to --max-concurrency)."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        raise click.BadParameter("expected a number of requests in flight, or auto") from None
+    if not 1 <= number <= 4096:
+        raise click.BadParameter("expected 1 to 4096, or auto")
+    return number
+
+
 def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -41,8 +54,18 @@ _FLAGS: list[Callable[[Callable], Callable]] = [
     click.option("--model", default=None, help=f"Model name (openai) or path/hub id (hf). Default for hf: {EMBEDDED_NAME}."),
     click.option("--base-url", default=None, envvar="OPENAI_BASE_URL", show_envvar=True,
                  help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."),
-    click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True,
-                 help="Requests in flight at once (hf: items batched together)."),
+    click.option("--concurrency", callback=_concurrency, default="16", show_default=True, metavar="N|auto",
+                 help="Requests in flight at once (hf: items batched together); auto: adapt to the server's "
+                      "rate limits (openai), up to --max-concurrency."),
+    click.option("--max-concurrency", type=click.IntRange(1, 4096), default=256, show_default=True,
+                 help="With --concurrency auto: the most requests in flight."),
+    click.option("--batch", is_flag=True,
+                 help="openai: send the requests through the Batch API (half price, answers within 24 h); "
+                      "a rerun picks up the same batches."),
+    click.option("--batch-max-lines", type=click.IntRange(1, 50_000), default=50_000, show_default=True,
+                 help="With --batch: the most requests in one batch file."),
+    click.option("--batch-poll-interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+                 show_default=True, help="With --batch: seconds between status checks."),
     click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None, help="Requests per minute cap."),
     click.option("--tpm", type=click.FloatRange(min=0, min_open=True), default=None, help="Tokens per minute cap."),
     click.option("--temperature", type=click.FloatRange(0, 2), default=None, help="Sampling temperature."),
@@ -80,7 +103,12 @@ class RunOptions:
     backend: str | None
     model: str | None
     base_url: str | None
-    concurrency: int
+    concurrency: int  # lanes: items in progress at once (with auto, --max-concurrency)
+    adaptive: bool  # --concurrency auto
+    max_concurrency: int
+    batch: bool
+    batch_max_lines: int
+    batch_poll_interval: float
     rpm: float | None
     tpm: float | None
     temperature: float | None
@@ -101,6 +129,15 @@ class RunOptions:
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
+        """The options from a click command's keyword arguments (popped, so the rest are the
+        stage's own). With --concurrency auto the run keeps --max-concurrency items in progress and
+        the backend decides how many requests are in flight; with --batch every item is in progress
+        at once, up to a batch file's worth, waiting for its batch."""
+        kwargs["adaptive"] = kwargs.get("concurrency") == "auto"
+        if kwargs["adaptive"]:
+            kwargs["concurrency"] = kwargs["max_concurrency"]
+        if kwargs.get("batch"):
+            kwargs["concurrency"] = kwargs["batch_max_lines"]
         names = cls.__dataclass_fields__.keys()
         return cls(**{name: kwargs.pop(name) for name in names})
 
@@ -121,11 +158,14 @@ class RunOptions:
 
 
 def backend_settings(opts: RunOptions, *, model: str | None = None, adapter: str | None = None,
-                     **extra: Any) -> BackendSettings:
+                     run_dir: str | None = None, **extra: Any) -> BackendSettings:
     """The run's flags as every backend reads them; `extra` holds backend-specific knobs."""
     return BackendSettings(model=model or opts.model, adapter=adapter, base_url=opts.base_url,
-                           concurrency=opts.concurrency, timeout_s=opts.timeout, retries=opts.retries,
+                           concurrency=opts.concurrency, adaptive=opts.adaptive,
+                           timeout_s=opts.timeout, retries=opts.retries,
                            rpm=opts.rpm, tpm=opts.tpm, max_retry_after=opts.max_retry_after,
+                           batch=opts.batch, batch_max_lines=opts.batch_max_lines,
+                           batch_poll_interval=opts.batch_poll_interval, run_dir=run_dir,
                            cache_root=str(opts.cache_root()),
                            extra=tuple(sorted((k, v) for k, v in extra.items() if v is not None)))
 
@@ -138,6 +178,12 @@ def backend_kind(opts: RunOptions) -> type[Backend]:
 def check_options(opts: RunOptions, *, model: str | None = None, adapter: str | None = None) -> None:
     """Flag combinations that cannot work, caught before any file is read or model loaded."""
     cls = backend_kind(opts)
+    if opts.batch and not cls.capabilities.batch_api:
+        raise UsageError(f"--batch sends requests through an OpenAI-style Batch API, which --backend {cls.name} "
+                         "has not; use --backend openai, or leave out --batch")
+    if opts.adaptive and not cls.capabilities.adaptive:
+        raise UsageError(f"--concurrency auto adapts to a server's rate limits, which --backend {cls.name} has "
+                         "not; give a number")
     if adapter and not cls.capabilities.adapters:
         raise UsageError(f"--adapter loads a LoRA adapter in this process, which --backend {cls.name} cannot; "
                          "use --backend hf or vllm, or serve the adapter under a name "
@@ -146,17 +192,21 @@ def check_options(opts: RunOptions, *, model: str | None = None, adapter: str | 
 
 
 def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | None = None,
-                 **extra: Any) -> Backend:
+                 run_dir: str | None = None, **extra: Any) -> Backend:
     """The run's backend, checked and built (a local model loads later, in Engine.start)."""
     check_options(opts, model=model, adapter=adapter)
-    return backend_kind(opts).create(backend_settings(opts, model=model, adapter=adapter, **extra))
+    return backend_kind(opts).create(backend_settings(opts, model=model, adapter=adapter, run_dir=run_dir,
+                                                      **extra))
 
 
 def build_engine(opts: RunOptions, backend: Backend, accounting: Accounting | None = None) -> Engine:
     """An engine for `backend`; pass another engine's accounting to share one budget."""
     model = backend.model
     cache = None if opts.no_cache else ResponseCache(opts.cache_root() / "responses.sqlite")
-    accounting = accounting or Accounting(model=model, price=price_for(model, opts.price),
+    price = price_for(model, opts.price)
+    if price is not None and opts.batch:  # the Batch API bills half
+        price = (price[0] / 2, price[1] / 2)
+    accounting = accounting or Accounting(model=model, price=price,
                                           max_cost=opts.max_cost, max_tokens=opts.max_total_tokens)
     return Engine(backend, cache=cache, accounting=accounting)
 
@@ -168,7 +218,9 @@ def engine_settings(opts: RunOptions, backend: Backend) -> dict[str, Any]:
 
 def run_settings(opts: RunOptions) -> dict[str, Any]:
     """Operational settings: in the manifest, not in the fingerprint (changing them resumes)."""
-    return {"base_url": redact_url(opts.base_url), "concurrency": opts.concurrency, "rpm": opts.rpm,
+    return {"base_url": redact_url(opts.base_url), "concurrency": "auto" if opts.adaptive else opts.concurrency,
+            "max_concurrency": opts.max_concurrency if opts.adaptive else None, "batch": opts.batch,
+            "rpm": opts.rpm,
             "tpm": opts.tpm, "limit": opts.limit, "cache": not opts.no_cache, "max_cost": opts.max_cost,
             "max_total_tokens": opts.max_total_tokens, "timeout": opts.timeout, "retries": opts.retries,
             "max_retry_after": opts.max_retry_after}

@@ -103,7 +103,7 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.set_postfix(kept=store.counts["kept"], rejected=store.counts["rejected"],
                             errors=store.counts["error"], tok_s=f"{acc.completion_tokens / elapsed:.0f}",
-                            refresh=False)
+                            **engine.backend.progress(), refresh=False)
         if time.monotonic() - last_manifest[0] > MANIFEST_EVERY_S:
             store.write_manifest(status="running", extra=manifest_extra())
             last_manifest[0] = time.monotonic()

@@ -78,7 +78,8 @@ class Stage(abc.ABC):
 
     def build_engines(self) -> None:
         """One engine on --backend/--model (with --adapter); stages with a second model add theirs."""
-        self.engine = self.add_engine(make_backend(self.opts, adapter=self.adapter, **self.backend_extra()))
+        self.engine = self.add_engine(make_backend(self.opts, adapter=self.adapter, run_dir=str(self.out),
+                                                   **self.backend_extra()))
 
     def store_dir(self) -> Path:
         """Where the append-only lines go (curate keeps them in a sub-folder)."""
@@ -175,9 +176,11 @@ async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
         priced = bool(stage.engine and stage.engine.accounting.price is not None)
 
         def extra() -> dict[str, Any]:
+            backends = {e.backend.name: e.backend.report() for e in stage.engines if e.backend.report()}
             return {"run": run_settings(opts), **stage.manifest_extra(),
                     "usage": usage_summary(store.usage, unsettled, priced),
-                    "session_s": round(time.monotonic() - stage.started, 3)}
+                    "session_s": round(time.monotonic() - stage.started, 3),
+                    **({"backend": backends} if backends else {})}
 
         stage.on_end("running", store.write_manifest(status="running", extra=extra()))
         try:

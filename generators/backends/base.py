@@ -68,6 +68,8 @@ class Capabilities:
     local: runs in this process (a model path, not a server).
     multi_instance: a second instance may run beside the first in one process (a second local
       model for the simulated person); vLLM's engine owns the device and may not.
+    batch_api: can send requests through an OpenAI-style Batch API (--batch).
+    adaptive: can adapt its requests in flight to the server's rate limits (--concurrency auto).
     """
 
     prefill: bool = False
@@ -77,6 +79,8 @@ class Capabilities:
     batching: bool = False
     local: bool = False
     multi_instance: bool = True
+    batch_api: bool = False
+    adaptive: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,16 @@ class BackendSettings:
     adapter: str | None = None
     base_url: str | None = None
     concurrency: int = 16
+    adaptive: bool = False  # --concurrency auto: `concurrency` is then the most in flight
     timeout_s: float = 120.0
     retries: int = 6
     rpm: float | None = None
     tpm: float | None = None
     max_retry_after: float = 300.0
+    batch: bool = False
+    batch_max_lines: int = 50_000
+    batch_poll_interval: float = 60.0
+    run_dir: str | None = None  # the run folder (the Batch API keeps its batch ids there)
     cache_root: str | None = None
     extra: tuple[tuple[str, Any], ...] = ()  # backend-specific knobs, e.g. gpu_memory_utilization
 
@@ -146,6 +155,15 @@ class Backend(abc.ABC):
     def create(cls, settings: BackendSettings) -> "Backend":
         """Build the backend (cheaply: loading waits for `start`)."""
         raise NotImplementedError(f"{cls.__name__} does not say how to build itself from settings")
+
+    def progress(self) -> dict[str, Any]:
+        """A few live figures for the progress bar (e.g. the concurrency level, batch statuses)."""
+        return {}
+
+    def report(self) -> dict[str, Any]:
+        """What the manifest should keep about this backend's run (e.g. concurrency history,
+        batch ids and statuses)."""
+        return {}
 
     async def start(self) -> None:
         """Load the model (local backends) so a bad path or a broken model fails before any

@@ -53,7 +53,7 @@ class _Retryable(Exception):
 class OpenAIBackend(Backend):
     name = "openai"
     capabilities = Capabilities(prefill=False, logprobs=True, adapters=False, per_request_model=True,
-                                batching=False, local=False)
+                                batching=False, local=False, batch_api=False, adaptive=False)
 
     @classmethod
     def check(cls, settings: BackendSettings) -> None:
@@ -67,6 +67,10 @@ class OpenAIBackend(Backend):
 
     @classmethod
     def create(cls, settings: BackendSettings) -> "OpenAIBackend":
+        if settings.batch:  # the Batch API: the same server, requests sent as batch files
+            from .openai_batch import OpenAIBatchBackend
+
+            return OpenAIBatchBackend.from_settings(settings)
         return cls(model=settings.model or "", base_url=settings.base_url, concurrency=settings.concurrency,
                    timeout_s=settings.timeout_s, retries=settings.retries,
                    limiter=RateLimiter(rpm=settings.rpm, tpm=settings.tpm),

@@ -53,6 +53,9 @@ class SelfChatStage(Stage):
             raise UsageError(f"--assistant-prompt {self.config.assistant_prompt}: no such template in prompts/; "
                              "choose one of: " + ", ".join(n for n in prompts.names()
                                                            if n.startswith("selfchat_assistant")))
+        if self.opts.batch and self.config.mode == "agents":
+            raise UsageError("--batch sends every request at once, but in --mode agents each turn waits for the "
+                             "one before it; use --mode transcript with --batch, or leave out --batch")
         if self.config.user_model and self.config.mode != "agents":
             raise UsageError("--user-model is for --mode agents (in transcript mode one request writes both sides)")
         caps = backend_kind(self.opts).capabilities
@@ -72,7 +75,8 @@ class SelfChatStage(Stage):
         if not user_model or self.capabilities.per_request_model:
             self.user_engine = self.engine  # one server answers for both model names
             return
-        self.user_engine = self.add_engine(make_backend(self.opts, model=user_model), share_with=self.engine)
+        self.user_engine = self.add_engine(make_backend(self.opts, model=user_model, run_dir=str(self.out)),
+                                           share_with=self.engine)
 
     # -- settings --------------------------------------------------------------------------
     def template(self) -> str:
