@@ -17,8 +17,31 @@ from ..errors import UsageError
 from ..io import read_json, read_lines
 
 
+class ManifestFacts:
+    """What any reader of run folders asks a manifest (report, view, export)."""
+
+    manifest: dict[str, Any]
+
+    @property
+    def stage(self) -> str:
+        return str(self.manifest.get("stage", "?"))
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "?"))
+
+    @property
+    def is_train(self) -> bool:
+        """A `gen train` run: a model, no records to keep or reject."""
+        return self.stage == "train"
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return self.manifest.get("usage") or {}
+
+
 @dataclass
-class RunData:
+class RunData(ManifestFacts):
     name: str                       # label in the report ("round1/cur" or "cur")
     path: Path
     manifest: dict[str, Any]
@@ -33,19 +56,6 @@ class RunData:
     errors: int = 0
     reasons: Counter = field(default_factory=Counter)
     bad_lines: int = 0
-
-    @property
-    def stage(self) -> str:
-        return str(self.manifest.get("stage", "?"))
-
-    @property
-    def is_train(self) -> bool:
-        """A `gen train` run: a model, no records to keep or reject."""
-        return self.stage == "train"
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        return self.manifest.get("usage") or {}
 
     @property
     def duration(self) -> float | None:

@@ -7,9 +7,8 @@ that matches nothing (an unknown reason, say) gives no rows; a malformed one is 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -48,26 +47,26 @@ class Query:
                 raise QueryError(f"{name}: {value!r} is not one of {', '.join(a for a in allowed if a)}")
             return value
 
-        def number(name: str) -> float | None:
+        def parsed(name: str, kind: type, what: str) -> Any:
+            """The parameter as `kind`, None when empty; a QueryError naming it otherwise."""
             text = params.get(name, "").strip()
             if not text:
                 return None
             try:
-                value = float(text)
+                value = kind(text)
             except ValueError:
-                raise QueryError(f"{name}: {text!r} is not a number") from None
-            if math.isnan(value):
-                raise QueryError(f"{name}: {text!r} is not a number")
+                raise QueryError(f"{name}: {text!r} is not {what}") from None
+            if value != value:  # NaN
+                raise QueryError(f"{name}: {text!r} is not {what}")
             return value
 
+        def number(name: str) -> float | None:
+            return parsed(name, float, "a number")
+
         def integer(name: str, default: int, low: int, high: int) -> int:
-            text = params.get(name, "").strip()
-            if not text:
+            value = parsed(name, int, "a whole number")
+            if value is None:
                 return default
-            try:
-                value = int(text)
-            except ValueError:
-                raise QueryError(f"{name}: {text!r} is not a whole number") from None
             if not low <= value <= high:
                 raise QueryError(f"{name}: {value} is outside {low}..{high}")
             return value

@@ -13,28 +13,15 @@ from typing import Any
 
 from ..errors import UsageError
 from ..io import read_json
-from ..report.load import natural_key
+from ..report.load import ManifestFacts, natural_key
 
 
 @dataclass
-class Run:
+class Run(ManifestFacts):
     name: str            # "round1/curate", or the folder's name for a single run
     round: str           # the round label ("round1"); the folder's name for a single run
     path: Path
     manifest: dict[str, Any]
-
-    @property
-    def stage(self) -> str:
-        return str(self.manifest.get("stage", "?"))
-
-    @property
-    def status(self) -> str:
-        return str(self.manifest.get("status", "?"))
-
-    @property
-    def is_train(self) -> bool:
-        """A `gen train` run: a model, no records."""
-        return self.stage == "train"
 
 
 @dataclass
