@@ -106,6 +106,7 @@ class CurateStage(Stage):
             "settings": {"rater": self.rater, "select": self.config.select.describe(), **self.prefilter.describe()},
             "input": {"path": str(self.source), "records": self.input_total, "limit": self.opts.limit},
             "prefilter": prefilter_counts, "run": manifest.get("run"), "usage": manifest.get("usage"),
+            **({"backend": manifest["backend"]} if manifest.get("backend") else {}),
             "duration_s": round(float(self.previous.get("duration_s", 0.0)) + time.time() - self.wall_start, 3),
             "sessions": int(self.previous.get("sessions", 0)) + 1, "versions": versions()}
         if selection:

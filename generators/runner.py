@@ -23,6 +23,7 @@ from .records import Record
 from .store import RunStore
 
 MANIFEST_EVERY_S = 5.0
+TICK_S = 2.0  # progress-bar refresh while nothing settles
 
 
 @dataclass
@@ -81,6 +82,21 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
     started = time.monotonic()
     last_manifest = [time.monotonic()]
 
+    def show(refresh: bool = False) -> None:
+        if bar.disable:
+            return
+        acc = engine.accounting
+        elapsed = max(time.monotonic() - started, 1e-6)
+        bar.set_postfix(kept=store.counts["kept"], rejected=store.counts["rejected"],
+                        errors=store.counts["error"], tok_s=f"{acc.completion_tokens / elapsed:.0f}",
+                        **engine.backend.progress(), refresh=refresh)
+
+    async def tick() -> None:
+        """Keep the bar live while no item settles (a batch in progress, a long pause)."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            show(refresh=True)
+
     def settle(item: Item, outcome: Kept | Rejected | BaseException, usage: dict[str, Any]) -> None:
         if isinstance(outcome, Kept):
             for number, record in enumerate(outcome.records):  # the item's usage goes on its first line
@@ -98,12 +114,7 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
             store.error(item.id, source=item.source, input=item.input,
                         reason=f"{type(outcome).__name__}: {outcome}", usage=usage)
         bar.update(1)
-        if not bar.disable:
-            acc = engine.accounting
-            elapsed = max(time.monotonic() - started, 1e-6)
-            bar.set_postfix(kept=store.counts["kept"], rejected=store.counts["rejected"],
-                            errors=store.counts["error"], tok_s=f"{acc.completion_tokens / elapsed:.0f}",
-                            **engine.backend.progress(), refresh=False)
+        show()
         if time.monotonic() - last_manifest[0] > MANIFEST_EVERY_S:
             store.write_manifest(status="running", extra=manifest_extra())
             last_manifest[0] = time.monotonic()
@@ -140,9 +151,12 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
                                         "once it is fixed"))
                 return
 
+    ticker = asyncio.ensure_future(tick()) if not bar.disable else None
     try:
         await asyncio.gather(*(lane() for _ in range(max(1, concurrency))))
     finally:
+        if ticker is not None:
+            ticker.cancel()
         bar.close()
     if fatal:
         raise fatal[0]
