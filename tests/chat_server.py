@@ -38,7 +38,14 @@ Server-wide: ``latency_s`` (applied to every chat request), ``fail_429_frac`` (a
 fraction of the requests no rule took is answered 429 with ``Retry-After: 0``), ``api_key``
 (when set, any other bearer token gets 401 ``invalid_api_key``), ``reply`` (a callable
 ``reply(request_json) -> str``, may be async), ``honor_max_tokens`` (cut replies longer than
-``max_tokens``/``max_completion_tokens`` words, finish_reason "length").
+``max_tokens``/``max_completion_tokens`` words, finish_reason "length"), ``capacity`` (a hidden
+concurrency limit K: a chat request arriving while K others are in flight is answered 429 at
+once, with ``Retry-After: capacity_retry_after`` (default 0), before any rule or latency; a rate
+limit that a client has to discover).
+
+Stats: ``requests_total``, ``by_status``, ``requests``, ``in_flight``, ``max_in_flight`` (refused
+requests included), ``first_at``/``last_at`` (wall-clock ``time.time()`` of the first chat
+request's arrival and of the last chat answer, so a benchmark can time the busy phase alone).
 
 Token counts are whitespace-split words. aiohttp sets TCP_NODELAY on every accepted socket
 (aiohttp.base_protocol.connection_made); the listen backlog is 4096 and there is no access log.
@@ -223,6 +230,8 @@ class ChatServer:
         model: str = DEFAULT_MODEL,
         honor_max_tokens: bool = False,
         record_bodies: bool = True,
+        capacity: int | None = None,
+        capacity_retry_after: float = 0.0,
     ) -> None:
         self.rules: list[Rule] = [Rule.coerce(r) for r in (rules or [])]
         self.latency_s = float(latency_s)
@@ -235,6 +244,8 @@ class ChatServer:
         self.model = model
         self.honor_max_tokens = honor_max_tokens
         self.record_bodies = record_bodies
+        self.capacity = capacity
+        self.capacity_retry_after = float(capacity_retry_after)
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -248,9 +259,12 @@ class ChatServer:
         """Clear the stats (not the rules or their hit counts)."""
         self.requests_total = 0
         self.by_status: dict[int, int] = {}  # a dropped connection counts as status 0
-        self.requests: list[dict[str, Any]] = []  # {"body": dict|None, "authorization", "query": str|None}
+        # {"body": dict|None, "authorization", "query": str|None, "headers": [(name, value)]|None}
+        self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
 
     @property
     def bodies(self) -> list[Any]:
@@ -271,6 +285,8 @@ class ChatServer:
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
             "rule_hits": [r.hits for r in self.rules],
         }
         if bodies:
@@ -389,13 +405,19 @@ class ChatServer:
         return web.json_response({"error": err}, status=status, headers=headers)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if self.first_at is None:
+            self.first_at = time.time()
         self.requests_total += 1
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
             self.max_in_flight = self.in_flight
         status: int | None = None
         try:
-            resp = await self._answer(request)
+            if self.capacity is not None and self.in_flight > self.capacity:
+                resp = self._error(429, headers={"Retry-After": _num(self.capacity_retry_after)},
+                                   message="Too many requests in flight; retry after the time in Retry-After.")
+            else:
+                resp = await self._answer(request)
             if resp is None:  # drop: close the connection without answering
                 status = 0
                 if request.transport is not None:
@@ -405,6 +427,7 @@ class ChatServer:
             return resp
         finally:
             self.in_flight -= 1
+            self.last_at = time.time()
             if status is not None:
                 self.by_status[status] = self.by_status.get(status, 0) + 1
 
@@ -418,7 +441,8 @@ class ChatServer:
         except ValueError:
             body = None
         self.requests.append({"body": body if self.record_bodies else None, "authorization": auth,
-                              "query": request.query_string or None})
+                              "query": request.query_string or None,
+                              "headers": list(request.headers.items()) if self.record_bodies else None})
 
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
@@ -539,6 +563,8 @@ def start_subprocess_server(
     rules: list[Mapping[str, Any]] | None = None,
     seed: int = 0,
     record_bodies: bool = True,
+    capacity: int | None = None,
+    capacity_retry_after: float = 0.0,
     timeout_s: float = 30.0,
 ) -> tuple[subprocess.Popen, str]:
     """Run ``python -m tests.chat_server`` in its own process; returns (proc, base_url).
@@ -553,6 +579,8 @@ def start_subprocess_server(
         cmd += ["--rules-json", json.dumps(list(rules))]
     if not record_bodies:
         cmd += ["--no-record-bodies"]
+    if capacity is not None:
+        cmd += ["--capacity", str(capacity), "--capacity-retry-after", str(capacity_retry_after)]
     proc = subprocess.Popen(cmd, cwd=_repo_root(), stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     result: list[str] = []
@@ -577,6 +605,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--api-key", default=None)
     p.add_argument("--rules-json", default=None, help="a JSON list of rule objects")
     p.add_argument("--no-record-bodies", action="store_true")
+    p.add_argument("--capacity", type=int, default=None, help="answer 429 above this many requests in flight")
+    p.add_argument("--capacity-retry-after", type=float, default=0.0, help="the Retry-After of those 429s")
     a = p.parse_args(argv)
 
     try:  # only if already installed; not a dependency
@@ -595,6 +625,8 @@ def main(argv: list[str] | None = None) -> None:
         host=a.host,
         port=a.port,
         record_bodies=not a.no_record_bodies,
+        capacity=a.capacity,
+        capacity_retry_after=a.capacity_retry_after,
     )
 
     async def serve() -> None:

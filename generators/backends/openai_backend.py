@@ -1,7 +1,7 @@
 """Any OpenAI-compatible server (OpenAI, `vllm serve`, llama.cpp, Ollama) through the official
 `openai` async client.
 
-Retries are ours (tenacity), not the client's: exponential backoff with jitter on 429, 5xx,
+Retries are ours, not the client's: exponential backoff with jitter (tenacity's) on 429, 5xx,
 timeouts, connection errors and unreadable bodies (a 200 that is not a chat completion, such
 as a proxy's HTML page); the server's Retry-After wins over our backoff and pauses every
 request, not only the one that was told. A server asking to wait longer than
@@ -12,32 +12,49 @@ Auth: `user:password@` in the base URL is taken out of the URL the client sees a
 HTTP basic auth on every request; it then replaces the API key's `Bearer` header (one
 Authorization header only). Query parameters of the base URL (`?api-version=`) are sent with
 every request. Messages name the server by its redacted URL (urls.redact_url).
+
+The hot path stays off the SDK's pydantic layer: requests go through the client's own
+`post` (its auth, base URL, query, headers, timeouts and typed errors) with a body we build
+from plain values, and the answer is read with `json.loads`; the SDK's per-request parameter
+transform and its pydantic models cost more CPU than the request itself at high concurrency
+(docs/throughput.md).
+
+With `--concurrency auto` (settings.adaptive) a Gate (adaptive.py) bounds the requests in
+flight, cut by a quarter on each 429/503 and raised by one after a run of successes.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib.util
 import json
 import math
 import os
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletion
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.wait import wait_exponential_jitter
 
 from ..errors import FatalError, UsageError
+from .adaptive import Aimd, Gate
+from .openai_transport import lean_aiohttp_client
 from .base import Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed
 from .ratelimit import PauseTooLong, RateLimiter, retry_after
 from .urls import check_base_url, redact_url, split_credentials
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+CONGESTION_STATUS = {429, 503}  # what cuts the adaptive level: the server says it has too much
 BODY_CHARS = 2000  # how much of a bad answer errors.jsonl keeps
+
+
+class _Attempt(NamedTuple):
+    """The one field of tenacity's retry state its wait strategies read."""
+
+    attempt_number: int
 
 
 class _Retryable(Exception):
@@ -53,7 +70,7 @@ class _Retryable(Exception):
 class OpenAIBackend(Backend):
     name = "openai"
     capabilities = Capabilities(prefill=False, logprobs=True, adapters=False, per_request_model=True,
-                                batching=False, local=False, batch_api=False, adaptive=False)
+                                batching=False, local=False, batch_api=True, adaptive=True)
 
     @classmethod
     def check(cls, settings: BackendSettings) -> None:
@@ -67,20 +84,16 @@ class OpenAIBackend(Backend):
 
     @classmethod
     def create(cls, settings: BackendSettings) -> "OpenAIBackend":
-        if settings.batch:  # the Batch API: the same server, requests sent as batch files
-            from .openai_batch import OpenAIBatchBackend
-
-            return OpenAIBatchBackend.from_settings(settings)
         return cls(model=settings.model or "", base_url=settings.base_url, concurrency=settings.concurrency,
                    timeout_s=settings.timeout_s, retries=settings.retries,
                    limiter=RateLimiter(rpm=settings.rpm, tpm=settings.tpm),
-                   max_retry_after=settings.max_retry_after)
+                   max_retry_after=settings.max_retry_after, adaptive=settings.adaptive)
 
     def __init__(self, *, model: str, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout_s: float = 120.0, retries: int = 6,
                  limiter: RateLimiter | None = None, backoff_initial_s: float = 0.5,
                  backoff_max_s: float = 60.0, transport: str = "auto",
-                 max_retry_after: float = 300.0) -> None:
+                 max_retry_after: float = 300.0, adaptive: bool = False) -> None:
         url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         check_base_url(url)
         self.model = model
@@ -88,11 +101,21 @@ class OpenAIBackend(Backend):
         self.retries = retries
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self._jittered = wait_exponential_jitter(multiplier=backoff_initial_s, max=backoff_max_s,
+                                                jitter=2 * backoff_initial_s)
         self.max_retry_after = max_retry_after
         self.limiter = limiter or RateLimiter()
         self.succeeded = 0
         self.transport = _pick_transport(transport)
         self.client = self._make_client(url, api_key, concurrency, timeout_s)
+        # --concurrency auto: `concurrency` is the most in flight, the gate finds the level
+        self.gate = Gate(Aimd(maximum=concurrency)) if adaptive else None
+
+    def progress(self) -> dict[str, Any]:
+        return {"conc": self.gate.aimd.level} if self.gate else {}
+
+    def report(self) -> dict[str, Any]:
+        return {"concurrency": self.gate.aimd.report()} if self.gate else {}
 
     def _make_client(self, url: str, api_key: str | None, concurrency: int,
                      timeout_s: float) -> openai.AsyncOpenAI:
@@ -104,7 +127,7 @@ class OpenAIBackend(Backend):
         key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"  # local servers ignore it
         limits = httpx2.Limits(max_connections=max(concurrency, 1) + 8,
                                max_keepalive_connections=max(concurrency, 1) + 8)
-        http_client_class = (openai.DefaultAioHttpClient if self.transport == "aiohttp"
+        http_client_class = (lean_aiohttp_client() if self.transport == "aiohttp"
                              else openai.DefaultAsyncHttpxClient)
         return openai.AsyncOpenAI(
             api_key=key, base_url=client_url, max_retries=0, timeout=timeout_s,
@@ -113,17 +136,18 @@ class OpenAIBackend(Backend):
             http_client=http_client_class(limits=limits, timeout=timeout_s))
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
-            stop=self._stop,
-            wait=self._wait, reraise=True)
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._once(request)
-        except _Retryable as exc:
-            raise self._final_failure(exc) from None
-        raise AssertionError("unreachable")
+        """One request with our retries. A plain loop: nearly every request succeeds at once, and
+        building tenacity's retry state for each one cost more than the rest of our own work; the
+        waits between tries are tenacity's exponential backoff with jitter, unless the server said."""
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(request)
+            except _Retryable as exc:
+                if self._give_up(exc, attempt):
+                    raise self._final_failure(exc) from None
+                await asyncio.sleep(self._delay(exc, attempt))
+            attempt += 1
 
     def _final_failure(self, exc: _Retryable) -> Exception:
         """What a request that ran out of retries becomes: FatalError when the server was never
@@ -136,18 +160,15 @@ class OpenAIBackend(Backend):
             reason = f"{reason} (after {self.retries + 1} attempts)"
         return RequestFailed(reason, status=exc.status, last_response=self._scrub(exc.last_response))
 
-    def _stop(self, state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.connection and self.succeeded == 0 and state.attempt_number >= 3:
+    def _give_up(self, exc: _Retryable, attempt: int) -> bool:
+        if exc.connection and self.succeeded == 0 and attempt >= 3:
             return True  # nothing ever answered: an unreachable server, say so quickly
-        return state.attempt_number >= self.retries + 1
+        return attempt >= self.retries + 1
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+    def _delay(self, exc: _Retryable, attempt: int) -> float:
+        if exc.retry_after is not None:
             return exc.retry_after
-        return wait_exponential_jitter(multiplier=self.backoff_initial_s, max=self.backoff_max_s,
-                                       jitter=2 * self.backoff_initial_s)(state)
+        return self._jittered(_Attempt(attempt))
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         s = request.sampling
@@ -168,35 +189,51 @@ class OpenAIBackend(Backend):
                 params["top_logprobs"] = s.logprobs
         return params
 
+    async def _attempt(self, request: ChatRequest) -> ChatResult:
+        """One try, through the adaptive gate when there is one: a slot per request on the
+        wire (a retry waiting out its backoff holds none), the outcome fed back to the level."""
+        if self.gate is None:
+            return await self._once(request)
+        epoch = await self.gate.acquire()
+        try:
+            result = await self._once(request)
+            self.gate.succeeded()
+            return result
+        except _Retryable as exc:
+            if exc.status in CONGESTION_STATUS:
+                self.gate.congested(epoch)
+            raise
+        finally:
+            self.gate.release()
+
     async def _once(self, request: ChatRequest) -> ChatResult:
         estimate = sum(len(c) for _, c in request.messages) // 4 + (request.sampling.max_tokens or 256)
         try:
             await self.limiter.acquire(estimate, max_pause_s=self.max_retry_after)
         except PauseTooLong as exc:
             raise self._too_long(exc.seconds, exc.reason) from None
-        raw = await self._send(request)
-        self.limiter.observe_headers(raw.headers)  # a long pause here stops the next request
-        completion = _parse(raw)
-        usage = completion.usage
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
+        response = await self._send(request)
+        self.limiter.observe_headers(response.headers)  # a long pause here stops the next request
+        completion = _completion(response)
+        usage = completion.get("usage") or {}
+        prompt_tokens = _count(usage, "prompt_tokens")
+        completion_tokens = _count(usage, "completion_tokens")
         self.limiter.settle(estimate, prompt_tokens + completion_tokens)
-        choice = completion.choices[0]
+        choice = completion["choices"][0]
         self.succeeded += 1
         return ChatResult(
-            text=choice.message.content or "", finish=choice.finish_reason or "stop",
+            text=_text(choice["message"].get("content")), finish=choice.get("finish_reason") or "stop",
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            model=completion.model or request.model or self.model, logprobs=_logprobs(choice))
+            model=completion.get("model") or request.model or self.model, logprobs=_logprobs(choice))
 
-    async def _send(self, request: ChatRequest) -> Any:
-        """The raw response of one attempt; every failure mapped to ours."""
+    async def _send(self, request: ChatRequest) -> httpx2.Response:
+        """The HTTP response of one attempt, through the client's `post` (cast to the raw
+        response: no pydantic on the way in or out); every failure mapped to ours."""
         try:
-            return await self.client.chat.completions.with_raw_response.create(**self._params(request))
-        except openai.AuthenticationError as exc:
-            raise FatalError(self._refused_message(exc)) from None
-        except openai.PermissionDeniedError as exc:
-            raise FatalError(f"the server denied access (403: {self._scrub(exc.message[:200])}); "
-                             "check the key's permissions and --model") from None
+            return await self.client.post("/chat/completions", body=self._params(request),
+                                          cast_to=httpx2.Response)
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise self._access_refused(exc, "and --model") from None
         except openai.APIStatusError as exc:
             raise self._status_failure(exc) from None
         except openai.APITimeoutError as exc:
@@ -205,6 +242,13 @@ class OpenAIBackend(Backend):
             raise _Retryable("request timed out") from None
         except openai.APIConnectionError as exc:
             raise _Retryable(f"connection failed: {exc.__cause__ or exc.message}", connection=True) from None
+
+    def _access_refused(self, exc: openai.APIStatusError, what: str) -> FatalError:
+        """401 (the key or the credentials) or 403 (`what` the key may not use) stops the run."""
+        if isinstance(exc, openai.AuthenticationError):
+            return FatalError(self._refused_message(exc))
+        return FatalError(f"the server denied access (403: {self._scrub(exc.message[:200])}); "
+                          f"check the key's permissions {what}")
 
     def _refused_message(self, exc: openai.AuthenticationError) -> str:
         what = ("the user and password in --base-url" if self.uses_basic_auth else "OPENAI_API_KEY")
@@ -277,29 +321,47 @@ def _utc_minute(when: datetime) -> str:
     return f"{when:%H:%M} UTC" if when.date() == today else f"{when:%Y-%m-%d %H:%M} UTC"
 
 
-def _raw_text(raw: Any) -> str | None:
+def _raw_text(response: httpx2.Response) -> str | None:
     try:
-        return raw.http_response.text[:BODY_CHARS]
+        return response.text[:BODY_CHARS]
     except Exception:  # noqa: BLE001 - undecodable bytes: nothing worth keeping
         return None
 
 
-def _parse(raw: Any) -> ChatCompletion:
-    """The chat completion in a 200, or _Retryable with the body when it is not one (an HTML
-    page from a proxy, cut-off JSON, JSON without choices)."""
+def _completion(response: httpx2.Response) -> dict[str, Any]:
+    """The chat completion in a 2xx as plain JSON, or _Retryable with the body when it is not
+    one (an HTML page from a proxy, cut-off JSON, JSON without choices). As the SDK reads it:
+    a body that parses as JSON counts whatever its content-type says."""
+    kind = response.headers.get("content-type") or ""
     try:
-        completion = raw.parse()
-    except (openai.APIResponseValidationError, ValueError) as exc:
-        raise _Retryable(f"unreadable response: HTTP {raw.status_code} body is not valid JSON ({str(exc)[:200]})",
-                         last_response=_raw_text(raw)) from None
-    if not isinstance(completion, ChatCompletion):
-        kind = raw.headers.get("content-type") or "no content-type"
-        raise _Retryable(f"unreadable response: HTTP {raw.status_code} with {kind}, not a chat completion",
-                         last_response=_raw_text(raw))
-    choices = getattr(completion, "choices", None)
-    if not choices or getattr(choices[0], "message", None) is None:
-        raise _Retryable("response has no choices", last_response=_raw_text(raw))
-    return completion
+        data = json.loads(response.content)
+    except ValueError as exc:  # UnicodeDecodeError included
+        if kind.split(";")[0].endswith("json"):
+            raise _Retryable(f"unreadable response: HTTP {response.status_code} body is not valid JSON "
+                             f"({str(exc)[:200]})", last_response=_raw_text(response)) from None
+        data = None
+    if not isinstance(data, dict):
+        raise _Retryable(f"unreadable response: HTTP {response.status_code} with {kind or 'no content-type'}, "
+                         "not a chat completion", last_response=_raw_text(response))
+    choices = data.get("choices")
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict) \
+            or not isinstance(choices[0].get("message"), dict):
+        raise _Retryable("response has no choices", last_response=_raw_text(response))
+    return data
+
+
+def _count(usage: Any, name: str) -> int:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) else 0
+
+
+def _text(content: Any) -> str:
+    """The message text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+    return ""
 
 
 def _body_text(exc: openai.APIError) -> str | None:
@@ -329,9 +391,10 @@ def _pick_transport(wanted: str) -> str:
     return "aiohttp" if importlib.util.find_spec("aiohttp") else "httpx"
 
 
-def _logprobs(choice: Any) -> list[dict[str, Any]] | None:
-    content = getattr(getattr(choice, "logprobs", None), "content", None)
+def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+    content = (choice.get("logprobs") or {}).get("content")
     if not content:
         return None
-    return [{"token": item.token, "logprob": item.logprob,
-             "top": {alt.token: alt.logprob for alt in (item.top_logprobs or [])}} for item in content]
+    return [{"token": item.get("token"), "logprob": item.get("logprob"),
+             "top": {alt.get("token"): alt.get("logprob") for alt in (item.get("top_logprobs") or [])}}
+            for item in content]

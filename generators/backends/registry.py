@@ -23,7 +23,7 @@ def register(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
-register("openai", "generators.backends.openai_backend:OpenAIBackend")
+register("openai", "generators.backends.openai_api:OpenAIAPIBackend")
 register("hf", "generators.backends.hf_backend:HFBackend")
 register("vllm", "generators.backends.vllm_backend:VLLMBackend")
 

@@ -221,7 +221,42 @@ def test_subprocess_server_stats_and_reset():
         assert stats["requests"][0]["authorization"] == "Bearer k"
         urllib.request.urlopen(urllib.request.Request(root + "/_reset", method="POST", data=b""))
         assert json.load(urllib.request.urlopen(root + "/_stats?bodies=0")) == {
-            "requests_total": 0, "by_status": {}, "in_flight": 0, "max_in_flight": 0, "rule_hits": [1]}
+            "requests_total": 0, "by_status": {}, "in_flight": 0, "max_in_flight": 0, "first_at": None,
+            "last_at": None, "rule_hits": [1]}
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+async def _burst(server_url: str, n: int, release: asyncio.Event | None = None) -> list:
+    c = openai.AsyncOpenAI(base_url=server_url, api_key="k", max_retries=0)
+    try:
+        return await asyncio.gather(*[c.chat.completions.create(model="m", messages=MSG) for _ in range(n)],
+                                    return_exceptions=True)
+    finally:
+        await c.close()
+
+
+def test_capacity_refuses_requests_above_k_with_retry_after():
+    with ChatServer(latency_s=0.5, capacity=4, capacity_retry_after=0.25) as server:
+        out = asyncio.run(_burst(server.base_url, 10))
+        refused = [o for o in out if isinstance(o, openai.RateLimitError)]
+        assert len(refused) == 6 and server.by_status == {200: 4, 429: 6}
+        assert all(e.response.headers["retry-after"] == "0.25" for e in refused)
+        assert server.max_in_flight == 5  # the fifth is counted while it is refused
+        assert server.first_at is not None and server.last_at >= server.first_at
+        assert len(server.requests) == 4  # refused before the body is read, like a gateway
+        again = asyncio.run(_burst(server.base_url, 3))  # room again once the others finished
+        assert not any(isinstance(o, Exception) for o in again)
+
+
+def test_capacity_in_the_subprocess_server():
+    proc, base_url = start_subprocess_server(latency_ms=300, capacity=2)
+    try:
+        out = asyncio.run(_burst(base_url, 5))
+        assert sum(isinstance(o, openai.RateLimitError) for o in out) == 3
+        stats = json.load(urllib.request.urlopen(base_url.removesuffix("/v1") + "/_stats?bodies=0"))
+        assert stats["by_status"] == {"200": 2, "429": 3} and stats["first_at"] <= stats["last_at"]
     finally:
         proc.terminate()
         assert proc.wait(10) == 0

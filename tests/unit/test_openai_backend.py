@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import socket
 import time
 
+import openai
 import pytest
 
 from generators.accounting import Accounting, BudgetReached
@@ -291,5 +293,100 @@ def test_the_endpoint_is_part_of_the_cache_key():
 
 
 def test_capabilities_are_declared():
-    assert OpenAIBackend.capabilities == Capabilities(prefill=False, logprobs=True, adapters=False,
-                                                      per_request_model=True, batching=False, local=False)
+    # batch_api belongs to the Batch API's own tests; everything else is declared here
+    declared = dataclasses.replace(OpenAIBackend.capabilities, batch_api=False)
+    assert declared == Capabilities(prefill=False, logprobs=True, adapters=False, per_request_model=True,
+                                    batching=False, local=False, adaptive=True)
+
+
+def gather_backend(backend: OpenAIBackend, texts: list[str]) -> list:
+    """Send every text at once; the results (or exceptions) in order."""
+    async def go():
+        try:
+            return await asyncio.gather(*(backend.complete(ChatRequest.of([{"role": "user", "content": t}]))
+                                          for t in texts), return_exceptions=True)
+        finally:
+            await backend.aclose()
+    return asyncio.run(go())
+
+
+def test_fixed_concurrency_reports_nothing_adaptive():
+    with ChatServer() as server:
+        backend = backend_for(server)
+        assert backend.gate is None and backend.progress() == {} and backend.report() == {}
+        ask_backend(backend, "hello")
+
+
+def test_adaptive_backend_finds_a_hidden_capacity():
+    with ChatServer(capacity=6, latency_s=0.05, capacity_retry_after=0.01) as server:
+        backend = backend_for(server, concurrency=64, adaptive=True, retries=30)
+        assert backend.progress() == {"conc": 16}  # starts at the default fixed concurrency
+        results = gather_backend(backend, [f"question {i}" for i in range(120)])
+        assert all(not isinstance(r, BaseException) and r.text for r in results)
+        assert server.by_status[200] == 120 and server.max_in_flight <= 7
+        report = backend.report()["concurrency"]
+        assert report["max"] == 64 and report["cuts"] >= 1 and report["final"] == backend.progress()["conc"]
+        assert report["final"] < 16  # 16 was too many for a server that takes 6
+        assert report["history"][0] == [0.0, 16] and report["history"][-1][1] == report["final"]
+        assert backend.gate.in_flight == 0 and backend.gate.waiting == 0
+        assert backend.limiter.paused_until > 0  # the 429s' Retry-After still paused everyone
+
+
+@pytest.mark.parametrize("status,cuts", [(429, True), (503, True), (500, False), (502, False)])
+def test_only_429_and_503_cut_the_level(status, cuts):
+    with ChatServer(rules=[{"status": status, "times": 1}]) as server:
+        backend = backend_for(server, concurrency=64, adaptive=True)
+        [result] = ask_backend(backend, "hello")
+        assert result.text and server.requests_total == 2
+        assert (backend.report()["concurrency"]["cuts"] == 1) is cuts
+        assert backend.gate.in_flight == 0
+
+
+def test_adaptive_failures_release_their_slot():
+    with ChatServer(rules=[{"status": 400}]) as server:
+        backend = backend_for(server, concurrency=4, adaptive=True)
+        results = gather_backend(backend, ["a", "b", "c", "d", "e", "f"])
+        assert all(isinstance(r, RequestFailed) for r in results)
+        assert backend.gate.in_flight == 0 and backend.gate.aimd.level == 4
+
+
+def test_create_builds_an_adaptive_backend_from_settings():
+    from generators.backends.base import BackendSettings
+
+    settings = BackendSettings(model="teacher", base_url="http://127.0.0.1:9/v1", concurrency=100, adaptive=True)
+    backend = OpenAIBackend.create(settings)
+    assert backend.gate is not None and backend.gate.aimd.maximum == 100
+    assert OpenAIBackend.create(BackendSettings(model="teacher", base_url="http://127.0.0.1:9/v1")).gate is None
+    asyncio.run(backend.aclose())
+
+
+def test_the_lean_aiohttp_client_sends_what_the_sdk_sends():
+    """The same request through our aiohttp client and through the SDK's own reaches the server
+    with the same headers and body."""
+    with ChatServer() as server:
+        lean = backend_for(server, transport="aiohttp")
+        sdk = backend_for(server, transport="aiohttp")
+        sdk.client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.base_url, max_retries=0, timeout=5.0,
+                                        http_client=openai.DefaultAioHttpClient(timeout=5.0))
+        assert type(lean.client._client) is not openai.DefaultAioHttpClient  # the lean one is in use
+        ask_backend(lean, "hello there")
+        ask_backend(sdk, "hello there")
+        first, second = server.requests
+        assert first["body"] == second["body"]
+        assert sorted(first["headers"]) == sorted(second["headers"])
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_cookies_the_server_sets_are_sent_back(transport):
+    with ChatServer(rules=[{"headers": {"Set-Cookie": "lb=node7; Path=/"}, "times": 1}]) as server:
+        ask_backend(backend_for(server, transport=transport), "one", "two")
+        cookies = [dict((k.lower(), v) for k, v in r["headers"]).get("cookie") for r in server.requests]
+        assert cookies == [None, "lb=node7"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_redirect_is_followed(transport):
+    with ChatServer() as server:
+        server.add_rule({"status": 307, "headers": {"Location": f"{server.base_url}/chat/completions"}, "times": 1})
+        [result] = ask_backend(backend_for(server, transport=transport), "hello")
+        assert result.text and server.by_status == {307: 1, 200: 1}
