@@ -132,15 +132,3 @@ class Accounting:
         if self.max_cost is not None and cost is not None and cost >= self.max_cost:
             raise BudgetReached(f"cost budget reached (${cost:.4f} >= --max-cost {self.max_cost}); "
                                 "raise it and rerun the same command to continue")
-
-    def summary(self) -> dict[str, float | int | None]:
-        prior = self.prior
-        return {
-            "requests": self.requests + int(prior.get("requests", 0)),
-            "cached": self.cached + int(prior.get("cached", 0)),
-            "failed_requests": self.failed + int(prior.get("failed_requests", 0)),
-            "prompt_tokens": self.prompt_tokens + int(prior.get("prompt_tokens", 0)),
-            "completion_tokens": self.completion_tokens + int(prior.get("completion_tokens", 0)),
-            "total_tokens": self.total_tokens,
-            "cost_usd": None if self.cost is None else round(self.cost, 6),
-        }

@@ -7,13 +7,13 @@ decontamination are filters too: they remember what they passed. `FilterChain` r
 order (the first reason wins) and counts every verdict for the manifest.
 
 REASONS is the catalogue: every reason a stage writes into `reject` or a manifest, with what it
-means. Manifests, the docs and `gen report` take their reason names from here, and a test checks
-that no filter gives a reason missing from it.
+means. Manifests take their reason meanings from here, and a test checks that no filter gives a
+reason missing from it.
 """
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Generic, Iterable, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Generic, Iterable, Protocol, Sequence, TypeVar, runtime_checkable
 
 S = TypeVar("S", contravariant=True)
 T = TypeVar("T")
@@ -99,7 +99,3 @@ def describe(reasons: Iterable[str]) -> dict[str, str]:
     """The meaning of each reason, for manifests and docs."""
     return {reason: REASONS.get(reason, "?") for reason in reasons}
 
-
-def check_known(flt: Any) -> list[str]:
-    """The reasons a filter declares that the catalogue lacks (a test keeps this empty)."""
-    return [r for r in getattr(flt, "reasons", ()) if r not in REASONS]

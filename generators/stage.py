@@ -176,7 +176,8 @@ async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
         priced = bool(stage.engine and stage.engine.accounting.price is not None)
 
         def extra() -> dict[str, Any]:
-            backends = {e.backend.name: e.backend.report() for e in stage.engines if e.backend.report()}
+            reports = {e.backend.name: e.backend.report() for e in stage.engines}
+            backends = {name: report for name, report in reports.items() if report}
             return {"run": run_settings(opts), **stage.manifest_extra(),
                     "usage": usage_summary(store.usage, unsettled, priced),
                     "session_s": round(time.monotonic() - stage.started, 3),

@@ -114,6 +114,7 @@ class BacktranslateStage(Stage):
         self.pipeline = ResumingPipeline(settings.segments, self.written)
         self.instruction_filter = InstructionFilter(settings.postfilter)
         self.source = corpus_source(settings.corpus)
+        self._store: RunStore | None = None
 
     def load_inputs(self) -> None:
         self.documents = _first_document(iter_documents(self.config.corpus, corpus_dir=self.config.corpus_dir,
@@ -189,7 +190,7 @@ class BacktranslateStage(Stage):
                 "completion_tokens_per_s": round(completion / max(elapsed, 1e-9), 2)}
 
     def _store_reasons(self) -> dict[str, int]:
-        return dict(self._store.reasons) if hasattr(self, "_store") else {}
+        return dict(self._store.reasons) if self._store is not None else {}
 
 
 def run_backtranslate(settings: BacktranslateSettings, opts: RunOptions) -> dict[str, Any]:

@@ -116,14 +116,14 @@ class SelfChatStage(Stage):
         for record in store.iter_lines("kept"):
             self.dialog_filter.remember(record["messages"])
         self._done = store.done
+        self._items = [Item(id=stable_id("selfchat", seed.source, seed.text, self._generation), source=seed.source,
+                            input=seed.text, extra={"seed": seed}) for seed in self.seeds]
 
     def items(self) -> Iterable[Item]:
-        for seed in self.seeds:
-            yield Item(id=stable_id("selfchat", seed.source, seed.text, self._generation), source=seed.source,
-                       input=seed.text, extra={"seed": seed})
+        return self._items
 
     def total(self) -> int | None:
-        return sum(1 for item in self.items() if item.id not in self._done)
+        return sum(1 for item in self._items if item.id not in self._done)
 
     async def work(self, item: Item) -> Kept | Rejected:
         seed: Seed = item.extra["seed"]
