@@ -6,12 +6,15 @@ one line with exit code 2 or 1.
 """
 from __future__ import annotations
 
+import os
+import sys
+import time
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from generators.errors import UsageError
+from generators.errors import BaleenError, UsageError
 from generators.records import TAGS
 
 from .config import PRESETS, TrainConfig, apply_preset, parse_pairs
@@ -65,6 +68,8 @@ WEIGHT_KEYS = TAGS + ("none",)
 @click.option("--grad-checkpointing/--no-grad-checkpointing", default=True, show_default=True)
 @click.option("--4bit", "load_4bit", is_flag=True, help="QLoRA: nf4, double quantization, bf16 compute (CUDA, bitsandbytes).")
 @click.option("--merge", is_flag=True, help="Also write base+adapter merged into OUT/merged.")
+@click.option("--fsdp", is_flag=True,
+              help="Under torchrun: shard the base over the processes (FSDP2), for a base that does not fit one device.")
 @click.option("--save-every", type=int, default=50, show_default=True, help="Checkpoint every N steps (a rerun resumes).")
 @click.option("--save-total-limit", type=int, default=2, show_default=True)
 @click.option("--log-every", type=int, default=10, show_default=True)
@@ -76,14 +81,40 @@ def train_command(ctx: click.Context, data: tuple[str, ...], more_data: tuple[st
 
     Example: gen train --data seed.jsonl curated.jsonl --base smollm2-135m --out runs/m1
     --weight augmented=0.1
+
+    Several processes: torchrun --nproc-per-node N $(which gen) train ... (DDP; --fsdp to shard).
     """
-    if more_data and not data:
-        raise UsageError(f"unexpected argument {more_data[0]!r}; data files go after --data")
-    given = {name for name in opts if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
-    config = build_config(list(data) + list(more_data), opts, given)
+    try:
+        if more_data and not data:
+            raise UsageError(f"unexpected argument {more_data[0]!r}; data files go after --data")
+        given = {name for name in opts if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+        config = build_config(list(data) + list(more_data), opts, given)
+    except BaleenError as exc:
+        exc.shared = True  # type: ignore[attr-defined]  # flags alone: every rank refuses alike
+        _leave_it_to_rank_0(exc)
+        raise
     from .trainer import train
 
-    train(config)
+    try:
+        train(config)
+    except BaleenError as exc:
+        _leave_it_to_rank_0(exc)
+        raise
+
+
+def _leave_it_to_rank_0(exc: BaleenError) -> None:
+    """Under torchrun, an error every rank met alike is printed by rank 0 alone: the others exit
+    with its code, quietly, after giving rank 0 time to print before torchrun ends the group."""
+    if _rank() > 0 and getattr(exc, "shared", False):
+        time.sleep(5)
+        sys.exit(exc.exit_code)
+
+
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK") or 0)
+    except ValueError:
+        return 0
 
 
 def build_config(data: list[str], opts: dict[str, Any], given: set[str]) -> TrainConfig:

@@ -71,12 +71,18 @@ class TrainConfig:
     device: str = "auto"
     preset: str | None = None
     cache_dir: str | None = None
+    fsdp: bool = False                    # shard the base over torchrun's processes (FSDP2)
 
-    def fingerprint(self, data_digest: str) -> str:
-        """Hash of everything that shapes the weights; a checkpoint resumes only on a match."""
+    def fingerprint(self, data_digest: str, world_size: int = 1) -> str:
+        """Hash of everything that shapes the weights; a checkpoint resumes only on a match.
+
+        What counts is the micro-batches per optimizer step (grad_accum x processes), not how
+        they are spread: 2 processes and one process with --grad-accum 2 make the same updates,
+        so either may resume the other's checkpoint. FSDP changes only where shards live."""
         keep = {k: v for k, v in dataclasses.asdict(self).items()
                 if k not in ("out", "merge", "save_every", "save_total_limit", "log_every",
-                             "eval_every", "device", "cache_dir", "data")}
+                             "eval_every", "device", "cache_dir", "data", "fsdp")}
+        keep["grad_accum"] = self.grad_accum * world_size
         blob = json.dumps([keep, data_digest], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

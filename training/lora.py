@@ -42,16 +42,11 @@ def check_servable(cfg: Any, max_lora_rank: int = 16) -> None:
                          "use --lora-bias none")
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device here; use --device cpu")
-    return torch.device(name)
+def load_base(cfg: TrainConfig, base_path: str, device: torch.device, place: bool = True) -> Any:
+    """The base model, in bf16 on a capable GPU (fp32 otherwise), or 4-bit nf4 for QLoRA.
 
-
-def load_base(cfg: TrainConfig, base_path: str, device: torch.device) -> Any:
-    """The base model, in bf16 on a capable GPU (fp32 otherwise), or 4-bit nf4 for QLoRA."""
+    place=False leaves it in CPU memory (in the dtype for `device`): FSDP then moves it to the
+    device one decoder layer at a time, keeping only this process's shard of each."""
     from transformers import AutoModelForCausalLM
 
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -79,7 +74,7 @@ def load_base(cfg: TrainConfig, base_path: str, device: torch.device) -> Any:
     except OSError as exc:
         raise UsageError(f"--base {base_path}: cannot load the model ({str(exc).splitlines()[0][:160]}); "
                          "pass a local model folder, or smollm2-135m for the embedded model") from None
-    if not cfg.load_4bit:
+    if place and not cfg.load_4bit:
         model.to(device)
     model.config.use_cache = False
     return model
