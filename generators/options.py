@@ -89,6 +89,23 @@ _FLAGS: list[Callable[[Callable], Callable]] = [
                       "and says when to rerun."),
     click.option("--retry-errors", is_flag=True, help="On a rerun, try again the items that ended in errors.jsonl."),
     click.option("--no-progress", is_flag=True, help="No progress bar."),
+    click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                 help="local: this process; ray: model replicas as Ray actors (local backends hf/vllm; "
+                      "needs `pip install baleen[ray]`)."),
+    click.option("--workers", type=click.IntRange(1, 4096), default=1, show_default=True,
+                 help="With --executor ray: model replicas (each loads the model once)."),
+    click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+                 help="With --executor ray: GPUs each replica reserves (default, when the cluster has "
+                      "GPUs: 1, or --tensor-parallel-size x --data-parallel-size; else 0)."),
+    click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=1.0,
+                 show_default=True, help="With --executor ray: CPUs each replica reserves (and its torch threads)."),
+    click.option("--ray-address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
+                 help="With --executor ray: the cluster to join (e.g. 10.0.0.1:6379); default: start a "
+                      "local Ray."),
+    click.option("--tensor-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
+                 help="vllm: GPUs one model is split across (vLLM tensor parallelism)."),
+    click.option("--data-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
+                 help="vllm: engine copies vLLM itself runs behind one backend (vLLM data parallelism)."),
 ]
 
 
@@ -126,6 +143,13 @@ class RunOptions:
     max_retry_after: float
     retry_errors: bool
     no_progress: bool
+    executor: str = "local"
+    workers: int = 1
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float = 1.0
+    ray_address: str | None = None
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
@@ -139,7 +163,7 @@ class RunOptions:
         if kwargs.get("batch"):
             kwargs["concurrency"] = kwargs["batch_max_lines"]
         names = cls.__dataclass_fields__.keys()
-        return cls(**{name: kwargs.pop(name) for name in names})
+        return cls(**{name: kwargs.pop(name) for name in names if name in kwargs})
 
     def resolved_backend(self) -> str:
         if self.backend:
@@ -167,7 +191,15 @@ def backend_settings(opts: RunOptions, *, model: str | None = None, adapter: str
                            batch=opts.batch, batch_max_lines=opts.batch_max_lines,
                            batch_poll_interval=opts.batch_poll_interval, run_dir=run_dir,
                            cache_root=str(opts.cache_root()),
-                           extra=tuple(sorted((k, v) for k, v in extra.items() if v is not None)))
+                           extra=tuple(sorted((k, v) for k, v in {**parallel_extra(opts), **extra}.items()
+                                              if v is not None)))
+
+
+def parallel_extra(opts: RunOptions) -> dict[str, Any]:
+    """--tensor-parallel-size / --data-parallel-size as backend knobs, only when above 1 (so
+    settings without them stay what they were)."""
+    return {key: value for key, value in (("tensor_parallel_size", opts.tensor_parallel_size),
+                                          ("data_parallel_size", opts.data_parallel_size)) if value > 1}
 
 
 def backend_kind(opts: RunOptions) -> type[Backend]:
@@ -184,6 +216,16 @@ def check_options(opts: RunOptions, *, model: str | None = None, adapter: str | 
     if opts.adaptive and not cls.capabilities.adaptive:
         raise UsageError(f"--concurrency auto adapts to a server's rate limits, which --backend {cls.name} has "
                          "not; give a number")
+    for flag, value in (("--tensor-parallel-size", opts.tensor_parallel_size),
+                        ("--data-parallel-size", opts.data_parallel_size)):
+        if value > 1 and not cls.capabilities.model_parallel:
+            raise UsageError(f"{flag} splits one model over several GPUs inside vLLM, which --backend {cls.name} "
+                             "cannot; use --backend vllm, or --executor ray --workers N for N copies of the model")
+    if opts.executor == "ray" and not cls.capabilities.local:
+        raise UsageError(f"--executor ray runs copies of an in-process model; --backend {cls.name} talks to a "
+                         "server, which scales by itself: leave out --executor ray and raise --concurrency")
+    if opts.executor != "ray" and (opts.workers > 1 or opts.gpus_per_worker is not None):
+        raise UsageError("--workers and --gpus-per-worker size the Ray executor; add --executor ray")
     if adapter and not cls.capabilities.adapters:
         raise UsageError(f"--adapter loads a LoRA adapter in this process, which --backend {cls.name} cannot; "
                          "use --backend hf or vllm, or serve the adapter under a name "
@@ -195,8 +237,10 @@ def make_backend(opts: RunOptions, *, model: str | None = None, adapter: str | N
                  run_dir: str | None = None, **extra: Any) -> Backend:
     """The run's backend, checked and built (a local model loads later, in Engine.start)."""
     check_options(opts, model=model, adapter=adapter)
-    return backend_kind(opts).create(backend_settings(opts, model=model, adapter=adapter, run_dir=run_dir,
-                                                      **extra))
+    settings = backend_settings(opts, model=model, adapter=adapter, run_dir=run_dir, **extra)
+    backend = backend_kind(opts).create(settings)
+    backend.settings = settings  # what a Ray worker rebuilds the same backend from
+    return backend
 
 
 def build_engine(opts: RunOptions, backend: Backend, accounting: Accounting | None = None) -> Engine:
@@ -223,4 +267,7 @@ def run_settings(opts: RunOptions) -> dict[str, Any]:
             "rpm": opts.rpm,
             "tpm": opts.tpm, "limit": opts.limit, "cache": not opts.no_cache, "max_cost": opts.max_cost,
             "max_total_tokens": opts.max_total_tokens, "timeout": opts.timeout, "retries": opts.retries,
-            "max_retry_after": opts.max_retry_after}
+            "max_retry_after": opts.max_retry_after, "executor": opts.executor,
+            **({"workers": opts.workers, "gpus_per_worker": opts.gpus_per_worker,
+                "cpus_per_worker": opts.cpus_per_worker} if opts.executor == "ray" else {}),
+            **parallel_extra(opts)}

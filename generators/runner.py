@@ -57,7 +57,7 @@ class ItemFailed(Exception):
 Worker = Callable[[Item], Awaitable["Kept | Rejected"]]
 
 
-def _pending(items: Iterable[Item], store: RunStore, fatal: list[BaleenError]) -> Iterator[Item]:
+def pending_items(items: Iterable[Item], store: RunStore, fatal: list[BaleenError]) -> Iterator[Item]:
     """Items not done yet; bad input met while reading them stops the run like a fatal error."""
     try:
         for item in items:
@@ -67,37 +67,51 @@ def _pending(items: Iterable[Item], store: RunStore, fatal: list[BaleenError]) -
         fatal.append(exc)
 
 
-async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, engine: Engine,
-                    concurrency: int, manifest_extra: Callable[[], dict[str, Any]],
-                    total: int | None = None, progress: bool = True,
-                    unsettled: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run every pending item; returns the manifest written at the end. `unsettled` collects
-    the usage of items that ended without a line (stopped by a fatal error)."""
-    bar = tqdm(total=total, desc=store.stage, unit="item", disable=not progress or None, leave=False,
-               dynamic_ncols=True)
-    fatal: list[BaleenError] = []
-    pending = _pending(items, store, fatal)
-    unexpected = [0]  # consecutive items that failed with a bug rather than a request error
-    bug_limit = max(1, min(10, total or 10))
-    started = time.monotonic()
-    last_manifest = [time.monotonic()]
+class Settler:
+    """Where every outcome lands, whichever executor produced it: the item's line (kept,
+    rejected or error, with its usage), the progress bar, a manifest every few seconds, and the
+    guard that stops a run failing with the same bug on every item."""
 
-    def show(refresh: bool = False) -> None:
-        if bar.disable:
+    def __init__(self, store: RunStore, engine: Engine, *, manifest_extra: Callable[[], dict[str, Any]],
+                 total: int | None, progress: bool) -> None:
+        self.store, self.engine, self.manifest_extra = store, engine, manifest_extra
+        self.bar = tqdm(total=total, desc=store.stage, unit="item", disable=not progress or None, leave=False,
+                        dynamic_ncols=True)
+        self.unexpected = 0  # consecutive items that failed with a bug rather than a request error
+        self.bug_limit = max(1, min(10, total or 10))
+        self.started = time.monotonic()
+        self.last_manifest = time.monotonic()
+        self._ticker: asyncio.Future | None = None
+
+    def show(self, refresh: bool = False) -> None:
+        if self.bar.disable:
             return
-        acc = engine.accounting
-        elapsed = max(time.monotonic() - started, 1e-6)
-        bar.set_postfix(kept=store.counts["kept"], rejected=store.counts["rejected"],
-                        errors=store.counts["error"], tok_s=f"{acc.completion_tokens / elapsed:.0f}",
-                        **engine.backend.progress(), refresh=refresh)
+        acc = self.engine.accounting
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        store = self.store
+        self.bar.set_postfix(kept=store.counts["kept"], rejected=store.counts["rejected"],
+                             errors=store.counts["error"], tok_s=f"{acc.completion_tokens / elapsed:.0f}",
+                             **self.engine.backend.progress(), refresh=refresh)
 
-    async def tick() -> None:
+    async def _tick(self) -> None:
         """Keep the bar live while no item settles (a batch in progress, a long pause)."""
         while True:
             await asyncio.sleep(TICK_S)
-            show(refresh=True)
+            self.show(refresh=True)
 
-    def settle(item: Item, outcome: Kept | Rejected | BaseException, usage: dict[str, Any]) -> None:
+    def __enter__(self) -> "Settler":
+        if not self.bar.disable:
+            self._ticker = asyncio.ensure_future(self._tick())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self.bar.close()
+
+    def settle(self, item: Item, outcome: Kept | Rejected | BaseException, usage: dict[str, Any]) -> BaleenError | None:
+        """Write the item's one line; returns a FatalError when the same bug hit too many items."""
+        store = self.store
         if isinstance(outcome, Kept):
             for number, record in enumerate(outcome.records):  # the item's usage goes on its first line
                 store.keep(item.id, record, usage if number == 0 else empty_usage())
@@ -113,11 +127,32 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
         else:
             store.error(item.id, source=item.source, input=item.input,
                         reason=f"{type(outcome).__name__}: {outcome}", usage=usage)
-        bar.update(1)
-        show()
-        if time.monotonic() - last_manifest[0] > MANIFEST_EVERY_S:
-            store.write_manifest(status="running", extra=manifest_extra())
-            last_manifest[0] = time.monotonic()
+        self.bar.update(1)
+        self.show()
+        if time.monotonic() - self.last_manifest > MANIFEST_EVERY_S:
+            store.write_manifest(status="running", extra=self.manifest_extra())
+            self.last_manifest = time.monotonic()
+        is_bug = isinstance(outcome, Exception) and not isinstance(outcome, (RequestFailed, ItemFailed))
+        self.unexpected = self.unexpected + 1 if is_bug else 0
+        if self.unexpected >= self.bug_limit:  # the same bug on every item: stop instead of erroring them all
+            return FatalError(f"internal error on {self.unexpected} items in a row: "
+                              f"{type(outcome).__name__}: {outcome}; see errors.jsonl, and rerun with "
+                              "--retry-errors once it is fixed")
+        return None
+
+    def finish(self) -> dict[str, Any]:
+        return self.store.write_manifest(status="complete", extra=self.manifest_extra())
+
+
+async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, engine: Engine,
+                    concurrency: int, manifest_extra: Callable[[], dict[str, Any]],
+                    total: int | None = None, progress: bool = True,
+                    unsettled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every pending item in this process; returns the manifest written at the end.
+    `unsettled` collects the usage of items that ended without a line (stopped by a fatal error)."""
+    fatal: list[BaleenError] = []
+    pending = pending_items(items, store, fatal)
+    settler = Settler(store, engine, manifest_extra=manifest_extra, total=total, progress=progress)
 
     async def lane() -> None:
         for item in pending:  # one shared generator: lanes pull items one at a time
@@ -142,23 +177,13 @@ async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, e
                 outcome = exc
             finally:
                 ITEM_USAGE.reset(token)
-            is_bug = isinstance(outcome, Exception) and not isinstance(outcome, (RequestFailed, ItemFailed))
-            unexpected[0] = unexpected[0] + 1 if is_bug else 0
-            settle(item, outcome, usage)
-            if unexpected[0] >= bug_limit:  # the same bug on every item: stop instead of erroring them all
-                fatal.append(FatalError(f"internal error on {unexpected[0]} items in a row: "
-                                        f"{type(outcome).__name__}: {outcome}; see errors.jsonl, and rerun with --retry-errors "
-                                        "once it is fixed"))
+            stop = settler.settle(item, outcome, usage)
+            if stop is not None:
+                fatal.append(stop)
                 return
 
-    ticker = asyncio.ensure_future(tick()) if not bar.disable else None
-    try:
+    with settler:
         await asyncio.gather(*(lane() for _ in range(max(1, concurrency))))
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-        bar.close()
     if fatal:
         raise fatal[0]
-    return store.write_manifest(status="complete", extra=manifest_extra())
-
+    return settler.finish()

@@ -10,7 +10,8 @@ filter). `run_stage` does the rest, in an order that keeps the run folder's prom
   4. lock --out, check the fingerprint, write    a second writer or other settings: exit 2;
      the manifest (status running)                the fingerprint is on disk before any request
   5. start the backend (load the model)          a model that cannot load: exit 1, before any item
-  6. prime (dedup memory from earlier lines), run the items, write the manifest
+  6. prime (dedup memory from earlier lines), run the items (in this process, or with
+     --executor ray on model replicas that each load the model in step 5's place), write the manifest
   7. on a fatal error: manifest "stopped"; on SIGINT/SIGTERM: manifest "interrupted", the
      rerun command, exit 130/143; always: close files, backends and the lock.
 """
@@ -92,6 +93,16 @@ class Stage(abc.ABC):
         """Items still to do, for the progress bar (None: unknown, streaming)."""
         return None
 
+    def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
+        """A last look at an item's outcome in the driver, before its line is written: the place
+        for a check that needs every item seen so far (with --executor ray, `work` runs in
+        replicas that each see only their own items)."""
+        return outcome
+
+    def ray_spare_cpus(self) -> float:
+        """CPUs to leave free beside the model replicas for Ray tasks the stage runs itself."""
+        return 0.0
+
     def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
         """Called with the store's manifest at every end (complete, stopped, interrupted);
         returns the stage's final manifest (curate derives its selection here)."""
@@ -156,6 +167,22 @@ async def _main(stage: Stage) -> dict[str, Any]:
             loop.remove_signal_handler(signum)
 
 
+async def _execute(stage: Stage, store: RunStore, extra: Any, unsettled: dict[str, Any]) -> dict[str, Any]:
+    """The items through the chosen executor: this process, or model replicas on Ray."""
+    opts = stage.opts
+    common = dict(store=store, engine=stage.engine, manifest_extra=extra, total=stage.total(),
+                  progress=not opts.no_progress, unsettled=unsettled)
+    if opts.executor == "ray":
+        from .executors.ray_executor import run_items_ray
+
+        return await run_items_ray(stage, stage.items(), review=stage.review, **common)
+
+    async def worker(item: Item) -> Kept | Rejected:
+        return stage.review(item, await stage.work(item))
+
+    return await run_items(stage.items(), worker, concurrency=opts.concurrency, **common)
+
+
 async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
     opts = stage.opts
     stage.check()
@@ -185,13 +212,11 @@ async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
 
         stage.on_end("running", store.write_manifest(status="running", extra=extra()))
         try:
-            for engine in stage.engines:
-                await engine.start()
+            if opts.executor != "ray":  # with Ray, each replica loads its own model
+                for engine in stage.engines:
+                    await engine.start()
             stage.prime(store)
-            manifest = await run_items(stage.items(), stage.work, store=store, engine=stage.engine,
-                                       concurrency=opts.concurrency, manifest_extra=extra,
-                                       total=stage.total(), progress=not opts.no_progress,
-                                       unsettled=unsettled)
+            manifest = await _execute(stage, store, extra, unsettled)
         except BaleenError:
             stage.on_end("stopped", store.write_manifest(status="stopped", extra=extra()))
             raise

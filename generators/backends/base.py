@@ -70,6 +70,8 @@ class Capabilities:
       model for the simulated person); vLLM's engine owns the device and may not.
     batch_api: can send requests through an OpenAI-style Batch API (--batch).
     adaptive: can adapt its requests in flight to the server's rate limits (--concurrency auto).
+    model_parallel: splits one model over several devices itself (--tensor-parallel-size,
+      --data-parallel-size).
     """
 
     prefill: bool = False
@@ -81,6 +83,7 @@ class Capabilities:
     multi_instance: bool = True
     batch_api: bool = False
     adaptive: bool = False
+    model_parallel: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class Backend(abc.ABC):
     model: str = ""
     capabilities: Capabilities = Capabilities()
     endpoint: str | None = None  # where answers come from (a redacted URL); part of the cache key
+    settings: BackendSettings | None = None  # what it was built from (set by options.make_backend)
 
     @classmethod
     def check(cls, settings: BackendSettings) -> None:

@@ -8,6 +8,8 @@ template and, with --n > 1, the whole segment are shared between requests). Prom
 exactly as the transformers backend builds them (the tokenizer's chat template with the
 generation prompt, tokenized without extra special tokens), so a model answers the same prompt
 whichever local backend serves it. vLLM is imported only when the first request comes.
+--tensor-parallel-size and --data-parallel-size go to vLLM's engine arguments as they are: vLLM
+splits one model over several GPUs (or runs several engine copies) itself.
 """
 from __future__ import annotations
 
@@ -62,7 +64,7 @@ def cpu_has_bf16() -> bool:
 class VLLMBackend(LocalBackend):
     name = "vllm"
     capabilities = Capabilities(prefill=True, logprobs=True, adapters=True, per_request_model=False,
-                                batching=True, local=True, multi_instance=False)
+                                batching=True, local=True, multi_instance=False, model_parallel=True)
 
     @classmethod
     def check(cls, settings: BackendSettings) -> None:
@@ -75,8 +77,12 @@ class VLLMBackend(LocalBackend):
 
     @classmethod
     def build(cls, path: str, settings: BackendSettings) -> "VLLMBackend":
+        parallel = {key: settings.option(key) for key in ("tensor_parallel_size", "data_parallel_size")
+                    if settings.option(key)}
+        if parallel:  # vLLM's own processes on this machine's GPUs (inside a Ray replica: the ones Ray gave
+            parallel["distributed_executor_backend"] = "mp"  # it), never a second Ray placement of its own
         return cls(model=path, adapter=settings.adapter, max_num_seqs=settings.concurrency,
-                   gpu_memory_utilization=settings.option("gpu_memory_utilization"))
+                   gpu_memory_utilization=settings.option("gpu_memory_utilization"), engine_kwargs=parallel)
 
     async def start(self) -> None:
         await self._start()

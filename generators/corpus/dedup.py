@@ -60,11 +60,12 @@ class DedupIndex:
     def is_exact_duplicate(self, key: int) -> bool:
         return self.exact and key in self._hashes
 
-    def check_near(self, key: int, normal: str) -> str | None:
-        """'near_duplicate', or None after remembering the text (exact and near)."""
+    def check_near(self, key: int, normal: str, values: bytes | None = None) -> str | None:
+        """'near_duplicate', or None after remembering the text (exact and near). `values` are
+        the text's MinHash values when another process computed them (`signature_values`)."""
         signature = None
         if self.near:
-            signature = self._signature(normal)
+            signature = self._signature(normal) if values is None else self._from_values(values)
             if self._is_near(signature):
                 return "near_duplicate"
         self._remember(key, signature)
@@ -98,6 +99,16 @@ class DedupIndex:
             if np.count_nonzero(mine == other) >= self.threshold * self.num_perm:
                 return True
         return False
+
+    def signature_values(self, normal: str) -> bytes:
+        """The MinHash values of a normalized text as bytes: computed where the text is read (a
+        Ray task), checked against the index where the index lives (the driver)."""
+        return self._signature(normal).hashvalues.astype(np.uint64).tobytes()
+
+    def _from_values(self, values: bytes):
+        return self._minhash_cls(num_perm=self.num_perm, seed=1, scheme=self._scheme,
+                                 hashvalues=np.frombuffer(values, dtype=np.uint64).copy(),
+                                 permutations=self._permutations)
 
     def _signature(self, normal: str):
         """MinHash of word `shingle`-grams. Shingle hashes are rolled from per-word CRC32s in

@@ -136,6 +136,11 @@ def has_repeated_sentences(text: str, *, n: int = 3, threshold: float = 0.8,
 class SegmentPipeline:
     """Documents in, kept segments out, with counts for the manifest.
 
+    With parallel readers, each runs `precheck` (everything but the dedup memory) and this one
+    runs `run_prechecked` over their results in corpus order (`decide`: dedup stays global, so
+    the same segments are dropped). It stays in the driver (`driver_only`: never shipped to a
+    model replica, its index can be large).
+
     `counts` has one entry per rejection reason; `documents`, `segments` (candidates) and `kept`
     count what went through. Call `remember(text)` with the segments an earlier, killed run
     already kept, before `run`, so a resumed run does not keep their duplicates again. It is the
@@ -143,6 +148,7 @@ class SegmentPipeline:
 
     name = "segment"
     reasons = REASONS
+    driver_only = True
 
     def __init__(self, config: SegmentFilterConfig | None = None) -> None:
         self.config = config or SegmentFilterConfig()
@@ -179,6 +185,54 @@ class SegmentPipeline:
             return "repeated_sentences"
         return self.index.check_near(key, normal) if dedup else None
 
+    # -- the same checks split in two, for documents read by other processes ------------------
+    def precheck(self, segment: Segment) -> "Prechecked":
+        """Every check that needs no memory of other segments (length, header, repeated
+        sentences, the dedup key and MinHash values): safe to run in parallel readers."""
+        c = self.config
+        size = len(segment.text)
+        reason = "too_short" if size < c.min_chars else "too_long" if size > c.max_chars else None
+        if reason is None and c.check_headers:
+            reason = header_reason(segment, c)
+        if reason is not None:
+            return Prechecked(segment, reason)
+        repeated = has_repeated_sentences(segment.text, n=c.repeat_ngram, threshold=c.repeat_threshold,
+                                          min_words=c.repeat_min_words)
+        if not (c.dedup or c.near_dedup):
+            return Prechecked(segment, None, repeated=repeated)
+        key, normal = self.index.key(segment.text)
+        values = self.index.signature_values(normal) if c.near_dedup and not repeated else None
+        return Prechecked(segment, None, repeated=repeated, key=key, values=values)
+
+    def decide(self, pre: "Prechecked") -> str | None:
+        """The rest of `check` for a prechecked segment, in `check`'s order, so the same
+        segments are kept and each rejection is counted under the same reason."""
+        if pre.reason is not None:
+            return pre.reason
+        c = self.config
+        dedup = c.dedup or c.near_dedup
+        if dedup and pre.key is not None and self.index.is_exact_duplicate(pre.key):
+            return "duplicate"
+        if pre.repeated:
+            return "repeated_sentences"
+        if not dedup or pre.key is None:
+            return None
+        return self.index.check_near(pre.key, "", values=pre.values)
+
+    def run_prechecked(self, documents: Iterable[list["Prechecked"]]) -> Iterator[Segment]:
+        """`run` for documents whose segments parallel readers already prechecked, one list per
+        document, in the corpus order."""
+        for prechecked in documents:
+            self.documents += 1
+            for pre in prechecked:
+                self.segments += 1
+                why = self.decide(pre)
+                if why:
+                    self.counts[why] += 1
+                    continue
+                self.kept += 1
+                yield pre.segment
+
     def run(self, documents: Iterable[Document]) -> Iterator[Segment]:
         for document in documents:
             self.documents += 1
@@ -195,6 +249,35 @@ class SegmentPipeline:
         """Counts for manifest.json: every reason listed, zeros included."""
         return {"documents": self.documents, "segments": self.segments, "kept": self.kept,
                 "rejected": {reason: self.counts.get(reason, 0) for reason in REASONS}}
+
+
+@dataclass
+class Prechecked:
+    """A candidate segment after `SegmentPipeline.precheck`: a reason, or what dedup needs."""
+
+    segment: Segment
+    reason: str | None
+    repeated: bool = False
+    key: int | None = None
+    values: bytes | None = None
+
+
+def precheck_part(spec: str, *, corpus_dir: str | None, field: str | None, shard: tuple[int, int] | None,
+                  part: tuple[int, int], config: SegmentFilterConfig,
+                  batch: int = 64) -> Iterator[list[tuple[int, list[Prechecked]]]]:
+    """Read part j/W of the corpus, segment it and precheck every segment: lists of up to
+    `batch` (document index, prechecked segments), in index order. What a parallel reader runs."""
+    from .readers import iter_document_part
+
+    pipeline = SegmentPipeline(config)  # used for its checks only: its memory stays empty
+    chunk: list[tuple[int, list[Prechecked]]] = []
+    for index, document in iter_document_part(spec, corpus_dir=corpus_dir, field=field, shard=shard, part=part):
+        chunk.append((index, [pipeline.precheck(s) for s in segment_document(document, max_chars=config.max_chars)]))
+        if len(chunk) >= batch:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 class PreparedSegments:

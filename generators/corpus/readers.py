@@ -53,16 +53,35 @@ def _select(pending: Iterator[Pending], *, limit: int | None,
     if limit == 0:
         return
     count = 0
-    for index, build in enumerate(pending):
-        if shard is not None and index % shard[1] != shard[0]:
-            continue
-        document = build()
-        if document is None:
-            continue
+    for _, document in _indexed(pending, shard=shard, part=None):
         yield document
         count += 1
         if limit is not None and count >= limit:
             return
+
+
+def _indexed(pending: Iterator[Pending], *, shard: tuple[int, int] | None,
+             part: tuple[int, int] | None) -> Iterator[tuple[int, Document]]:
+    """(source index, document) of the documents of `shard`, and of `part` j/W of that shard (the
+    shard's k-th document by index goes to part k % W): parts of a shard are disjoint, cover it,
+    and never depend on content."""
+    i, n = shard if shard is not None else (0, 1)
+    for index, build in enumerate(pending):
+        if index % n != i or (part is not None and (index // n) % part[1] != part[0]):
+            continue
+        document = build()
+        if document is not None:
+            yield index, document
+
+
+def iter_document_part(spec: str, *, corpus_dir: str | None = None, field: str | None = None,
+                       shard: tuple[int, int] | None = None,
+                       part: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, Document]]:
+    """Part j of W of `iter_documents`'s stream, each document with its index in the source, so
+    that W readers working in parallel can be merged back into the one order."""
+    if not 0 <= part[0] < part[1]:
+        raise UsageError(f"part {part[0]}/{part[1]}: expected 0 <= J < W")
+    return _indexed(_open(spec, corpus_dir=corpus_dir, field=field), shard=shard, part=part)
 
 
 def _open(spec: str, *, corpus_dir: str | None, field: str | None) -> Iterator[Pending]:
