@@ -64,7 +64,10 @@ REASONS: dict[str, str] = {
     "identity": "a teacher's identity (OpenAI, ChatGPT, GPT-4, ...) on either side",
     "blocked": "a --block pattern matched",
     "short_answer": "an assistant turn shorter than --min-answer-chars",
-    "repetitive": "a turn repeats an earlier turn of the same side",
+    "repetitive": "a turn repeats or nearly repeats (a few words changed) an earlier turn of the same side",
+    "template_echo": "a turn gives back the prompt's own example lines or rules instead of talking about the seed",
+    "meta_turn": "a person turn talks about the conversation (\"the next question is\") instead of asking",
+    "off_topic": "the dialog does not take up its seed: too few of the seed's content words",
     "duplicate": "the same text as one kept earlier (after normalization)",
     "seed_too_long": "the seed is longer than --max-seed-chars; nothing was sent",
     # corpus: web segments
@@ -80,7 +83,9 @@ REASONS: dict[str, str] = {
     "instruction_truncated": "the instruction ran out of --max-tokens",
     "instruction_too_long": "the instruction is longer than --max-instruction-chars",
     "copies_segment": "the instruction copies a long run of the segment's words",
-    "not_a_request": "the instruction asks nothing (no question mark, no request word at the start)",
+    "meta_instruction": "the instruction talks about the text, answer or user (\"This text is ...\") and quotes no question",
+    "restates_answer": "the instruction asks nothing and takes most of its content words from the segment",
+    "not_a_request": "the instruction is a finished statement that asks nothing (\"I like eggs.\")",
     # curate: before rating
     "duplicate_id": "a record id seen earlier in the input",
     "no_instruction": "no user turn with text",
@@ -92,6 +97,8 @@ REASONS: dict[str, str] = {
     "unparsed_score": "no valid 'Score: N' after every retry",
     "below_threshold": "scored below --threshold",
     "not_top": "outside --top / --top-frac",
+    # eval winrate
+    "unparsed_verdict": "gen eval winrate: no valid 'Winner: 1|2|tie' in one of the two orders after a retry",
 }
 
 

@@ -1,18 +1,31 @@
 """Checks on the instruction the backward model wrote, before a pair is kept.
 
-A backward model trained on few seed pairs often answers with a label ("Instruction: ..."),
-quotes, a copy of the text it was shown, or a sentence that asks nothing. The label and quotes
-are stripped (`clean_instruction`); the rest is rejected under one reason each, checked in
-this order:
+A backward model trained on few seed pairs (or not trained at all) often answers with a label
+("Instruction: ..."), quotes, talk about the text it was shown ("This text is an excellent answer
+to the question: ..."), a copy or a restatement of that text. Labels and quotes are stripped
+(`clean_instruction`); meta-text that quotes a real question gives that question back (salvaged);
+the rest is rejected under one reason each, checked in this order:
 
   empty_instruction      nothing left after cleaning
   instruction_truncated  generation hit max_tokens, so the request is cut off
   instruction_too_long   longer than max_chars
+  meta_instruction       talks about the text, the answer, the user or the task ("This text ...",
+                         "Here is a question ...", "The user asks ...", "What is the user's
+                         question?") instead of asking, and quotes no question that could be salvaged
   copies_segment         a long word run copied from the segment's body, or most of the
-                         instruction's word 4-grams found in it (the header is not counted:
-                         a title turned into a request is a fair instruction)
-  not_a_request          no question mark and no request word (question word, imperative verb,
-                         "please", "can you", ...) at the start; can be turned off
+                         instruction's word 4-grams found in it (the header, or a short heading
+                         line that opens the segment, is not counted: a title turned into a request
+                         is a fair instruction)
+  restates_answer        asks nothing and most of its content words come from the segment: a
+                         paraphrase of the answer ("I have X, a rare disorder that ..."), not a request
+  not_a_request          a finished statement that asks nothing: one paragraph ending in a full
+                         stop that opens with a subject ("I like eggs.", "It is a disease."); can be
+                         turned off. Titles, problem statements and tasks with their input pass:
+                         real users write "SQL query to select the latest row per group".
+
+`judge_instruction` runs all of it (clean, salvage, filter) in one place, for every caller. The
+parts live beside this module: `cleaning.py` (labels, quotes), `asking.py` (does a text ask
+anything), `meta.py` (meta-text and the question it quotes).
 """
 from __future__ import annotations
 
@@ -20,41 +33,17 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..errors import UsageError
+from ..wording import content_words, coverage
+from .asking import is_request, is_statement
+from .cleaning import clean_instruction, words
+from .meta import is_meta, salvage_question
 
-REASONS = ("empty_instruction", "instruction_truncated", "instruction_too_long", "copies_segment",
-           "not_a_request")
+__all__ = ["REASONS", "Candidate", "InstructionFilter", "InstructionVerdict", "PostFilterConfig", "clean_instruction",
+           "copies_segment", "is_meta", "is_request", "is_statement", "judge_instruction", "longest_common_run",
+           "restates_answer", "salvage_question", "split_heading"]
 
-# Words a request usually opens with: question words, auxiliaries, polite forms, imperatives.
-REQUEST_STARTS = frozenset("""
-what whats what's how hows how's why when where which who whom whose is are am was were do does
-did can could would will should shall may might must have has had isn't aren't don't doesn't
-didn't can't couldn't wouldn't won't shouldn't
-please kindly help let let's lets tell give write explain
-describe list summarize summarise create make provide generate compose draft suggest recommend
-compare contrast define translate find show outline discuss analyze analyse calculate compute
-convert name identify classify design plan develop build implement rewrite edit correct fix
-solve prepare teach share propose evaluate review assess estimate predict elaborate clarify
-illustrate detail state mention enumerate rank sort organize organise format paraphrase
-rephrase simplify expand shorten continue complete finish fill answer respond reply brainstorm
-imagine pretend act play consider think choose select pick determine check verify prove derive
-express convince persuade argue debate justify demonstrate walk guide instruct advise recount
-narrate report note highlight point offer present produce draw sketch code program debug
-optimize optimise refactor install configure set setup use apply add remove delete update
-change modify improve fix craft devise invent come look search read study learn introduce
-given assuming suppose using based according
-""".split())
-REQUEST_PHRASES = ("i need", "i want", "i would like", "i'd like", "i am looking", "i'm looking",
-                   "i am trying", "i'm trying", "i have a question", "i wonder", "i was wondering",
-                   "we need", "we want", "we would like", "we'd like", "my question")
-
-_LABEL = re.compile(
-    r"^\s*(?:[*_#>]+\s*)?(?:the\s+|a\s+|new\s+|generated\s+|likely\s+|most\s+likely\s+)*"
-    r"(?:user(?:'s)?\s+)?(?:instruction|question|request|query|prompt|task|user|input|human)"
-    r"(?:\s*\d+)?\s*(?:[*_]+\s*)?[:：]\s*(?:[*_]+\s*)?", re.I)
-_LEAD_IN = re.compile(r"^\s*(?:sure|okay|ok|certainly|here(?:'s| is| are)?)\b[^\n]{0,80}[:：]\s*\n", re.I)
-_QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`"),
-           ("\u00ab", "\u00bb"), ("**", "**"))
-_WORD = re.compile(r"[\w']+")
+REASONS = ("empty_instruction", "instruction_truncated", "instruction_too_long", "meta_instruction",
+           "copies_segment", "restates_answer", "not_a_request")
 
 
 @dataclass(frozen=True)
@@ -65,7 +54,10 @@ class PostFilterConfig:
     copy_run: int = 12          # this many consecutive words copied from the body: a copy
     copy_fraction: float = 0.6  # ... or this share of the instruction's word 4-grams
     copy_min_words: int = 12    # the share test only applies to instructions this long
-    require_request: bool = True
+    require_request: bool = True  # the not_a_request check (--allow-non-requests turns it off)
+    restate_share: float = 0.6  # a non-request with this share of its content words in the segment
+    restate_min_words: int = 5  # ... and at least this many content words restates it
+    salvage: bool = True        # meta-text that quotes a question keeps that question
 
     def __post_init__(self) -> None:
         if self.max_chars < 1:
@@ -74,43 +66,17 @@ class PostFilterConfig:
             raise UsageError(f"--max-copied-words {self.copy_run - 1}: must be 1 or more")
         if not 0.0 < self.copy_fraction <= 1.0:
             raise UsageError(f"copy fraction {self.copy_fraction}: must be in (0, 1]")
+        if not 0.0 < self.restate_share <= 1.0:
+            raise UsageError(f"restate share {self.restate_share}: must be in (0, 1]")
 
     def describe(self) -> dict[str, object]:
         return asdict(self)
 
 
-def clean_instruction(text: str) -> str:
-    """The request alone: lead-ins ("Sure, here is the question:"), labels ("Instruction:",
-    "**Question:**") and wrapping quotes removed, repeatedly, since models stack them."""
-    text = text.strip()
-    for _ in range(4):
-        before = text
-        text = _LEAD_IN.sub("", text, count=1).strip()
-        text = _LABEL.sub("", text, count=1).strip()
-        for left, right in _QUOTES:
-            if len(text) >= len(left) + len(right) + 1 and text.startswith(left) and text.endswith(right):
-                inner = text[len(left):len(text) - len(right)]
-                if left not in inner or left != right:  # "a" and "b" is not one quoted string
-                    text = inner.strip()
-        if text == before:
-            break
-    return text
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def _body(segment_text: str, header: str) -> str:
-    """The segment without its header line (the first line when it is the header)."""
-    first, _, rest = segment_text.partition("\n")
-    if header and first.strip().lstrip("#").strip() == header.strip():
-        return rest
-    return segment_text
-
-
-def longest_common_run(a: list[str], b: list[str]) -> int:
-    """Length of the longest run of consecutive words shared by a and b (a is short)."""
+def longest_common_run(a: list[str], b: list[str], free: frozenset[str] | set[str] = frozenset()) -> int:
+    """Length of the longest run of consecutive words shared by a and b (a is short). Words in
+    `free` (the heading's) continue a run without adding to its length: asking about the page's
+    own long title ("symptoms of X-linked Charcot-Marie-Tooth disease type 3") is no copy."""
     if not a or not b:
         return 0
     positions: dict[str, list[int]] = {}
@@ -120,8 +86,9 @@ def longest_common_run(a: list[str], b: list[str]) -> int:
     previous: dict[int, int] = {}
     for word in a:
         current: dict[int, int] = {}
+        step = 0 if word in free else 1
         for j in positions.get(word, ()):
-            length = previous.get(j - 1, 0) + 1
+            length = previous.get(j - 1, 0) + step
             current[j] = length
             if length > best:
                 best = length
@@ -129,31 +96,50 @@ def longest_common_run(a: list[str], b: list[str]) -> int:
     return best
 
 
+def _heading_line(first: str) -> bool:
+    """A short opening line with no full stop: a title or the question the page answers."""
+    first = first.strip()
+    return bool(first) and len(first.split()) <= 25 and not first.endswith(".")
+
+
+_OPENING_QUESTION = re.compile(r"^[^.!?\n]{3,250}\?\s")
+
+
+def split_heading(segment_text: str, header: str) -> tuple[str, str]:
+    """(heading, body): the heading is the first line when it is the header or reads as one, or
+    an opening question (FAQ pages start with the question they answer); else empty."""
+    text = segment_text.strip()
+    first, newline, rest = text.partition("\n")
+    if newline and ((header and first.strip().lstrip("#").strip() == header.strip()) or _heading_line(first)):
+        return first, rest
+    question = _OPENING_QUESTION.match(text)
+    if question:
+        return text[:question.end()], text[question.end():]
+    return header, segment_text
+
+
 def copies_segment(instruction: str, segment_text: str, header: str, config: PostFilterConfig) -> bool:
-    mine, body = _words(instruction), _words(_body(segment_text, header))
-    if longest_common_run(mine, body) >= config.copy_run:
+    """A long run of the body's words, or most 4-grams found in it; the heading's words are free."""
+    heading, body_text = split_heading(segment_text, header)
+    mine, body, free = words(instruction), words(body_text), frozenset(words(heading))
+    if longest_common_run(mine, body, free) >= config.copy_run:
         return True
     if len(mine) < config.copy_min_words:
         return False
     grams = [tuple(mine[i:i + 4]) for i in range(len(mine) - 3)]
     theirs = {tuple(body[i:i + 4]) for i in range(len(body) - 3)}
-    return sum(g in theirs for g in grams) >= config.copy_fraction * len(grams)
+    copied = sum(g in theirs and not free.issuperset(g) for g in grams)
+    return copied >= config.copy_fraction * len(grams)
 
 
-def is_request(instruction: str) -> bool:
-    """A question mark anywhere, a request word or phrase first (after list marks), or a request
-    word opening the clause after a short lead ("In 100 words, describe ...")."""
-    if "?" in instruction or "\uff1f" in instruction:
-        return True
-    text = re.sub(r"^[\s\-*\d.)]+", "", instruction).lower()
-    words = _words(text)
-    if not words:
+def restates_answer(instruction: str, segment_text: str, header: str, config: PostFilterConfig) -> bool:
+    """Asks nothing and takes most of its content words from the segment's body (the heading's
+    words are not counted: a title is a fair instruction)."""
+    heading, body = split_heading(segment_text, header)
+    mine = set(content_words(instruction)) - set(content_words(heading))
+    if len(mine) < config.restate_min_words or is_request(instruction):
         return False
-    if words[0] in REQUEST_STARTS or " ".join(words[:5]).startswith(REQUEST_PHRASES):
-        return True
-    lead, comma, rest = text[:80].partition(",")
-    after = _words(rest)
-    return bool(comma and after and after[0] in REQUEST_STARTS and len(_words(lead)) <= 8)
+    return coverage(list(mine), set(content_words(body))) >= config.restate_share
 
 
 @dataclass(frozen=True)
@@ -167,7 +153,8 @@ class Candidate:
 
 
 class InstructionFilter:
-    """Says why a generated (and cleaned) instruction is rejected, or None."""
+    """Says why a generated (and cleaned) instruction is rejected, or None. Meta-text is
+    rejected here; salvaging the question it quotes is `judge_instruction`'s part."""
 
     name = "instruction"
     reasons = REASONS
@@ -185,8 +172,39 @@ class InstructionFilter:
             return "instruction_truncated"
         if len(instruction) > c.max_chars:
             return "instruction_too_long"
+        if is_meta(instruction):
+            return "meta_instruction"
         if copies_segment(instruction, segment_text, header, c):
             return "copies_segment"
-        if c.require_request and not is_request(instruction):
+        if restates_answer(instruction, segment_text, header, c):
+            return "restates_answer"
+        if c.require_request and is_statement(instruction):
             return "not_a_request"
         return None
+
+
+@dataclass(frozen=True)
+class InstructionVerdict:
+    """What became of one raw backward output: the instruction to keep (cleaned, or the question
+    salvaged from meta-text), the reason it is rejected (None: kept), and whether it was salvaged."""
+
+    instruction: str
+    reason: str | None
+    salvaged: bool = False
+
+
+def judge_instruction(raw_text: str, segment_text: str, header: str = "", finish: str = "stop",
+                      config: PostFilterConfig | None = None) -> InstructionVerdict:
+    """Clean, salvage and filter one raw backward output in the one place every caller shares
+    (`gen backtranslate` and `gen eval backward` must judge alike). A salvaged question goes
+    through every check again; if it fails one, that reason is the verdict."""
+    flt = InstructionFilter(config)
+    instruction = clean_instruction(raw_text)
+    reason = flt.check(Candidate(instruction, segment_text, header, finish))
+    if reason != "meta_instruction" or not flt.config.salvage:
+        return InstructionVerdict(instruction, reason, False)
+    question = salvage_question(instruction)
+    if question is None:
+        return InstructionVerdict(instruction, reason, False)
+    again = flt.check(Candidate(question, segment_text, header, finish))
+    return InstructionVerdict(question, again, again is None)

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import prompts
 from ..backends.base import ChatRequest
 from ..corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
+from ..corpus.filters import Prechecked
 from ..adapters import adapter_identity
 from ..errors import UsageError
 from ..options import RunOptions
@@ -27,7 +28,7 @@ from ..records import derive_seed, make_record, stable_id
 from ..runner import Item, Kept, Rejected
 from ..stage import Stage, run_stage
 from ..store import RunStore
-from .postfilter import REASONS, Candidate, InstructionFilter, PostFilterConfig, clean_instruction
+from .postfilter import REASONS, PostFilterConfig, judge_instruction
 
 # Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}
@@ -46,6 +47,7 @@ class BacktranslateSettings:
     segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
     postfilter: PostFilterConfig = field(default_factory=PostFilterConfig)
     gpu_memory_utilization: float | None = None
+    prep_workers: int | None = None  # --executor ray: corpus reader tasks (default: --workers)
 
 
 def corpus_source(spec: str) -> str:
@@ -76,12 +78,18 @@ class ResumingPipeline(SegmentPipeline):
         self.resumed = 0
 
     def check(self, segment: Segment) -> str | None:
+        return None if self._resumes(segment) else super().check(segment)
+
+    def decide(self, pre: Prechecked) -> str | None:
+        return None if self._resumes(pre.segment) else super().decide(pre)
+
+    def _resumes(self, segment: Segment) -> bool:
         digest = _digest(segment.text)
         if digest in self.written:
             self.written.discard(digest)
             self.resumed += 1
-            return None
-        return super().check(segment)
+            return True
+        return False
 
 
 def _written_segments(store: RunStore) -> Iterator[str]:
@@ -112,9 +120,15 @@ class BacktranslateStage(Stage):
         self.config = settings
         self.written: set[bytes] = set()
         self.pipeline = ResumingPipeline(settings.segments, self.written)
-        self.instruction_filter = InstructionFilter(settings.postfilter)
         self.source = corpus_source(settings.corpus)
         self._store: RunStore | None = None
+        self.salvaged: set[str] = set()  # items kept with a salvaged instruction, this session
+        self._salvaged_earlier: set[str] | None = None
+
+    def check(self) -> None:
+        if self.config.prep_workers is not None and self.opts.executor != "ray":
+            raise UsageError("--prep-workers sets how many Ray tasks read the corpus; add --executor ray, "
+                             "or leave it out")
 
     def load_inputs(self) -> None:
         self.documents = _first_document(iter_documents(self.config.corpus, corpus_dir=self.config.corpus_dir,
@@ -140,9 +154,32 @@ class BacktranslateStage(Stage):
                 self.written.add(_digest(text))
                 self.pipeline.remember(text)
 
+    def segments(self) -> Iterator[Segment]:
+        """Kept segments in corpus order: read and checked here, or, with --executor ray, read,
+        cut and checked by parallel Ray tasks with duplicates still removed here (one memory)."""
+        if self.opts.executor != "ray":
+            return self.pipeline.run(self.documents)
+        from ..executors.corpus_tasks import prechecked_documents
+
+        return self.pipeline.run_prechecked(prechecked_documents(
+            self.config.corpus, corpus_dir=self.config.corpus_dir, field=self.config.text_field,
+            shard=self.config.shard, config=self.config.segments, parts=self.prep_workers()))
+
+    def prep_workers(self) -> int:
+        return self.config.prep_workers or self.opts.workers
+
+    def ray_spare_cpus(self) -> float:
+        return float(self.prep_workers())  # one CPU per reader task
+
+    def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
+        """Counted in the driver, so the manifest's salvaged count holds with Ray replicas too."""
+        if isinstance(outcome, Kept) and any((r.get("meta") or {}).get("salvaged") for r in outcome.records):
+            self.salvaged.add(item.id)
+        return outcome
+
     def items(self) -> Iterator[Item]:
         seen: set[str] = set()
-        for count, segment in enumerate(self.pipeline.run(self.documents), start=1):
+        for count, segment in enumerate(self.segments(), start=1):
             for sample in range(self.config.samples):
                 item_id = stable_id("backtranslate", segment.text, self.generation, sample)
                 if item_id in seen:
@@ -161,7 +198,9 @@ class BacktranslateStage(Stage):
         request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=segment.text)}],
                                  replace(self.sampling, seed=seed))
         result = await self.engine.complete(request)
-        instruction = clean_instruction(result.text)
+        verdict = judge_instruction(result.text, segment.text, segment.header or "", result.finish,
+                                    self.config.postfilter)
+        instruction = verdict.instruction
         meta: dict[str, Any] = {
             "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,
             "segment": segment.index, "sample": item.extra["sample"], "seed": seed,
@@ -169,14 +208,14 @@ class BacktranslateStage(Stage):
             "finish": "length" if result.finish == "length" else "natural"}
         if instruction != result.text.strip():
             meta["raw"] = result.text
+        if verdict.salvaged:
+            meta["salvaged"] = True
         record = make_record(id=item.id, source=self.source, tag="augmented", meta=meta,
                              messages=[{"role": "user", "content": instruction},
                                        {"role": "assistant", "content": segment.text}])
-        reason = self.instruction_filter.check(Candidate(instruction, segment.text, segment.header or "",
-                                                         result.finish))
-        if reason:
+        if verdict.reason:
             meta.setdefault("raw", result.text)
-            return Rejected(record, reason)
+            return Rejected(record, verdict.reason)
         return Kept([record])
 
     def manifest_extra(self) -> dict[str, Any]:
@@ -186,8 +225,18 @@ class BacktranslateStage(Stage):
                            "field": self.config.text_field, "shard": self.config.shard,
                            "samples": self.config.samples},
                 "segments": {**self.pipeline.summary(), "resumed": self.pipeline.resumed},
-                "instructions": {"rejected": {r: self._store_reasons().get(r, 0) for r in REASONS}},
+                "instructions": {"rejected": {r: self._store_reasons().get(r, 0) for r in REASONS},
+                                 "salvaged": len(self.salvaged | self._salvaged_before())},
                 "completion_tokens_per_s": round(completion / max(elapsed, 1e-9), 2)}
+
+    def _salvaged_before(self) -> set[str]:
+        """Salvaged items an earlier session kept (read once, when the folder is open)."""
+        if self._salvaged_earlier is None:
+            if self._store is None:
+                return set()
+            self._salvaged_earlier = {(r.get("meta") or {}).get("item") for r in self._store.iter_lines("kept")
+                                      if (r.get("meta") or {}).get("salvaged")}
+        return self._salvaged_earlier
 
     def _store_reasons(self) -> dict[str, int]:
         return dict(self._store.reasons) if self._store is not None else {}

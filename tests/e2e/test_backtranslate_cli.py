@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import prompts
-from tests.backtranslate_fixtures import (backward_reply, page, plain_pages, request_log, segment_of,
+from tests.backtranslate_fixtures import (backward_reply, header_of, page, plain_pages, request_log, segment_of,
                                           write_corpus)
 from tests.chat_server import ChatServer
 from tests.helpers import assert_one_line_error, gen_cmd, gen_env, kill_when, read_jsonl, run_gen, start_gen
@@ -97,35 +97,56 @@ def test_issue_command_line_records_prompts_and_counts(tmp_path):
         assert manifest_of(out)["segments"] == {**seg, "resumed": 6}  # the same counts on a rerun
 
 
+def reply_with_meta(body: dict) -> str:
+    """backward_reply, plus a plain statement and meta-text that quotes a question."""
+    header = header_of(body["messages"][-1]["content"])
+    if "Plain statement" in header:
+        return "I like gardens and rivers."
+    if "Meta quoting" in header:
+        return 'This text is an excellent answer to the question: "How do gardens grow by rivers?"'
+    return backward_reply(body)
+
+
 def test_post_filter_rejects_with_reasons_and_strips_labels(tmp_path):
-    headers = ["Copy the text", "Empty answer", "Statement only", "Long winded", "Label wrapped", "Good topic"]
+    headers = ["Copy the text", "Empty answer", "Statement only", "Long winded", "Label wrapped", "Good topic",
+               "Plain statement", "Meta quoting"]
     corpus = write_corpus(tmp_path / "c.jsonl", [page(0, headers, seed=3)])
-    with ChatServer(reply=backward_reply) as server:
+    with ChatServer(reply=reply_with_meta) as server:
         proc = bt(server, corpus, tmp_path / "out", tmp_path / "cache")
         assert proc.returncode == 0, proc.stderr
     kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     rejected = {r["meta"]["header"]: r for r in read_jsonl(tmp_path / "out" / "rejected.jsonl")}
     assert {h: r["reject"] for h, r in rejected.items()} == {
         "Copy the text": "copies_segment", "Empty answer": "empty_instruction",
-        "Statement only": "not_a_request", "Long winded": "instruction_too_long"}
+        "Statement only": "meta_instruction", "Long winded": "instruction_too_long",
+        "Plain statement": "not_a_request"}
     assert all("raw" in r["meta"] for r in rejected.values())
     by_header = {r["meta"]["header"]: r for r in kept}
     assert by_header["Label wrapped"]["messages"][0]["content"] == "Explain label wrapped."
     assert by_header["Label wrapped"]["meta"]["raw"].startswith("Instruction:")
-    assert set(by_header) == {"Label wrapped", "Good topic"}
+    assert set(by_header) == {"Label wrapped", "Good topic", "Meta quoting"}
+    salvaged = by_header["Meta quoting"]
+    assert salvaged["messages"][0]["content"] == "How do gardens grow by rivers?"
+    assert salvaged["meta"]["salvaged"] is True and salvaged["meta"]["raw"].startswith("This text is")
     manifest = manifest_of(tmp_path / "out")
     assert manifest["instructions"]["rejected"] == {"empty_instruction": 1, "instruction_truncated": 0,
-                                                    "instruction_too_long": 1, "copies_segment": 1,
+                                                    "instruction_too_long": 1, "meta_instruction": 1,
+                                                    "copies_segment": 1, "restates_answer": 0,
                                                     "not_a_request": 1}
+    assert manifest["instructions"]["salvaged"] == 1
     assert manifest["counts"]["rejected_by_reason"]["copies_segment"] == 1
+    with ChatServer(reply=reply_with_meta) as server:  # a rerun still counts what the first session salvaged
+        assert bt(server, corpus, tmp_path / "out", tmp_path / "cache").returncode == 0
+        assert server.requests_total == 0
+    assert manifest_of(tmp_path / "out")["instructions"]["salvaged"] == 1
 
     # the checks are configurable: no request check, a higher length limit
-    with ChatServer(reply=backward_reply) as server:
+    with ChatServer(reply=reply_with_meta) as server:
         proc = bt(server, corpus, tmp_path / "out2", tmp_path / "cache", "--allow-non-requests",
                   "--max-instruction-chars", "5000")
         assert proc.returncode == 0, proc.stderr
         reasons = sorted(r["reject"] for r in read_jsonl(tmp_path / "out2" / "rejected.jsonl"))
-        assert reasons == ["copies_segment", "empty_instruction"]
+        assert reasons == ["copies_segment", "empty_instruction", "meta_instruction"]
 
 
 def test_truncated_instructions_are_rejected(tmp_path):

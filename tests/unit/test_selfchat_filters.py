@@ -197,3 +197,100 @@ def test_a_turn_repeating_an_earlier_one_is_repetitive(check):
     assert check(dialog("What is rust?", GOOD_ANSWER, "What is rust?", answer2)) == "repetitive"
     assert check(dialog("What is rust?", GOOD_ANSWER, "And why does it form?", GOOD_ANSWER)) == "repetitive"
     assert check(dialog("What is rust?", GOOD_ANSWER, "And why does it form?", answer2)) is None
+
+
+def test_a_near_repeat_with_a_few_words_changed_is_repetitive(check):
+    first = ("Diabetes is a condition in which blood sugar stays too high because the body makes too little "
+             "insulin or cannot use it well.")
+    again = ("Diabetes is a condition where the blood sugar stays too high, because the body makes too little "
+             "insulin or cannot use it properly.")
+    assert check(dialog("What is diabetes?", first, "And what are its types?", again)) == "repetitive"
+
+
+def test_the_prompts_own_example_lines_are_a_template_echo(check):
+    assert check(dialog("Hi there!", "Hello! What would you like to talk about?")) == "template_echo"
+    assert check(dialog("How do I boil an egg?", GOOD_ANSWER, "hi there", GOOD_ANSWER + " Then peel it.")) \
+        == "template_echo"
+
+
+def test_the_prompts_rules_given_back_are_a_template_echo(check):
+    rule = ("The assistant gives complete, accurate and friendly answers and does not ask the person "
+            "questions.")
+    assert check(dialog("How do I boil an egg?", rule)) == "template_echo"
+
+
+def test_echo_can_be_turned_off():
+    config = DialogFilterConfig(template_echo=False)
+    assert DialogFilter(config).check(dialog("Hi there!", "Hello! What would you like to talk about?")) is None
+
+
+@pytest.mark.parametrize("turn", [
+    "You've already answered the first question. The next question is: how long do eggs keep?",
+    "Let's continue the conversation with another question about eggs.",
+    "Next question: how long do eggs keep?",
+    "As the person in this chat, I would ask how long eggs keep.",
+    "This conversation is about eggs, so how long do they keep?",
+    "You've got the right answer. Here's a continuation of your question: how long do eggs keep?",
+])
+def test_a_person_turn_about_the_conversation_is_a_meta_turn(check, turn):
+    assert check(dialog("How do I boil an egg?", GOOD_ANSWER, turn, GOOD_ANSWER + " Keep them cold.")) \
+        == "meta_turn"
+
+
+@pytest.mark.parametrize("turn", [
+    "You mentioned cold water. Why does that matter?",
+    "Thanks, that helps! And how long do boiled eggs keep?",
+    "My question is simple: can I boil eggs in a kettle?",
+])
+def test_ordinary_follow_ups_are_not_meta_turns(check, turn):
+    assert check(dialog("How do I boil an egg?", GOOD_ANSWER, turn,
+                        "They keep for about a week in the fridge, in their shells.")) is None
+
+
+def test_meta_turns_are_checked_on_the_person_side_only(check):
+    answer = "The next question is a good one: boiled eggs keep for about a week in the fridge."
+    assert check(dialog("How long do eggs keep?", answer)) is None
+
+
+def test_off_topic_needs_the_seed():
+    flt = DialogFilter(DialogFilterConfig())
+    about_cats = dialog("What do cats eat?", "Cats eat meat: commercial cat food, cooked chicken or fish.")
+    assert flt.check(about_cats) is None
+    assert DialogFilter(DialogFilterConfig()).check(about_cats, seed="How do I boil an egg?") == "off_topic"
+
+
+def test_a_dialog_that_takes_up_its_seed_is_on_topic():
+    flt = DialogFilter(DialogFilterConfig())
+    talk = dialog("My eggs crack when I boil them. What am I doing wrong?",
+                  "Lower them gently into simmering water, and start with eggs at room temperature.")
+    assert flt.check(talk, seed="How to boil eggs without cracking") is None
+
+
+def test_a_seed_without_content_words_is_never_off_topic():
+    flt = DialogFilter(DialogFilterConfig())
+    assert flt.check(dialog("What do cats eat?", "Cats eat meat, mostly."), seed="Hi!") is None
+
+
+def test_topic_share_is_checked():
+    with pytest.raises(UsageError, match="topic share"):
+        DialogFilter(DialogFilterConfig(topic_share=1.5))
+    loose = DialogFilter(DialogFilterConfig(topic_share=0))
+    assert loose.check(dialog("What do cats eat?", "Cats eat meat, mostly."), seed="Boiling eggs") is None
+
+
+def test_short_follow_ups_sharing_a_word_are_not_repeats(check):
+    answer2 = "Children usually get a lower dose, worked out from their weight by the doctor."
+    assert check(dialog("What about children?", GOOD_ANSWER, "And in children?", answer2)) is None
+
+
+def test_a_person_turn_parroting_the_answer_is_repetitive(check):
+    answer = "Methylmalonic acidemia with homocystinuria is inherited in an autosomal recessive pattern."
+    parrot = "Yes, methylmalonic acidemia with homocystinuria is inherited in an autosomal recessive pattern."
+    assert check(dialog("Is methylmalonic acidemia inherited?", answer, parrot,
+                        "Both parents carry one altered copy of the gene, usually without signs.")) == "repetitive"
+
+
+def test_a_dialog_that_only_restates_its_seed_is_off_topic():
+    seed = "What should I know about storage and disposal of Simeprevir ?"
+    talk = dialog(seed, "Recycling means reusing materials such as paper and glass instead of throwing them away.")
+    assert DialogFilter(DialogFilterConfig()).check(talk, seed=seed) == "off_topic"
