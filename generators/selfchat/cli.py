@@ -6,9 +6,12 @@ from typing import Any
 
 import click
 
+from ..backends.registry import names as backend_names
+from ..errors import UsageError
 from ..shard import shard_option
 from ..options import RunOptions, model_options
 from ..report_line import print_summary
+from .feedback import FeedbackSettings
 from .filters import DialogFilterConfig
 from .run import MAX_SEED_CHARS, SelfChatSettings, run_selfchat
 
@@ -36,6 +39,13 @@ from .run import MAX_SEED_CHARS, SelfChatSettings, run_selfchat
               help="Extra pattern that rejects a dialog (reason 'blocked'); repeatable.")
 @click.option("--no-default-filters", is_flag=True, help="Drop the built-in refusal/identity patterns.")
 @click.option("--keep-duplicates", is_flag=True, help="Do not reject dialogs that repeat an earlier one.")
+@click.option("--feedback", type=int, default=None, metavar="N",
+              help="agents mode: sample N (2-16) answers per assistant turn, let --judge-model pick the best and "
+                   "continue from it (Baize v2); judged turns also go to preferences.jsonl.")
+@click.option("--judge-model", default=None, help="With --feedback: the model that scores the candidates.")
+@click.option("--judge-backend", type=click.Choice(backend_names()), default=None,
+              help="With --feedback: the judge's backend (default: --backend).")
+@click.option("--judge-base-url", default=None, help="With --feedback: the judge's server (default: --base-url).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/selfchat"), show_default=True,
               help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
 @model_options
@@ -47,6 +57,7 @@ def selfchat_command(**kwargs: Any) -> None:
         --base-url http://127.0.0.1:8000/v1 --model teacher --concurrency 32 --out runs/chat
     """
     opts = RunOptions.from_kwargs(kwargs)
+    feedback = feedback_settings(kwargs)
     filters = DialogFilterConfig.with_overrides(min_answer_chars=kwargs["min_answer_chars"],
                                           extra_block=list(kwargs["block"]),
                                           drop_defaults=kwargs["no_default_filters"],
@@ -55,6 +66,29 @@ def selfchat_command(**kwargs: Any) -> None:
                                 shard=kwargs["shard"], mode=kwargs["mode"], max_turns=kwargs["max_turns"],
                                 user_model=kwargs["user_model"], opening=kwargs["opening"],
                                 assistant_prompt=kwargs["assistant_prompt"],
-                                max_seed_chars=kwargs["max_seed_chars"], filters=filters)
+                                max_seed_chars=kwargs["max_seed_chars"], filters=filters, feedback=feedback)
     manifest = run_selfchat(settings, opts)
     print_summary(settings.out, manifest)
+
+
+MAX_FEEDBACK = 16
+
+
+def feedback_settings(kwargs: dict[str, Any]) -> FeedbackSettings | None:
+    """--feedback N and the judge flags, checked together (each mistake one line, exit 2)."""
+    n, judge_model = kwargs["feedback"], kwargs["judge_model"]
+    if n is None:
+        given = [flag for flag, key in (("--judge-model", "judge_model"), ("--judge-backend", "judge_backend"),
+                                        ("--judge-base-url", "judge_base_url")) if kwargs[key]]
+        if given:
+            raise UsageError(f"{given[0]} is for --feedback N (a judge picks the best of N answers); add --feedback, "
+                             f"or drop {given[0]}")
+        return None
+    if not 2 <= n <= MAX_FEEDBACK:
+        raise UsageError(f"--feedback {n}: the judge compares 2 to {MAX_FEEDBACK} answers per turn; "
+                         "give a number in that range (Baize v2 used 4)")
+    if not judge_model:
+        raise UsageError("--feedback needs --judge-model NAME, the model that scores the answers "
+                         "(it may be the same as --model)")
+    return FeedbackSettings(n=n, judge_model=judge_model, judge_backend=kwargs["judge_backend"],
+                            judge_base_url=kwargs["judge_base_url"])

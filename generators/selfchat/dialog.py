@@ -4,17 +4,21 @@ transcript (Baize): one request asks the teacher to write the whole conversation
   parser splits into turns.
 agents (beyond Baize): a simulated person (`user_model`) and the assistant (`model`) take
   turns as separate requests, so each side only ever writes its own lines; the person ends
-  the talk with the end marker or the dialog stops at max_turns.
+  the talk with the end marker or the dialog stops at max_turns. With a Judge (--feedback N),
+  each assistant turn is sampled N times and the judge's pick is the one the talk continues
+  from (feedback.py); every turn's verdict is kept in `Dialog.feedback`.
 Both return a Dialog; the caller filters it and writes the record.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import prompts
 from ..backends.base import ChatRequest, ChatResult, Sampling
 from ..engine import Engine
 from ..records import derive_seed
+from .feedback import Judge
 from .parser import parse_transcript
 
 END_MARKER = "[END]"
@@ -28,6 +32,7 @@ class Dialog:
     notes: list[str] = field(default_factory=list)
     raw: str | None = None
     models: list[str] = field(default_factory=list)  # every model that answered (usage is booked by the engine)
+    feedback: list[dict[str, Any]] = field(default_factory=list)  # one verdict per assistant turn (--feedback)
 
     def count(self, result: ChatResult) -> None:
         if result.model and result.model not in self.models:
@@ -62,8 +67,9 @@ def _is_end(text: str) -> bool:
 async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sampling: Sampling, *,
                         item_id: str, base_seed: int, max_turns: int, opening: str = "seed",
                         model: str | None = None, user_model: str | None = None,
-                        assistant_prompt: str | None = "selfchat_assistant") -> Dialog:
-    """Alternate person and assistant requests until the person says END or max_turns."""
+                        assistant_prompt: str | None = "selfchat_assistant", judge: Judge | None = None) -> Dialog:
+    """Alternate person and assistant requests until the person says END or max_turns; with a
+    judge, each assistant turn is the best of judge.n answers."""
     dialog = Dialog(messages=[], finish="max_turns")
     person_system = {"role": "system", "content": prompts.render("selfchat_user", seed=seed_text,
                                                                   end_marker=END_MARKER)}
@@ -79,16 +85,33 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
         dialog.count(result)
         return None if _is_end(result.text) or result.finish == "length" else result.text.strip()
 
+    def assistant_request(turn: int, k: int = 0) -> ChatRequest:
+        parts = ("assistant", turn) if k == 0 else ("assistant", turn, k)  # a distinct seed per candidate
+        return ChatRequest.of(helper_system + dialog.messages,
+                              replace(sampling, seed=derive_seed(base_seed, item_id, *parts)), model)
+
+    async def assistant_says(turn: int) -> ChatResult:
+        answer = await engine.complete(assistant_request(turn))
+        dialog.count(answer)
+        return answer
+
+    async def best_of(turn: int, judge: Judge) -> ChatResult:
+        """judge.n candidates, the judge's pick returned (or a cut one when all were cut)."""
+        candidates = await judge.sample(lambda k: engine.complete(assistant_request(turn, k)))
+        for candidate in candidates:
+            dialog.count(candidate)
+        verdict = await judge.pick(list(dialog.messages), candidates, turn=turn, base_seed=base_seed,
+                                   item_id=item_id, count=dialog.count)
+        dialog.feedback.append(verdict.to_json())
+        return candidates[0] if verdict.chosen is None else candidates[verdict.chosen]
+
     question: str | None = seed_text if opening == "seed" else await person_says(0)
     for turn in range(max_turns):
         if question is None:
             dialog.finish = "natural"
             break
         dialog.messages.append({"role": "user", "content": question})
-        request = ChatRequest.of(helper_system + dialog.messages,
-                                 replace(sampling, seed=derive_seed(base_seed, item_id, "assistant", turn)), model)
-        answer = await engine.complete(request)
-        dialog.count(answer)
+        answer = await (assistant_says(turn) if judge is None else best_of(turn, judge))
         if answer.finish == "length":  # a cut answer is not an answer: drop this exchange
             dialog.messages.pop()
             dialog.finish = "length"

@@ -159,8 +159,13 @@ def test_agents_mode_takes_turns_until_the_person_stops(tmp_path):
 
 def test_max_turns_caps_agents_dialogs(tmp_path):
     seeds = write_seeds(tmp_path / "s.jsonl", ["How do tides work?"])
-    def reply(body):  # every turn different, so only --max-turns ends the dialog
-        return f"Thought number {len(body['messages'])} on tides: the moon pulls the oceans around the earth?"
+    thoughts = ["the moon pulls the oceans toward it", "spring tides come at new and full moon",
+                "the sun adds a weaker pull of its own", "coastlines shape how high water rises",
+                "most shores see two highs a day", "neap tides follow the quarter moons",
+                "bays can funnel water into huge ranges", "friction slowly lengthens our day"]
+
+    def reply(body):  # every turn different (not even a near repeat), so only --max-turns ends the dialog
+        return f"On tides: {thoughts[len(body['messages']) % len(thoughts)]}?"
 
     with ChatServer(reply=reply) as server:
         proc = selfchat(server, seeds, tmp_path / "out", tmp_path / "cache", "--mode", "agents", "--max-turns", "3")
