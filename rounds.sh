@@ -5,6 +5,8 @@
 #   corpus ─► backtranslate with M_yx ─► candidates
 #   round k = 1..ROUNDS: M_{k-1} rates the candidates ─► A_k (score >= THRESHOLD)
 #                        M_k trained on seed + A_k, tagged seed / augmented
+#   quality (gen eval, on seed pairs held out of all training): M_yx's instructions vs the real
+#   ones; each M_k as a rater of true vs broken pairs; M_k vs M_{k-1} when a judge is set
 #   report
 #
 # Each step is skipped when its folder's manifest says "complete", and every gen command
@@ -30,6 +32,12 @@ JUDGE_MODEL=${JUDGE_MODEL:-}      # set to rate with an external judge (OpenAI-c
 JUDGE_BASE_URL=${JUDGE_BASE_URL:-}
 BACKWARD_BASE_URL=${BACKWARD_BASE_URL:-}  # set when M_yx is served, e.g. `vllm serve BASE --enable-lora
 BACKWARD_MODEL=${BACKWARD_MODEL:-backward} #   --lora-modules backward=OUT/round0/backward`: backtranslate through it
+HOLDOUT=${HOLDOUT:-auto}          # seed pairs held out of all training for `gen eval` (records seed): auto = 10%, 2..200; 0: none
+EVAL_PAIRS=${EVAL_PAIRS:-}        # or a file of held-out pairs (records or {instruction, output}) never in the seed
+EVAL_FLAGS=${EVAL_FLAGS:-}        # extra flags for every `gen eval`, e.g. "--max-tokens 64 --concurrency 16"
+EVAL_CURATION_FLAGS=${EVAL_CURATION_FLAGS:-}  # extra `gen eval curation` flags, e.g. "--score-mode direct"
+WINRATE_INSTRUCTIONS=${WINRATE_INSTRUCTIONS:-} # instructions for M_k vs M_{k-1} (default: the held-out ones); needs JUDGE_MODEL
+WINRATE_FLAGS=${WINRATE_FLAGS:-}  # extra `gen eval winrate` flags
 # ---------------------------------------------------------------------------------------------------
 
 complete() { [ -f "$1/manifest.json" ] && grep -q '"status": *"complete"' "$1/manifest.json"; }
@@ -41,12 +49,50 @@ step() {  # step DIR command...: run the command unless DIR is already complete
   "$@"
 }
 
-# The seed: a records file goes in as --data, anything else through the Open Assistant loader.
+r0="$OUT/round0"
+mkdir -p "$r0"
+
+holdout() {  # holdout SEED N OUT_DIR: a deterministic split (by a hash of each record's id) into
+  python3 - "$@" <<'PY'  # OUT_DIR/heldout.jsonl (N records) and OUT_DIR/seed_train.jsonl (the rest)
+import hashlib, json, sys, pathlib
+seed, want, out = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3])
+lines = [l for l in seed.read_text("utf-8").splitlines() if l.strip()]
+def key(line):
+    obj = json.loads(line)
+    ident = obj.get("id") or json.dumps(obj.get("messages"), sort_keys=True)
+    return hashlib.sha256(str(ident).encode("utf-8")).hexdigest()
+n = min(200, max(2, len(lines) // 10)) if want == "auto" else int(want)
+n = n if len(lines) - n >= 2 else 0  # never leave the models without seed data
+held = set(sorted(range(len(lines)), key=lambda i: key(lines[i]))[:n])
+for name, keep in (("heldout.jsonl", True), ("seed_train.jsonl", False)):
+    part = [lines[i] for i in range(len(lines)) if (i in held) == keep]
+    tmp = out / f".{name}.tmp"
+    tmp.write_text("".join(l + "\n" for l in part), "utf-8")
+    tmp.replace(out / name)
+print(f"== held out {n} of {len(lines)} seed pairs for gen eval: {out / 'heldout.jsonl'}")
+PY
+}
+
+# The seed: a records file goes in as --data (less the held-out pairs), anything else through the
+# Open Assistant loader (then only EVAL_PAIRS gives held-out pairs).
+heldout="$EVAL_PAIRS"
 if [[ "$SEED" == *.jsonl && -f "$SEED" ]] && head -c 4096 "$SEED" | grep -q '"messages"'; then
-  seed_args=(--data "$SEED")
+  if [ -z "$EVAL_PAIRS" ] && [ "$HOLDOUT" != 0 ]; then
+    holdout "$SEED" "$HOLDOUT" "$r0"
+    [ -s "$r0/heldout.jsonl" ] && heldout="$r0/heldout.jsonl"
+    seed_args=(--data "$r0/seed_train.jsonl")
+  else
+    seed_args=(--data "$SEED")
+  fi
 else
   seed_args=(--seed-data "$SEED" --seed-limit "$SEED_LIMIT")
 fi
+[ -n "$heldout" ] || echo "== no held-out pairs (set EVAL_PAIRS, or use a records SEED): quality evals skipped"
+
+quality() {  # quality DIR command...: a gen eval step; a failed eval is reported, the loop goes on
+  [ -n "$heldout" ] || return 0
+  step "$@" || echo "== $1 failed; the rounds go on without it (rerun to retry)" >&2
+}
 
 # The rater of round k: M_{k-1} on BACKEND, or the external judge.
 rater_args() {
@@ -75,8 +121,6 @@ info = {"round": round_dir.name, "rater": rater,
 PY
 }
 
-r0="$OUT/round0"
-mkdir -p "$r0"
 step "$r0/backward" gen train "${seed_args[@]}" --base "$BASE" --direction backward --out "$r0/backward" $TRAIN_FLAGS
 step "$r0/model" gen train "${seed_args[@]}" --base "$BASE" --out "$r0/model" $TRAIN_FLAGS
 if [ -n "$BACKWARD_BASE_URL" ]; then
@@ -86,6 +130,11 @@ else
 fi
 step "$r0/augment" gen backtranslate --corpus "$CORPUS" ${CORPUS_DIR:+--corpus-dir "$CORPUS_DIR"} \
   ${CORPUS_LIMIT:+--limit "$CORPUS_LIMIT"} "${backward_args[@]}" --out "$r0/augment" $AUGMENT_FLAGS
+# shellcheck disable=SC2086
+quality "$r0/eval-backward" gen eval backward --pairs "$heldout" "${backward_args[@]}" --out "$r0/eval-backward" $EVAL_FLAGS
+# shellcheck disable=SC2086
+quality "$r0/eval-curation" gen eval curation --pairs "$heldout" --backend "$BACKEND" --model "$BASE" \
+  --adapter "$r0/model" --out "$r0/eval-curation" $EVAL_CURATION_FLAGS $EVAL_FLAGS
 if [ ! -s "$r0/augment/data.jsonl" ]; then
   echo "== backtranslation kept no candidates (see $r0/augment/rejected.jsonl); nothing to curate" >&2
   gen report "$OUT"
@@ -107,6 +156,16 @@ for k in $(seq 1 "$ROUNDS"); do
   fi
   step "$rk/model" gen train "${seed_args[@]}" "${curated[@]}" --base "$BASE" --out "$rk/model" $TRAIN_FLAGS
   lineage "$rk" "${JUDGE_MODEL:-$prev}" "$SEED" "$BASE"
+  # shellcheck disable=SC2086
+  quality "$rk/eval-curation" gen eval curation --pairs "$heldout" --backend "$BACKEND" --model "$BASE" \
+    --adapter "$rk/model" --out "$rk/eval-curation" $EVAL_CURATION_FLAGS $EVAL_FLAGS
+  if [ -n "$JUDGE_MODEL" ]; then
+    # shellcheck disable=SC2086
+    quality "$rk/eval-winrate" gen eval winrate --instructions "${WINRATE_INSTRUCTIONS:-$heldout}" \
+      --backend "$BACKEND" --model "$BASE" --adapter "$rk/model" --baseline-adapter "$prev" \
+      --judge-model "$JUDGE_MODEL" ${JUDGE_BASE_URL:+--judge-base-url "$JUDGE_BASE_URL"} \
+      --out "$rk/eval-winrate" $WINRATE_FLAGS $EVAL_FLAGS
+  fi
   prev="$rk/model"
 done
 

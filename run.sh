@@ -61,13 +61,17 @@ case "$cmd" in
     gen selfchat --seeds examples/seeds.jsonl --field question --backend hf --mode agents \
       --assistant-prompt selfchat_assistant_brief --max-turns 2 --max-tokens 160 --limit 4 --concurrency 4 \
       --out "$out/selfchat" "$@"
-    echo "== 2/2 Humpback rounds at toy scale: seed pairs and web pages from examples/, the same small model"
+    echo "== 2/2 Humpback rounds at toy scale: seed pairs and web pages from examples/, the same small model;"
+    echo "   4 seed pairs are held out of training to measure M_yx and each M_k (gen eval)"
     BASE=smollm2-135m SEED=examples/seed_pairs.jsonl CORPUS=examples/corpus.jsonl BACKEND=hf \
     THRESHOLD=1 ROUNDS=2 OUT="$out/rounds" \
     TRAIN_FLAGS="--max-steps 4 --batch-size 4 --max-length 384 --eval-frac 0 --save-every 2" \
     AUGMENT_FLAGS="--min-chars 300 --max-tokens 40 --concurrency 16" \
     CURATE_FLAGS="--score-mode direct --top-frac 0.5 --concurrency 16 --lang any" \
+    HOLDOUT=4 EVAL_FLAGS="--max-tokens 40 --concurrency 16" EVAL_CURATION_FLAGS="--score-mode direct" \
       bash rounds.sh
+    echo "== quality by round (gen eval on the 4 held-out seed pairs; how each figure is made: docs/eval.md)"
+    sed -n '/^## Quality by round/,/^!\[/p' "$out/rounds/report.md" | grep '^|' || echo "(no quality figures)"
     echo "demo done: self-chat data in $out/selfchat/data.jsonl, rounds report in $out/rounds/report.md"
     ;;
   rounds)

@@ -11,7 +11,7 @@ from generators.options import RunOptions, model_options
 from generators.report_line import print_summary
 
 from .filters import RecordFilterConfig
-from .rubric import TEMPLATE
+from .rubric import INSTRUCTION_TEMPLATE, RATES, TEMPLATE, default_template
 from .run import CurateSettings, run_curate
 from .select import SelectConfig
 
@@ -27,7 +27,11 @@ from .select import SelectConfig
               help="Also keep at most this fraction of the rated records (by expected score, then score).")
 @click.option("--adapter", default=None, metavar="DIR",
               help="LoRA adapter on --model (hf or vllm): the current model M_k rates its own data.")
-@click.option("--template", default=TEMPLATE, show_default=True, help="Rubric template in prompts/.")
+@click.option("--rate", type=click.Choice(RATES), default="pair", show_default=True,
+              help="pair: rate the record (instruction and answer). instruction: rate the instruction alone "
+                   "(COIG-Kun; prompts/curate_instruction.j2), for small raters that cannot judge pairs.")
+@click.option("--template", default=None,
+              help=f"Rubric template in prompts/ (default: {TEMPLATE}, or {INSTRUCTION_TEMPLATE} with --rate instruction).")
 @click.option("--score-mode", type=click.Choice(["reasoned", "direct"]), default="reasoned", show_default=True,
               help="reasoned: brief reasoning, then 'Score: N' (Humpback). direct: the answer is prefilled "
                    "with 'Score:' and the score is the most probable digit (small local raters; hf or vllm).")
@@ -72,7 +76,8 @@ def curate_command(**kwargs: Any) -> None:
     settings = CurateSettings(
         input=kwargs["input_path"], out=kwargs["out"],
         select=SelectConfig(threshold=kwargs["threshold"], top=kwargs["top"], top_frac=kwargs["top_frac"]),
-        filters=filters, adapter=kwargs["adapter"], template=kwargs["template"],
+        filters=filters, adapter=kwargs["adapter"], template=kwargs["template"] or default_template(kwargs["rate"]),
+        rate=kwargs["rate"],
         retries_unparsed=kwargs["retries_unparsed"], top_logprobs=kwargs["top_logprobs"],
         score_mode=kwargs["score_mode"],
         dedup=not kwargs["no_dedup"], near_dup_threshold=kwargs["near_dup_threshold"],

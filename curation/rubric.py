@@ -4,27 +4,39 @@ from __future__ import annotations
 import prompts
 from generators.errors import UsageError
 
-from .text import Record, turns
+from .text import Record, instruction, turns
 
 TEMPLATE = "curate_rubric"
+INSTRUCTION_TEMPLATE = "curate_instruction"
+RATES = ("pair", "instruction")  # what the rater sees: the whole record, or the instruction alone
 
 
 SCORE_PREFIX = "Score:"
 
 
-def rubric_messages(record: Record, template: str = TEMPLATE, *, direct: bool = False) -> list[dict[str, str]]:
+def default_template(rate: str) -> str:
+    """The rubric of a --rate mode when --template is not given."""
+    return INSTRUCTION_TEMPLATE if rate == "instruction" else TEMPLATE
+
+
+def rubric_messages(record: Record, template: str = TEMPLATE, *, direct: bool = False,
+                    rate: str = "pair") -> list[dict[str, str]]:
     """One user message holding the rubric and the whole dialog (self-chat dialogs are rated
-    as a whole: every turn is shown). `direct` asks for the score alone and prefills the answer
-    with "Score:", so the very next token is the rating."""
+    as a whole: every turn is shown), or with rate="instruction" the first user turn alone.
+    `direct` asks for the score alone and prefills the answer with "Score:", so the very next
+    token is the rating."""
     shown = [m for m in turns(record) if m["role"] != "system"]
+    if rate == "instruction":
+        shown = [{"role": "user", "content": instruction(record)}]
     multi = sum(1 for m in shown if m["role"] == "user") > 1
-    messages = [{"role": "user", "content": prompts.render(template, turns=shown, multi=multi, direct=direct)}]
+    messages = [{"role": "user", "content": prompts.render(template, turns=shown, multi=multi, direct=direct,
+                                                           instruction=instruction(record))}]
     if direct:
         messages.append({"role": "assistant", "content": SCORE_PREFIX})
     return messages
 
 
-RUBRIC_VARIABLES = frozenset({"turns", "multi", "direct"})
+RUBRIC_VARIABLES = frozenset({"turns", "multi", "direct", "instruction"})
 
 
 def check_template(template: str) -> None:

@@ -33,9 +33,12 @@ def rater_sampling(settings: CurateSettings, opts: RunOptions) -> Sampling:
 
 def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend, sampling: Sampling) -> dict[str, Any]:
     """Everything that changes a rating: the scoring store's fingerprint is made from this."""
-    return {**engine_settings(opts, backend), "adapter": settings.adapter,
-            "template": template_id(settings.template), "sampling": sampling.as_dict(),
-            "retries_unparsed": settings.retries_unparsed, "score_mode": settings.score_mode}
+    rater = {**engine_settings(opts, backend), "adapter": settings.adapter,
+             "template": template_id(settings.template), "sampling": sampling.as_dict(),
+             "retries_unparsed": settings.retries_unparsed, "score_mode": settings.score_mode}
+    if settings.rate != "pair":  # only when set, so folders rated before --rate existed still resume
+        rater["rate"] = settings.rate
+    return rater
 
 
 def pending_items(source: Path, limit: int | None, passed: dict[str, int], store: RunStore) -> Iterator[Item]:
@@ -54,13 +57,14 @@ def rating_worker(engine: Engine, settings: CurateSettings, sampling: Sampling, 
     async def work(item: Item) -> Kept | Rejected:
         record: Record = item.extra["record"]
         if settings.score_mode == "direct":
-            rating = await rate_direct(engine, rubric_messages(record, settings.template, direct=True), sampling)
+            rating = await rate_direct(engine, rubric_messages(record, settings.template, direct=True,
+                                                               rate=settings.rate), sampling)
         else:
-            rating = await rate(engine, rubric_messages(record, settings.template), sampling,
+            rating = await rate(engine, rubric_messages(record, settings.template, rate=settings.rate), sampling,
                                 retries_unparsed=settings.retries_unparsed)
         meta = record.setdefault("meta", {})
         curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,
-                    "template": template, "raw": rating.raw, "attempts": rating.attempts,
+                    "template": template, "rate": settings.rate, "raw": rating.raw, "attempts": rating.attempts,
                     "problems": rating.problems, "position": item.extra["position"]}
         if "item" in meta:
             curation["input_item"] = meta["item"]

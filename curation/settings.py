@@ -18,6 +18,7 @@ class CurateSettings:
     adapter: str | None = None
     template: str = TEMPLATE
     retries_unparsed: int = 2
+    rate: str = "pair"  # pair: the rater sees the whole record; instruction: the instruction alone (COIG-Kun)
     score_mode: str = "reasoned"  # reasoned: reasoning then "Score: N"; direct: the score token alone
     top_logprobs: int = 10
     dedup: bool = True

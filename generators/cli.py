@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "report": "generators.report.cli:report_command",
     "export": "generators.export.cli:export_command",
     "view": "generators.view.cli:view_command",
+    "eval": "curation.eval.cli:eval_command",
 }
 HELP = {
     "selfchat": "Baize self-chat: a teacher model writes dialogs about seed questions.",
@@ -34,6 +35,7 @@ HELP = {
     "report": "A Markdown report with plots for a run folder or a rounds folder.",
     "export": "Write records in the formats trainers read (sharegpt, alpaca, openai, dpo, hf), with provenance.",
     "view": "Look at a run or rounds folder in the browser: records, reasons, scores, rounds.",
+    "eval": "Measure the backward model (backward), the rater (curation) and one model against another (winrate).",
 }
 
 

@@ -36,6 +36,20 @@ class ManifestFacts:
         return self.stage == "train"
 
     @property
+    def is_eval(self) -> bool:
+        """A `gen eval` run: metrics in its manifest, no records of its own."""
+        return self.stage.startswith("eval-")
+
+    @property
+    def has_records(self) -> bool:
+        """A run whose data.jsonl / rejected.jsonl hold records made or curated (not train, not eval)."""
+        return not self.is_train and not self.is_eval
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest.get("metrics") or {}
+
+    @property
     def usage(self) -> dict[str, Any]:
         return self.manifest.get("usage") or {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import plots, training
+from . import plots, quality, training
 from .load import Layout, RunData
 
 FIGURES = "report_files"
@@ -25,7 +25,7 @@ def _cost(value: Any) -> str:
 def representative(runs: Sequence[RunData]) -> RunData | None:
     """The run that stands for a round in comparisons: its curate run, else its last run with
     records; None when the round only trained models."""
-    data = [r for r in runs if not r.is_train]
+    data = [r for r in runs if r.has_records]
     curated = [r for r in data if r.stage == "curate"]
     return (curated or data or [None])[-1]
 
@@ -56,7 +56,7 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
     figures = out.parent / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     runs = [run for _, group in layout.rounds for run in group]
-    data = [run for run in runs if not run.is_train]
+    data = [run for run in runs if run.has_records]
     trained = [run for run in runs if run.is_train]
     made: dict[str, Path | None] = {
         "scores": plots.scores(data, figures / "scores.png"),
@@ -90,6 +90,18 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
         lines += training.table(trained)
         lines += _figure(made["training"], out, None, "Training loss at the logged steps, one line per train run "
                          "(backward models dashed); held-out losses as crosses.")
+    measured = quality.collect(layout.rounds)
+    if measured:
+        made["quality"] = plots.quality([r["round"] for r in measured], quality.series(measured),
+                                        figures / "quality.png")
+        lines += ["", "## Quality by round", "",
+                  "From the `gen eval` runs of each round (their manifests): backward = M_yx writing the "
+                  "instructions of held-out answers (ROUGE-L F1 against the real ones, share passing the "
+                  "post-filters, exact match); curation = the round's model rating held-out pairs against "
+                  "negatives made from them (ROC AUC, unparsed ratings, precision / recall of score >= 5 and "
+                  ">= 4); win rate = the round's model against the previous one, judged in both orders.", ""]
+        lines += quality.table(measured)
+        lines += _figure(made["quality"], out, None, "Dotted line: chance (0.5) for AUC and win rate.")
     if layout.kind == "rounds" and rows:
         lines += ["", "## Between rounds", "",
                   "Each round is represented by its curate run (else its last run with records).", "",
@@ -107,13 +119,13 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
 def _run_row(run: RunData) -> str:
     """A row of the runs table; a train run has no records, so "-" rather than 0 kept."""
     u, m = run.usage, run.manifest
-    records = ["-"] * 5 if run.is_train else [
+    records = ["-"] * 5 if not run.has_records else [
         _num(run.kept), _num(run.rejected), _num(run.errors), _num(run.mean_score()),
         _num(run.mean_score(kept_only=True))]
     duration = run.duration
     return (f"| {run.name} | {run.stage} | {m.get('status', '?')} | " + " | ".join(records) + " | "
             f"{_num(u.get('prompt_tokens'))} / {_num(u.get('completion_tokens'))} | "
-            f"{'-' if run.is_train and not u else _cost(u.get('cost_usd'))} | "
+            f"{'-' if not run.has_records and not u else _cost(u.get('cost_usd'))} | "
             f"{'-' if duration is None else f'{duration:.1f}s'} |")
 
 

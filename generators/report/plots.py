@@ -187,3 +187,20 @@ def training(runs: Sequence[RunData], path: Path) -> Path | None:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
+
+
+def quality(labels: Sequence[str], lines: dict[str, list[float | None]], path: Path) -> Path | None:
+    """Quality by round: each eval metric (all on 0..1) as a line over the rounds that measured it."""
+    drawn = {name: values for name, values in lines.items() if any(v is not None for v in values)}
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    x = np.arange(len(labels))
+    for name, values in drawn.items():
+        points = [(i, v) for i, v in enumerate(values) if v is not None]
+        ax.plot([i for i, _ in points], [v for _, v in points], marker="o", label=name)
+    ax.axhline(0.5, color="#999999", linewidth=0.8, linestyle=":")  # chance for AUC and win rate
+    ax.set_xticks(x, labels)
+    ax.set(ylim=(0, 1.02), xlabel="round", ylabel="0..1", title="Quality by round")
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -76,7 +76,7 @@ class ViewData:
                          "kept": stats.kept, "rejected": stats.rejected, "errors": stats.errors,
                          "bad_lines": stats.bad_lines, "reasons": dict(stats.reasons.most_common()),
                          "tokens": (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0),
-                         "cost_usd": usage.get("cost_usd"), "has_records": not run.is_train})
+                         "cost_usd": usage.get("cost_usd"), "has_records": run.has_records})
         reasons = np.bincount(x.reason[x.reason >= 0], minlength=len(x.reasons.names))
         tags = np.bincount(x.tag[x.tag >= 0], minlength=len(x.tags.names))
         scored = x.score[~np.isnan(x.score)]

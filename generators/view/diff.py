@@ -34,7 +34,7 @@ class RoundDiff:
 
 def representative(runs: list[Run]) -> Run | None:
     """The run that stands for a round: its curate run, else its last run with records."""
-    data = [r for r in runs if not r.is_train]
+    data = [r for r in runs if r.has_records]
     curated = [r for r in data if r.stage == "curate"]
     return (curated or data or [None])[-1]
 

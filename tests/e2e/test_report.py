@@ -129,3 +129,44 @@ def test_report_refuses_folders_without_runs(tmp_path):
     assert_one_line_error(run_gen("report", tmp_path / "missing"), 2, "no such folder")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_gen("report", tmp_path / "empty"), 2, "manifest.json")
+
+
+def make_eval_run(folder, stage, metrics):
+    """A `gen eval` folder: the report reads only its manifest's metrics."""
+    folder.mkdir(parents=True)
+    manifest = {"stage": stage, "status": "complete", "duration_s": 3.0, "metrics": metrics,
+                "counts": {"kept": 4, "rejected": 0, "errors": 0, "rejected_by_reason": {}},
+                "usage": {"requests": 4, "prompt_tokens": 100, "completion_tokens": 20, "cost_usd": None}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def curation_metrics(auc, unparsed):
+    return {"auc": auc, "unparsed_share": unparsed,
+            "threshold": {"5": {"kept": 2, "precision": 1.0, "recall": 0.5},
+                          "4": {"kept": 4, "precision": 0.75, "recall": 0.75}}}
+
+
+def test_report_shows_quality_by_round_from_eval_runs(tmp_path):
+    root = tmp_path / "rounds"
+    make_run(root / "round0" / "augment", "backtranslate", [(f"r{i}", None) for i in range(4)])
+    make_eval_run(root / "round0" / "eval-backward", "eval-backward",
+                  {"rouge_l": 0.2134, "passed_share": 0.75, "exact_match": 0.0})
+    make_eval_run(root / "round0" / "eval-curation", "eval-curation", curation_metrics(0.5, 0.25))
+    make_run(root / "round1" / "curate", "curate", [("r0", 5), ("r1", 5)], [("r2", 3, "below_threshold")])
+    make_eval_run(root / "round1" / "eval-curation", "eval-curation", curation_metrics(0.8125, 0.0))
+    make_eval_run(root / "round1" / "eval-winrate", "eval-winrate",
+                  {"win_rate": 0.625, "ci95": [0.4, 0.85], "judged": 8, "answer_words": 41.5,
+                   "baseline_words": 30.0, "length_controlled": None})
+    proc = run_gen("report", root)
+    assert proc.returncode == 0, proc.stderr
+    report = (root / "report.md").read_text()
+    quality = report[report.index("## Quality by round"):report.index("## Between rounds")]
+    assert "| round0 | 0.213 | 75% | 0% | 0.500 | 25% | 1.00 / 0.50 | 0.75 / 0.75 | - | - | - |" in quality
+    assert "| round1 | - | - | - | 0.812 | 0% | 1.00 / 0.50 | 0.75 / 0.75 | 62% [40%, 85%] of 8 | 41.5 / 30.0 | - |" \
+        in quality
+    assert "(report_files/quality.png)" in quality
+    assert (root / "report_files" / "quality.png").read_bytes().startswith(PNG)
+    # eval runs have no records: "-" in the runs table, and they never stand for a round
+    assert "| round0/eval-curation | eval-curation | complete | - | - | - | - | - |" in report
+    assert "| round0 | round0/augment | 4 |" in report

@@ -27,8 +27,11 @@ pytestmark = pytest.mark.slow  # runs a real (tiny) model
 
 
 def serve(body: dict) -> str:
-    """Plays the served backward model, and the judge: 5 for about half the candidates, else 3."""
+    """Plays the served backward model, and the judge: 5 for about half the candidates, else 3; as
+    the win-rate judge, the first answer shown wins when the instruction mentions an egg, else a tie."""
     text = body["messages"][-1]["content"]
+    if "Winner:" in text:
+        return "Close.\nWinner: " + ("1" if "egg" in text.split("### Answer 1")[0] else "tie")
     if "Score" not in text:
         return backward_reply(body)
     return "Clear and complete.\nScore: 5" if len(text) % 2 else "Helpful but written as a web page.\nScore: 3"
@@ -47,6 +50,8 @@ def rounds_env(tmp: Path, server: ChatServer) -> dict[str, str]:
         AUGMENT_FLAGS="--no-progress --min-chars 100 --cache-dir "
                       + str(tmp / "cache"),
         CURATE_FLAGS="--no-progress --min-words 1 --lang any --cache-dir " + str(tmp / "cache"),
+        EVAL_FLAGS="--no-progress --cache-dir " + str(tmp / "cache"), EVAL_CURATION_FLAGS="--score-mode direct",
+        WINRATE_FLAGS="--max-tokens 8",
         JUDGE_MODEL="judge", JUDGE_BASE_URL=server.base_url, BACKWARD_BASE_URL=server.base_url)
 
 
@@ -85,3 +90,24 @@ def test_rounds_complete_both_iterations_after_a_kill(tmp_path):
         lineage = json.loads((out / f"round{k}" / "lineage.json").read_text())
         assert lineage["round"] == f"round{k}" and lineage["counts"]["curate"]["kept"] == len(curated)
     assert (out / "report.md").exists()
+
+    # quality: 2 of the 8 seed pairs held out of every training run (a deterministic split)
+    heldout = read_jsonl(out / "round0" / "heldout.jsonl")
+    train = read_jsonl(out / "round0" / "seed_train.jsonl")
+    assert len(heldout) == 2 and len(train) == 6
+    assert not {r["id"] for r in heldout} & {r["id"] for r in train}
+    backward = json.loads((out / "round0" / "eval-backward" / "manifest.json").read_text())
+    assert backward["status"] == "complete" and backward["metrics"]["n"] == 2
+    predictions = read_jsonl(out / "round0" / "eval-backward" / "predictions.jsonl")
+    assert [p["reference"] for p in predictions] == [r["messages"][0]["content"] for r in heldout]
+    for k in (0, 1, 2):
+        scores = read_jsonl(out / f"round{k}" / "eval-curation" / "scores.jsonl")
+        assert {s["label"] for s in scores} == {0, 1}
+    for k in (1, 2):
+        winrate = json.loads((out / f"round{k}" / "eval-winrate" / "manifest.json").read_text())["metrics"]
+        assert winrate["judged"] == 2 and 0 <= winrate["win_rate"] <= 1
+    report = (out / "report.md").read_text()
+    section = report[report.index("## Quality by round"):report.index("## Between rounds")]
+    rouge = backward["metrics"]["rouge_l"]
+    assert f"| round0 | {rouge:.3f} |" in section
+    assert "| round1 |" in section and "| round2 |" in section and "(report_files/quality.png)" in section

@@ -1,0 +1,90 @@
+"""`gen eval backward`: how well does the backward model M_yx recover the instruction of a
+held-out answer? It writes one instruction per answer with exactly what `gen backtranslate`
+uses (prompts/backward.j2, T 0.7 / top-p 0.9, the per-item seed, `judge_instruction` for
+cleaning, salvage and the post-filters), and compares it with the real instruction: ROUGE-L F1
+over words, exact match, and the share that the post-filters would keep."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import prompts
+from generators.adapters import adapter_identity
+from generators.backends.base import ChatRequest
+from generators.backtranslate.postfilter import PostFilterConfig, judge_instruction
+from generators.backtranslate.run import SAMPLING, TEMPLATE
+from generators.options import RunOptions
+from generators.records import derive_seed, stable_id
+from generators.runner import Item, Kept, Rejected
+
+from .base import EvalStage
+from .metrics import normalized, rouge_l
+from .pairs import Pair, load_pairs
+
+
+class BackwardEvalStage(EvalStage):
+    name = "eval-backward"
+    results_name = "predictions.jsonl"
+
+    def __init__(self, opts: RunOptions, out: Path, pairs: Path, *, adapter: str | None = None,
+                 postfilter: PostFilterConfig | None = None) -> None:
+        super().__init__(opts, out, adapter=adapter)
+        self.pairs_path = Path(pairs)
+        self.postfilter = postfilter or PostFilterConfig()
+
+    def load_inputs(self) -> None:
+        self.pairs = load_pairs(self.pairs_path, limit=self.opts.limit)
+
+    def eval_settings(self) -> dict[str, Any]:
+        self.sampling = self.opts.sampling(**SAMPLING)
+        self.generation = {**self.engine_settings(),
+                           "adapter": adapter_identity(self.adapter) if self.adapter else None,
+                           "template": prompts.template_id(TEMPLATE), "sampling": self.sampling.as_dict()}
+        return {**self.generation, "postfilter": self.postfilter.describe()}
+
+    def input_summary(self) -> dict[str, Any]:
+        return {"pairs": str(self.pairs_path), "count": len(self.pairs), "limit": self.opts.limit}
+
+    def items(self) -> Iterable[Item]:
+        for position, pair in enumerate(self.pairs):
+            item_id = stable_id("eval-backward", pair.id, pair.answer, self.generation)
+            self.order[item_id] = position
+            yield Item(id=item_id, source="eval", input={"id": pair.id}, extra={"pair": pair})
+
+    def total(self) -> int | None:
+        return len(self.pairs)
+
+    async def work(self, item: Item) -> Kept | Rejected:
+        assert self.engine is not None
+        pair: Pair = item.extra["pair"]
+        seed = derive_seed(self.opts.seed, item.id)
+        request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=pair.answer)}],
+                                 replace(self.sampling, seed=seed))
+        result = await self.engine.complete(request)
+        verdict = judge_instruction(result.text, pair.answer, "", result.finish, self.postfilter)
+        return Kept([{"id": pair.id, "reference": pair.instruction, "prediction": verdict.instruction,
+                      "raw": result.text, "finish": result.finish, "verdict": verdict.reason or "kept",
+                      "salvaged": verdict.salvaged, "meta": {"seed": seed}}])
+
+    def result_row(self, line: dict[str, Any], rejected: str | None) -> dict[str, Any]:
+        row = {key: line.get(key) for key in ("id", "reference", "prediction", "verdict", "salvaged", "raw", "finish")}
+        row["rouge_l"] = round(rouge_l(row["prediction"] or "", row["reference"] or ""), 4)
+        return row
+
+    def metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(rows)
+        passed = [r for r in rows if r["verdict"] == "kept"]
+        verdicts: dict[str, int] = {}
+        for r in rows:
+            verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
+        scores = [rouge_l(r["prediction"] or "", r["reference"] or "") for r in rows]
+        passed_scores = [rouge_l(r["prediction"] or "", r["reference"] or "") for r in passed]
+        exact = sum(1 for r in rows if normalized(r["prediction"] or "") == normalized(r["reference"] or ""))
+        return {"n": n,
+                "rouge_l": round(sum(scores) / n, 4) if n else None,
+                "rouge_l_passed": round(sum(passed_scores) / len(passed_scores), 4) if passed_scores else None,
+                "passed_share": round(len(passed) / n, 4) if n else None,
+                "exact_match": round(exact / n, 4) if n else None,
+                "salvaged": sum(1 for r in rows if r["salvaged"]),
+                "verdicts": dict(sorted(verdicts.items()))}
