@@ -5,15 +5,13 @@ cleaning, salvage and the post-filters), and compares it with the real instructi
 over words, exact match, and the share that the post-filters would keep."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
 import prompts
 from generators.adapters import adapter_identity
-from generators.backends.base import ChatRequest
-from generators.backtranslate.postfilter import PostFilterConfig, judge_instruction
-from generators.backtranslate.run import SAMPLING, TEMPLATE
+from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
+from generators.backtranslate.postfilter import PostFilterConfig
 from generators.options import RunOptions
 from generators.records import derive_seed, stable_id
 from generators.runner import Item, Kept, Rejected
@@ -59,10 +57,8 @@ class BackwardEvalStage(EvalStage):
         assert self.engine is not None
         pair: Pair = item.extra["pair"]
         seed = derive_seed(self.opts.seed, item.id)
-        request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=pair.answer)}],
-                                 replace(self.sampling, seed=seed))
-        result = await self.engine.complete(request)
-        verdict = judge_instruction(result.text, pair.answer, "", result.finish, self.postfilter)
+        result, verdict = await write_instruction(self.engine, pair.answer, sampling=self.sampling, seed=seed,
+                                                  postfilter=self.postfilter)
         return Kept([{"id": pair.id, "reference": pair.instruction, "prediction": verdict.instruction,
                       "raw": result.text, "finish": result.finish, "verdict": verdict.reason or "kept",
                       "salvaged": verdict.salvaged, "meta": {"seed": seed}}])

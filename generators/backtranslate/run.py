@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import prompts
-from ..backends.base import ChatRequest
 from ..corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
 from ..corpus.filters import Prechecked
 from ..adapters import adapter_identity
@@ -28,11 +27,8 @@ from ..records import derive_seed, make_record, stable_id
 from ..runner import Item, Kept, Rejected
 from ..stage import Stage, run_stage
 from ..store import RunStore
-from .postfilter import REASONS, PostFilterConfig, judge_instruction
-
-# Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
-SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}
-TEMPLATE = "backward"
+from .backward import SAMPLING, TEMPLATE, write_instruction
+from .postfilter import REASONS, PostFilterConfig
 
 
 @dataclass
@@ -195,11 +191,8 @@ class BacktranslateStage(Stage):
         assert self.engine is not None
         segment: Segment = item.extra["segment"]
         seed = derive_seed(self.opts.seed, item.id)
-        request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=segment.text)}],
-                                 replace(self.sampling, seed=seed))
-        result = await self.engine.complete(request)
-        verdict = judge_instruction(result.text, segment.text, segment.header or "", result.finish,
-                                    self.config.postfilter)
+        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.sampling, seed=seed,
+                                                  header=segment.header or "", postfilter=self.config.postfilter)
         instruction = verdict.instruction
         meta: dict[str, Any] = {
             "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,

@@ -1,0 +1,26 @@
+"""One backward request: the instruction a text answers, asked and judged the one way.
+
+`gen backtranslate` and `gen eval backward` both call `write_instruction`, so the evaluation
+measures exactly the prompt, sampling and post-filters that make the data.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import prompts
+from ..backends.base import ChatRequest, ChatResult, Sampling
+from ..engine import Engine
+from .postfilter import InstructionVerdict, PostFilterConfig, judge_instruction
+
+# Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
+SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}
+TEMPLATE = "backward"
+
+
+async def write_instruction(engine: Engine, text: str, *, sampling: Sampling, seed: int, header: str = "",
+                            postfilter: PostFilterConfig | None = None) -> tuple[ChatResult, InstructionVerdict]:
+    """The backward model's answer for `text` and its verdict (cleaned, salvaged, filtered)."""
+    request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=text)}],
+                             replace(sampling, seed=seed))
+    result = await engine.complete(request)
+    return result, judge_instruction(result.text, text, header, result.finish, postfilter)
