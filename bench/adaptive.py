@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_throughput import _server_reset, _server_stats, busy_rate, run_engine  # noqa: E402
 
-from generators.errors import BaleenError  # noqa: E402
+from generators.core.errors import BaleenError  # noqa: E402
 from tests.chat_server import start_subprocess_server  # noqa: E402
 
 

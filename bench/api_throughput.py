@@ -136,8 +136,8 @@ def run_engine(base_url: str, n: int, concurrency: int, *, adaptive: bool = Fals
     import tempfile
     from pathlib import Path
 
-    from generators.options import RunOptions
-    from generators.selfchat.run import SelfChatSettings, run_selfchat
+    from generators.core.options import RunOptions
+    from generators.selfchat.stage import SelfChatSettings, run_selfchat
 
     with tempfile.TemporaryDirectory() as tmp:
         seeds = Path(tmp) / "seeds.jsonl"

@@ -32,7 +32,7 @@ DEFAULT_INPUT = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "medquad_answer
 
 
 def segments(spec: str, count: int) -> list[str]:
-    from generators.corpus import SegmentPipeline, iter_documents
+    from generators.inputs.corpus import SegmentPipeline, iter_documents
 
     out = []
     for segment in SegmentPipeline().run(iter_documents(spec)):
@@ -52,7 +52,7 @@ def requests(args: argparse.Namespace) -> list:
 
 
 async def drive(engine, reqs: list, concurrency: int) -> int:
-    """Concurrent lanes pulling requests one at a time, like generators.runner.run_items."""
+    """Concurrent lanes pulling requests one at a time, like generators.core.runner.run_items."""
     queue = iter(reqs)
     tokens = 0
 
@@ -67,7 +67,7 @@ async def drive(engine, reqs: list, concurrency: int) -> int:
 
 
 def engine_side(args: argparse.Namespace, model: str, reqs: list) -> dict:
-    from generators.engine import Engine
+    from generators.core.engine import Engine
 
     if args.child.startswith("vllm"):
         from generators.backends.vllm_backend import VLLMBackend
@@ -153,7 +153,7 @@ def plain_model_dir(folder: Path) -> Path:
 
 
 def child(args: argparse.Namespace) -> dict:
-    from generators.embedded import embedded_model_dir
+    from generators.backends.embedded import embedded_model_dir
 
     model = str(args.model or plain_model_dir(embedded_model_dir()))
     reqs = requests(args)

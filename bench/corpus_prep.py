@@ -31,7 +31,7 @@ DEFAULT_INPUT = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "medquad_answer
 
 
 def documents(spec: str, repeat: int, field: str | None) -> Iterator:
-    from generators.corpus import iter_documents
+    from generators.inputs.corpus import iter_documents
     for r in range(repeat):
         for doc in iter_documents(spec, field=field):
             if r:
@@ -44,9 +44,9 @@ def peak_rss_mib() -> float:
 
 
 def child(args: argparse.Namespace) -> dict:
-    from generators.corpus import SegmentFilterConfig, SegmentPipeline
-    from generators.corpus import dedup as dedup_mod
-    from generators.corpus import filters as filters_mod
+    from generators.inputs.corpus import SegmentFilterConfig, SegmentPipeline
+    from generators.inputs.corpus import dedup as dedup_mod
+    from generators.inputs.corpus import filters as filters_mod
 
     start = time.perf_counter()
     if args.child == "read":

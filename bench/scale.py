@@ -28,7 +28,7 @@ DEFAULT_INPUT = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "medquad_answer
 
 
 def options(model: Path, workers: int, max_tokens: int, concurrency: int):
-    from generators.options import RunOptions
+    from generators.core.options import RunOptions
 
     return RunOptions(backend="hf", model=str(model), base_url=None, concurrency=concurrency, adaptive=False,
                       max_concurrency=concurrency, batch=False, batch_max_lines=1, batch_poll_interval=1.0,
@@ -41,8 +41,8 @@ def options(model: Path, workers: int, max_tokens: int, concurrency: int):
 def model_rate(model: Path, corpus: Path, out: Path, workers: int, args: argparse.Namespace) -> tuple[int, float]:
     """(items, items/s between the first and the last settled item) for one run."""
     from generators.backtranslate.postfilter import PostFilterConfig
-    from generators.backtranslate.run import BacktranslateSettings, BacktranslateStage
-    from generators.stage import run_stage
+    from generators.backtranslate.stage import BacktranslateSettings, BacktranslateStage
+    from generators.core.stage import run_stage
 
     stamps: list[float] = []
 
@@ -58,7 +58,7 @@ def model_rate(model: Path, corpus: Path, out: Path, workers: int, args: argpars
 
 
 def corpus_rate(spec: str, parts: int) -> tuple[int, float, dict]:
-    from generators.corpus import SegmentFilterConfig, SegmentPipeline
+    from generators.inputs.corpus import SegmentFilterConfig, SegmentPipeline
     from generators.executors.corpus_tasks import prechecked_documents
 
     pipeline = SegmentPipeline(SegmentFilterConfig())
@@ -71,7 +71,7 @@ def corpus_rate(spec: str, parts: int) -> tuple[int, float, dict]:
 
 
 def local_corpus_rate(spec: str) -> tuple[int, float, dict]:
-    from generators.corpus import SegmentPipeline, iter_documents
+    from generators.inputs.corpus import SegmentPipeline, iter_documents
 
     pipeline = SegmentPipeline()
     start = time.perf_counter()

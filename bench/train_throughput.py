@@ -55,7 +55,7 @@ def model_folder(name: str, tmp: Path) -> tuple[str, dict]:
         from tests import tiny_model
 
         return str(tiny_model.build(tmp / "tiny")), {}
-    from generators.embedded import embedded_model_dir
+    from generators.backends.embedded import embedded_model_dir
 
     folder = str(embedded_model_dir())
     if name == "smollm2":

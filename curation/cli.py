@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from generators.options import RunOptions, model_options
-from generators.report_line import print_summary
+from generators.core.options import RunOptions, model_options
+from generators.core.report_line import print_summary
 
-from .filters import RecordFilterConfig
-from .rubric import INSTRUCTION_TEMPLATE, RATES, TEMPLATE, default_template
-from .run import CurateSettings, run_curate
-from .select import SelectConfig
+from curation.filters import RecordFilterConfig
+from curation.rubric import INSTRUCTION_TEMPLATE, RATES, TEMPLATE, default_template
+from curation.stage import CurateSettings, run_curate
+from curation.select import SelectConfig
 
 
 @click.command("curate")

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from generators.errors import UsageError
-from generators.io import iter_jsonl
+from generators.core.errors import UsageError
+from generators.core.io import iter_jsonl
 
-from .bleu import ngram_counts, sentence_bleu, tokenize
-from .filters import STOPWORDS
-from .text import Record, user_turns
+from curation.bleu import ngram_counts, sentence_bleu, tokenize
+from curation.filters import STOPWORDS
+from curation.text import Record, user_turns
 
 TEXT_FIELDS = ("instruction", "question", "prompt", "text")
 MIN_SHORT_WORDS = 4

@@ -2,7 +2,7 @@
 
   duplicate        the same instruction after normalization (case, punctuation, spacing)
   near_duplicate   MinHash LSH over word 3-grams of the instruction, Jaccard >= threshold,
-                   confirmed on the signatures (generators.corpus.dedup.DedupIndex)
+                   confirmed on the signatures (generators.inputs.corpus.dedup.DedupIndex)
 Only the instruction (first user turn) is compared: two answers to one question teach the
 model one question. Deterministic in input order, so a resumed run decides the same way.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.corpus.dedup import DedupIndex
+from generators.inputs.corpus.dedup import DedupIndex
 
-from .text import Record, instruction
+from curation.text import Record, instruction
 
 
 class InstructionDedup:

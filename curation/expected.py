@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any, Sequence
 
-from .score_parse import MAX_SCORE, MIN_SCORE
+from curation.score_parse import MAX_SCORE, MIN_SCORE
 
 _DECORATION = " \t\n*_:[]()"
 _DIGIT = re.compile(r"^[0-9]$", re.ASCII)

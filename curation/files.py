@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from generators.records import read_records
+from generators.core.records import read_records
 
-from .text import Record
+from curation.text import Record
 
 
 def resolve_input(path: Path) -> Path:

@@ -19,10 +19,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 from generators.selfchat.filters import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, compile_block_patterns
 
-from .text import Record, instruction, turns
+from curation.text import Record, instruction, turns
 
 # Frequent English function words: prose has 25-50% of them, other Latin-script languages few.
 STOPWORDS = frozenset(

@@ -8,11 +8,11 @@ import json
 from collections import Counter
 from typing import Any, Iterator
 
-from generators.io import atomic_lines, dumps, read_lines
-from generators.store import item_of as stored_item
-from .prefilter_pass import PREFILTERED
-from .select import Rated, select
-from .settings import CurateSettings
+from generators.core.io import atomic_lines, dumps, read_lines
+from generators.core.store import item_of as stored_item
+from curation.prefilter_pass import PREFILTERED
+from curation.select import Rated, select
+from curation.settings import CurateSettings
 
 
 def write_selection(settings: CurateSettings, passed: dict[str, int]) -> dict[str, Any]:

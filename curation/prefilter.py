@@ -1,5 +1,5 @@
 """Everything decided before a record is rated, in one deterministic pass over the input: a
-chain of filters (generators.filtering) of repeated record ids, the per-record checks, then
+chain of filters (generators.core.filtering) of repeated record ids, the per-record checks, then
 decontamination, then instruction dedup (last, so that a record dropped for another reason does
 not hide a later good copy). The same input and settings give
 the same decisions, which is what lets a killed curate run recompute them and resume."""
@@ -9,12 +9,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from generators.filtering import Filter, FilterChain
+from generators.core.filtering import Filter, FilterChain
 
-from .decontaminate import Decontaminator
-from .dedup import InstructionDedup
-from .filters import RecordFilterConfig, RecordFilter
-from .text import Record
+from curation.decontaminate import Decontaminator
+from curation.dedup import InstructionDedup
+from curation.filters import RecordFilterConfig, RecordFilter
+from curation.text import Record
 
 
 @dataclass

@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from generators.errors import UsageError
-from generators.io import atomic_lines, dumps, read_json, write_json
-from generators.records import stable_id
+from generators.core.errors import UsageError
+from generators.core.io import atomic_lines, dumps, read_json, write_json
+from generators.core.records import stable_id
 
-from .decontaminate import Decontaminator, load_eval_prompts
-from .dedup import InstructionDedup
-from .files import input_records
-from .prefilter import Prefilter
-from .settings import CurateSettings
-from .text import Record
+from curation.decontaminate import Decontaminator, load_eval_prompts
+from curation.dedup import InstructionDedup
+from curation.files import input_records
+from curation.prefilter import Prefilter
+from curation.settings import CurateSettings
+from curation.text import Record
 
 PREFILTERED = "prefiltered.jsonl"
 PREFILTER_STATE = "prefilter.json"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from generators.backends.base import ChatRequest, Sampling
-from generators.engine import Engine
+from generators.core.engine import Engine
 
-from .expected import digit_mass, expected_score
-from .score_parse import parse_score, reasoning_of
+from curation.expected import digit_mass, expected_score
+from curation.score_parse import parse_score, reasoning_of
 
 RETRY_TEMPERATURE = 0.7
 DIRECT_TOP_LOGPROBS = 50  # local backends give any number; the digits must be among them

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import prompts
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
-from .text import Record, instruction, turns
+from curation.text import Record, instruction, turns
 
 TEMPLATE = "curate_rubric"
 INSTRUCTION_TEMPLATE = "curate_instruction"

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
 
 @dataclass(frozen=True)

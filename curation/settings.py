@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .filters import RecordFilterConfig
-from .rubric import TEMPLATE
-from .select import SelectConfig
+from curation.filters import RecordFilterConfig
+from curation.rubric import TEMPLATE
+from curation.select import SelectConfig
 
 
 @dataclass

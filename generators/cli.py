@@ -13,8 +13,8 @@ import sys
 
 import click
 
-from .errors import BaleenError
-from .io import describe_os_error
+from generators.core.errors import BaleenError
+from generators.core.io import describe_os_error
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
@@ -22,9 +22,9 @@ COMMANDS: dict[str, str] = {
     "backtranslate": "generators.backtranslate.cli:backtranslate_command",
     "curate": "curation.cli:curate_command",
     "train": "training.cli:train_command",
-    "report": "generators.report.cli:report_command",
-    "export": "generators.export.cli:export_command",
-    "view": "generators.view.cli:view_command",
+    "report": "generators.outputs.report.cli:report_command",
+    "export": "generators.outputs.export.cli:export_command",
+    "view": "generators.outputs.view.cli:view_command",
     "eval": "curation.eval.cli:eval_command",
 }
 HELP = {

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
 PREFIX = "step-"
 

@@ -14,10 +14,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from generators.errors import BaleenError, UsageError
-from generators.records import TAGS
+from generators.core.errors import BaleenError, UsageError
+from generators.core.records import TAGS
 
-from .config import PRESETS, TrainConfig, apply_preset, parse_pairs
+from training.config import PRESETS, TrainConfig, apply_preset, parse_pairs
 
 WEIGHT_KEYS = TAGS + ("none",)
 
@@ -93,7 +93,7 @@ def train_command(ctx: click.Context, data: tuple[str, ...], more_data: tuple[st
         exc.shared = True  # type: ignore[attr-defined]  # flags alone: every rank refuses alike
         _leave_it_to_rank_0(exc)
         raise
-    from .trainer import train
+    from training.trainer import train
 
     try:
         train(config)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .tokenize import IGNORE, Example
+from training.tokenize import IGNORE, Example
 
 
 @dataclass

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
 DEFAULT_WEIGHTS = {"seed": 1.0, "augmented": 1.0, "none": 1.0}
 

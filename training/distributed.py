@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from generators.errors import BaleenError, FatalError, UsageError
+from generators.core.errors import BaleenError, FatalError, UsageError
 
 
 @dataclass

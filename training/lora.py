@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from generators.errors import FatalError, UsageError
+from generators.core.errors import FatalError, UsageError
 
-from .config import TrainConfig
+from training.config import TrainConfig
 
 
 def lora_config(cfg: TrainConfig) -> Any:

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .collate import Batch
-from .tokenize import IGNORE
+from training.collate import Batch
+from training.tokenize import IGNORE
 
 try:  # transformers >= 5.2x: logits_to_keep accepts a boolean (batch, seq) mask
     from transformers.modeling_utils import slice_logits_to_keep  # noqa: F401

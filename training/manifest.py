@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from generators.io import read_json, write_json
+from generators.core.io import read_json, write_json
 
-from generators.store import versions as store_versions
+from generators.core.store import versions as store_versions
 
-from .config import TrainConfig
-from .tokenize import EncodeStats, Example
+from training.config import TrainConfig
+from training.tokenize import EncodeStats, Example
 
 
 def versions() -> dict[str, str]:

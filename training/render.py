@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import prompts
-from generators.errors import UsageError
-from generators.io import iter_jsonl
-from generators.records import Record, check_record
+from generators.core.errors import UsageError
+from generators.core.io import iter_jsonl
+from generators.core.records import Record, check_record
 
 Messages = list[dict[str, str]]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from generators.errors import FatalError, UsageError
-from generators.io import iter_jsonl
-from generators.records import Record, make_record, stable_id
+from generators.core.errors import FatalError, UsageError
+from generators.core.io import iter_jsonl
+from generators.core.records import Record, make_record, stable_id
 
 HUB_NAME = "oasst1"
 HUB_ID = "OpenAssistant/oasst1"

@@ -15,9 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
-from .render import Conversation
+from training.render import Conversation
 
 IGNORE = -100
 

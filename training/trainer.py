@@ -23,20 +23,20 @@ from typing import Any, Callable
 import torch
 
 import prompts
-from generators.embedded import resolve_model
-from generators.errors import BaleenError, UsageError
-from generators.store import FolderLock, make_folder
+from generators.backends.embedded import resolve_model
+from generators.core.errors import BaleenError, UsageError
+from generators.core.store import FolderLock, make_folder
 
-from . import checkpoint, distributed, manifest
-from .collate import Batch, collate, plan_batches
-from .config import TrainConfig
-from .distributed import Dist
-from .lora import (attach_lora, check_servable, has_varlen_attention, load_base, lora_config, merge_adapter,
+from training import checkpoint, distributed, manifest
+from training.collate import Batch, collate, plan_batches
+from training.config import TrainConfig
+from training.distributed import Dist
+from training.lora import (attach_lora, check_servable, has_varlen_attention, load_base, lora_config, merge_adapter,
                    packing_works)
-from .loss import token_losses, weighted_loss
-from .render import conversations, default_tag_texts, read_data, seed_records_with_where
-from .seed_oasst import load_oasst_seed
-from .tokenize import IGNORE, EncodeStats, Example, encode_all, stop_token_ids
+from training.loss import token_losses, weighted_loss
+from training.render import conversations, default_tag_texts, read_data, seed_records_with_where
+from training.seed_oasst import load_oasst_seed
+from training.tokenize import IGNORE, EncodeStats, Example, encode_all, stop_token_ids
 
 Log = Callable[[str], None]
 

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import prompts
-from generators.adapters import adapter_identity
+from generators.core.adapters import adapter_identity
 from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
 from generators.backtranslate.postfilter import PostFilterConfig
-from generators.options import RunOptions
-from generators.records import derive_seed, stable_id
-from generators.runner import Item, Kept, Rejected
+from generators.core.options import RunOptions
+from generators.core.records import derive_seed, stable_id
+from generators.core.runner import Item, Kept, Rejected
 
-from .base import EvalStage
-from .metrics import normalized, rouge_l
-from .pairs import Pair, load_pairs
+from curation.eval.base import EvalStage
+from curation.eval.metrics import normalized, rouge_l
+from curation.eval.pairs import Pair, load_pairs
 
 
 class BackwardEvalStage(EvalStage):

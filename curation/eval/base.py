@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from generators.io import atomic_lines, dumps, read_json, read_lines, write_json
-from generators.stage import Stage
-from generators.store import item_of, versions
+from generators.core.io import atomic_lines, dumps, read_json, read_lines, write_json
+from generators.core.stage import Stage
+from generators.core.store import item_of, versions
 
 ITEMS = "items"
 

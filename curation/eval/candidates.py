@@ -11,9 +11,9 @@ import random
 import re
 from dataclasses import dataclass
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
-from .pairs import Pair
+from curation.eval.pairs import Pair
 
 KINDS = ("mismatched", "truncated", "copied")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")

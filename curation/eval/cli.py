@@ -11,12 +11,12 @@ import click
 
 from generators.backends.registry import names as backend_names
 from generators.backtranslate.cli import postfilter_config, postfilter_options
-from generators.options import RunOptions, model_options
-from generators.stage import run_stage
+from generators.core.options import RunOptions, model_options
+from generators.core.stage import run_stage
 
-from ..rubric import RATES, TEMPLATE, default_template
-from ..settings import CurateSettings
-from .candidates import KINDS, parse_kinds
+from curation.rubric import RATES, TEMPLATE, default_template
+from curation.settings import CurateSettings
+from curation.eval.candidates import KINDS, parse_kinds
 
 PAIRS = click.option("--pairs", "pairs", required=True, type=click.Path(path_type=Path), metavar="FILE",
                      help="Held-out pairs: records (.jsonl; first user turn and first assistant turn) or "
@@ -65,7 +65,7 @@ def backward_command(**kwargs: Any) -> None:
     """The backward model writes an instruction for each held-out answer, exactly as
     `gen backtranslate` would; scored against the real instruction (ROUGE-L, exact match, post-filter
     pass rate)."""
-    from .backward import BackwardEvalStage
+    from curation.eval.backward import BackwardEvalStage
 
     _model(kwargs)
     pairs, out, adapter = kwargs.pop("pairs"), kwargs.pop("out"), kwargs.pop("adapter")
@@ -96,7 +96,7 @@ def backward_command(**kwargs: Any) -> None:
 def curation_command(**kwargs: Any) -> None:
     """The rater scores true held-out pairs and negatives made from them, by the `gen curate` path;
     reports ROC AUC, precision/recall of score >= t, and the unparsed share."""
-    from .curation import CurationEvalStage
+    from curation.eval.curation import CurationEvalStage
 
     _model(kwargs)
     kinds = parse_kinds(kwargs.pop("negatives"))
@@ -133,7 +133,7 @@ def winrate_command(**kwargs: Any) -> None:
     """Both models answer every instruction; the judge compares each pair of answers in both
     orders (ties allowed). Reports the win rate with a 95% interval, lengths, and a
     length-controlled rate."""
-    from .winrate import WinrateSettings, WinrateStage
+    from curation.eval.winrate import WinrateSettings, WinrateStage
 
     _model(kwargs)
     config = WinrateSettings(instructions=kwargs.pop("instructions"), out=kwargs.pop("out"),

@@ -10,20 +10,20 @@ import asyncio
 from pathlib import Path
 from typing import Any, Iterable
 
-from generators.adapters import adapter_identity
-from generators.errors import UsageError
-from generators.options import RunOptions, backend_kind
-from generators.records import make_record, stable_id
-from generators.runner import Item, Kept, Rejected
+from generators.core.adapters import adapter_identity
+from generators.core.errors import UsageError
+from generators.core.options import RunOptions, backend_kind
+from generators.core.records import make_record, stable_id
+from generators.core.runner import Item, Kept, Rejected
 
-from ..rubric import check_template
-from ..scoring import rater_sampling, rater_settings, rating_worker
-from ..settings import CurateSettings
-from ..text import instruction
-from .base import EvalStage
-from .candidates import KINDS, make_candidates
-from .metrics import precision_recall, roc_auc
-from .pairs import load_pairs
+from curation.rubric import check_template
+from curation.scoring import rater_sampling, rater_settings, rating_worker
+from curation.settings import CurateSettings
+from curation.text import instruction
+from curation.eval.base import EvalStage
+from curation.eval.candidates import KINDS, make_candidates
+from curation.eval.metrics import precision_recall, roc_auc
+from curation.eval.pairs import load_pairs
 
 
 class CurationEvalStage(EvalStage):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generators.errors import UsageError
-from generators.io import iter_jsonl
-from generators.records import check_record
+from generators.core.errors import UsageError
+from generators.core.io import iter_jsonl
+from generators.core.records import check_record
 
 FIELDS = ("instruction", "prompt", "question")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators.errors import UsageError
-from generators.io import iter_jsonl
-from generators.records import check_record, stable_id
+from generators.core.errors import UsageError
+from generators.core.io import iter_jsonl
+from generators.core.records import check_record, stable_id
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,19 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import prompts
-from generators.adapters import adapter_identity
+from generators.core.adapters import adapter_identity
 from generators.backends.base import ChatRequest, Sampling
-from generators.engine import Engine
-from generators.errors import UsageError
-from generators.options import RunOptions, backend_kind, engine_settings, make_backend
-from generators.records import derive_seed, stable_id
-from generators.runner import Item, Kept, Rejected
+from generators.core.engine import Engine
+from generators.core.errors import UsageError
+from generators.core.options import RunOptions, backend_kind, engine_settings, make_backend
+from generators.core.records import derive_seed, stable_id
+from generators.core.runner import Item, Kept, Rejected
 
-from ..rate import attempt_sampling
-from .base import EvalStage
-from .instructions import load_instructions
-from .metrics import length_controlled, mean_interval
-from .verdict import outcome, parse_verdict
+from curation.rate import attempt_sampling
+from curation.eval.base import EvalStage
+from curation.eval.instructions import load_instructions
+from curation.eval.metrics import length_controlled, mean_interval
+from curation.eval.verdict import outcome, parse_verdict
 
 JUDGE_TEMPLATE = "winrate_judge"
 TAGS = ("seed", "augmented", "none")

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .base import ChatRequest, ChatResult
+from generators.backends.base import ChatRequest, ChatResult
 
 COMMIT_EVERY_S = 0.2
 COMMIT_EVERY_N = 64

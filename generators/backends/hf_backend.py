@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import FatalError
-from .base import BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
-from .local import LocalBackend
+from generators.core.errors import FatalError
+from generators.backends.base import BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
+from generators.backends.local import LocalBackend
 
 
 @dataclass

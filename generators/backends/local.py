@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..adapters import adapter_identity
-from ..embedded import EMBEDDED_NAME, resolve_model
-from ..errors import UsageError
-from .base import Backend, BackendSettings
+from generators.core.adapters import adapter_identity
+from generators.backends.embedded import EMBEDDED_NAME, resolve_model
+from generators.core.errors import UsageError
+from generators.backends.base import Backend, BackendSettings
 
 
 def is_embedded(name: str | None) -> bool:

@@ -3,9 +3,9 @@ same requests through the Batch API (openai_batch). Choosing here keeps the two 
 each other: the batch backend builds on the plain one, never the other way round."""
 from __future__ import annotations
 
-from .base import BackendSettings
-from .openai_backend import OpenAIBackend
-from .openai_batch import OpenAIBatchBackend
+from generators.backends.base import BackendSettings
+from generators.backends.openai_backend import OpenAIBackend
+from generators.backends.openai_batch import OpenAIBatchBackend
 
 
 class OpenAIAPIBackend(OpenAIBackend):

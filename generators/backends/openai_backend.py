@@ -38,12 +38,12 @@ import httpx2
 import openai
 from tenacity.wait import wait_exponential_jitter
 
-from ..errors import FatalError, UsageError
-from .adaptive import Aimd, Gate
-from .openai_transport import lean_aiohttp_client
-from .base import Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed
-from .ratelimit import PauseTooLong, RateLimiter, retry_after
-from .urls import check_base_url, redact_url, split_credentials
+from generators.core.errors import FatalError, UsageError
+from generators.backends.adaptive import Aimd, Gate
+from generators.backends.openai_transport import lean_aiohttp_client
+from generators.backends.base import Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed
+from generators.backends.ratelimit import PauseTooLong, RateLimiter, retry_after
+from generators.backends.urls import check_base_url, redact_url, split_credentials
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

@@ -28,14 +28,14 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import openai
 
-from ..errors import BaleenError, FatalError, UsageError
-from .base import BackendSettings, ChatRequest, ChatResult, RequestFailed
-from .cache import cache_key
-from .openai_backend import RETRYABLE_STATUS, OpenAIBackend
-from .openai_batch_ledger import KINDS, BatchLedger
-from .openai_batch_lines import (ENDPOINT, MAX_FILE_BYTES, LineFailure, custom_id, line_key, missing, pack,
+from generators.core.errors import BaleenError, FatalError, UsageError
+from generators.backends.base import BackendSettings, ChatRequest, ChatResult, RequestFailed
+from generators.backends.cache import cache_key
+from generators.backends.openai_backend import RETRYABLE_STATUS, OpenAIBackend
+from generators.backends.openai_batch_ledger import KINDS, BatchLedger
+from generators.backends.openai_batch_lines import (ENDPOINT, MAX_FILE_BYTES, LineFailure, custom_id, line_key, missing, pack,
                                  read_line, request_line)
-from .ratelimit import retry_after
+from generators.backends.ratelimit import retry_after
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from ..io import dumps, os_error, read_lines
-from .openai_batch_lines import split_custom_id
+from generators.core.io import dumps, os_error, read_lines
+from generators.backends.openai_batch_lines import split_custom_id
 
 LEDGER = "batches.jsonl"
 FOLDER = "batches"

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .base import ChatResult
-from .openai_backend import BODY_CHARS, RETRYABLE_STATUS
+from generators.backends.base import ChatResult
+from generators.backends.openai_backend import BODY_CHARS, RETRYABLE_STATUS
 
 ENDPOINT = "/v1/chat/completions"
 MAX_FILE_BYTES = 200_000_000  # the Batch API takes input files up to 200 MB

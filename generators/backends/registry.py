@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
-from ..errors import UsageError
-from .base import Backend
+from generators.core.errors import UsageError
+from generators.backends.base import Backend
 
 ENTRY_POINT_GROUP = "baleen.backends"
 _REGISTRY: dict[str, str] = {}

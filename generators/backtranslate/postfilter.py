@@ -32,11 +32,11 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from ..errors import UsageError
-from ..wording import content_words, coverage
-from .asking import is_request, is_statement
-from .cleaning import clean_instruction, words
-from .meta import is_meta, salvage_question
+from generators.core.errors import UsageError
+from generators.core.text import content_words, coverage
+from generators.backtranslate.asking import is_request, is_statement
+from generators.backtranslate.cleaning import clean_instruction, words
+from generators.backtranslate.meta import is_meta, salvage_question
 
 __all__ = ["REASONS", "Candidate", "InstructionFilter", "InstructionVerdict", "PostFilterConfig", "clean_instruction",
            "copies_segment", "is_meta", "is_request", "is_statement", "judge_instruction", "longest_common_run",

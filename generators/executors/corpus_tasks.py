@@ -12,9 +12,9 @@ from __future__ import annotations
 import heapq
 from typing import Any, Iterator
 
-from ..corpus.filters import Prechecked, SegmentFilterConfig, precheck_part
-from ..errors import BaleenError
-from .ray_cluster import import_ray
+from generators.inputs.corpus.filters import Prechecked, SegmentFilterConfig, precheck_part
+from generators.core.errors import BaleenError
+from generators.executors.ray_cluster import import_ray
 
 AHEAD = 8  # batches (of 64 documents) a reader may hold unread
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import FatalError, UsageError
-from ..options import RunOptions
+from generators.core.errors import FatalError, UsageError
+from generators.core.options import RunOptions
 
 LOCAL_OBJECT_STORE = 512 * 1024**2  # bytes; a local Ray's shared memory for items and outcomes
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds `generators`

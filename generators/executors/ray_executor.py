@@ -21,14 +21,14 @@ import asyncio
 from collections import Counter, deque
 from typing import Any, Callable, Iterable
 
-from ..accounting import add_usage, empty_usage
-from ..engine import Engine
-from ..errors import BaleenError, FatalError, UsageError
-from ..runner import Item, ItemFailed, Settler, pending_items
-from ..store import RunStore
-from .ray_cluster import RayCluster
-from .replica import Replica
-from .shipping import dumps_stage
+from generators.core.accounting import add_usage, empty_usage
+from generators.core.engine import Engine
+from generators.core.errors import BaleenError, FatalError, UsageError
+from generators.core.runner import Item, ItemFailed, Settler, pending_items
+from generators.core.store import RunStore
+from generators.executors.ray_cluster import RayCluster
+from generators.executors.replica import Replica
+from generators.executors.shipping import dumps_stage
 
 RETRIES = 2  # retries of an item whose replica died (Ray restarts the replica; the retry runs alone on one)
 

@@ -12,11 +12,11 @@ import os
 import sys
 from typing import Any
 
-from ..accounting import ITEM_USAGE, empty_usage
-from ..backends.base import RequestFailed
-from ..errors import BaleenError
-from ..runner import Item, ItemFailed
-from .shipping import loads_stage
+from generators.core.accounting import ITEM_USAGE, empty_usage
+from generators.backends.base import RequestFailed
+from generators.core.errors import BaleenError
+from generators.core.runner import Item, ItemFailed
+from generators.executors.shipping import loads_stage
 
 
 def failure(exc: BaseException) -> dict[str, Any]:

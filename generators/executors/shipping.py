@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..accounting import Accounting
-from ..backends.base import Backend, BackendSettings
-from ..backends.cache import ResponseCache
-from ..engine import Engine
-from ..store import RunStore
+from generators.core.accounting import Accounting
+from generators.backends.base import Backend, BackendSettings
+from generators.backends.cache import ResponseCache
+from generators.core.engine import Engine
+from generators.core.store import RunStore
 
 
 def _cloudpickle() -> Any:

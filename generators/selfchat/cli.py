@@ -6,14 +6,14 @@ from typing import Any
 
 import click
 
-from ..backends.registry import names as backend_names
-from ..errors import UsageError
-from ..shard import shard_option
-from ..options import RunOptions, model_options
-from ..report_line import print_summary
-from .feedback import FeedbackSettings
-from .filters import DialogFilterConfig
-from .run import MAX_SEED_CHARS, SelfChatSettings, run_selfchat
+from generators.backends.registry import names as backend_names
+from generators.core.errors import UsageError
+from generators.core.shard import shard_option
+from generators.core.options import RunOptions, model_options
+from generators.core.report_line import print_summary
+from generators.selfchat.feedback import FeedbackSettings
+from generators.selfchat.filters import DialogFilterConfig
+from generators.selfchat.stage import MAX_SEED_CHARS, SelfChatSettings, run_selfchat
 
 
 @click.command("selfchat")

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import prompts
-from ..backends.base import ChatRequest, ChatResult, Sampling
-from ..engine import Engine
-from ..records import derive_seed
-from .feedback import Judge
-from .parser import parse_transcript
+from generators.backends.base import ChatRequest, ChatResult, Sampling
+from generators.core.engine import Engine
+from generators.core.records import derive_seed
+from generators.selfchat.feedback import Judge
+from generators.selfchat.parser import parse_transcript
 
 END_MARKER = "[END]"
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import prompts
-from ..backends.base import ChatRequest, ChatResult, Sampling
-from ..engine import Engine
-from ..io import atomic_lines, dumps, read_lines
-from ..records import Record, derive_seed, stable_id
+from generators.backends.base import ChatRequest, ChatResult, Sampling
+from generators.core.engine import Engine
+from generators.core.io import atomic_lines, dumps, read_lines
+from generators.core.records import Record, derive_seed, stable_id
 
 PREFERENCES = "preferences.jsonl"
 TEMPLATE = "selfchat_judge"

@@ -44,10 +44,10 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import prompts
-from ..errors import UsageError
-from ..seeds import normalize_text
-from ..wording import content_words, coverage, dice, similarity, words
-from .parser import MARKER_RE
+from generators.core.errors import UsageError
+from generators.inputs.seeds import normalize_text
+from generators.core.text import content_words, coverage, dice, similarity, words
+from generators.selfchat.parser import MARKER_RE
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 _CANT = r"I(?: cannot| can't| can not| won't| will not|'m unable| am unable|'m not able| am not able)\b"

@@ -9,7 +9,7 @@ import pytest
 
 from generators.backends.base import ChatRequest
 from generators.backends.vllm_backend import VLLMBackend, lora_rank
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 from tests import tiny_model
 from tests.backtranslate_fixtures import build_adapter, plain_pages, write_corpus
 from tests.helpers import read_jsonl, run_gen

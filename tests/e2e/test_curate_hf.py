@@ -50,7 +50,7 @@ def test_current_model_with_adapter_rates_and_unparsed_are_rejected(tmp_path, ti
 def test_direct_scores_come_from_the_digit_after_a_prefilled_score(tmp_path):
     """--score-mode direct on the real SmolLM2: every record gets a score 1-5 from the token after
     'Score:', and an expected score between 1 and 5; the prompt continues the prefilled answer."""
-    from generators.embedded import default_cache_dir
+    from generators.backends.embedded import default_cache_dir
 
     inp = tmp_path / "in.jsonl"
     pairs = [("What is the capital of France?", "The capital of France is Paris."),

@@ -79,6 +79,6 @@ def test_two_seed_selfchat_on_the_embedded_smollm2(tmp_path):
 
 def _model_cache():
     """The converted SmolLM2 lives in the user's cache (made once, ~35 s), not per test."""
-    from generators.embedded import default_cache_dir
+    from generators.backends.embedded import default_cache_dir
 
     return default_cache_dir()

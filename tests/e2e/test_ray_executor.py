@@ -16,10 +16,10 @@ import psutil
 import pytest
 
 from generators.backends.base import Backend, ChatRequest, ChatResult
-from generators.options import RunOptions
-from generators.records import make_record
-from generators.runner import Item, Kept
-from generators.stage import Stage, run_stage
+from generators.core.options import RunOptions
+from generators.core.records import make_record
+from generators.core.runner import Item, Kept
+from generators.core.stage import Stage, run_stage
 from tests.backtranslate_fixtures import page, plain_pages, write_corpus
 from tests.helpers import REPO, gen_cmd, gen_env, read_jsonl, wait_for
 

@@ -228,7 +228,7 @@ def test_verdicts_are_parsed_strictly(text, count, scores):
 def test_feedback_on_the_embedded_smollm2_judging_itself(tmp_path):
     """The local path: one SmolLM2 loaded once answers N times and judges; a 135M judge rarely
     writes the score lines, so what is checked is the plumbing and the counters, not its taste."""
-    from generators.embedded import default_cache_dir
+    from generators.backends.embedded import default_cache_dir
 
     seeds = write_seeds(tmp_path / "s.jsonl", ["How do plants make food?"])
     proc = run_gen("selfchat", "--seeds", seeds, "--field", "question", "--backend", "hf", "--model", "smollm2-135m",

@@ -11,10 +11,10 @@ import click
 
 import prompts
 from generators.backends.base import ChatRequest
-from generators.options import RunOptions, model_options
-from generators.records import make_record, read_records, stable_id
-from generators.runner import Item, Kept, Rejected
-from generators.stage import Stage, run_stage
+from generators.core.options import RunOptions, model_options
+from generators.core.records import make_record, read_records, stable_id
+from generators.core.runner import Item, Kept, Rejected
+from generators.core.stage import Stage, run_stage
 from tests.helpers import read_jsonl
 
 

@@ -99,7 +99,7 @@ def test_crash_then_rerun_resumes_to_the_same_weights(base, data, tmp_path):
 
 
 def test_changed_settings_do_not_resume_silently(base, data, tmp_path):
-    from generators.errors import UsageError
+    from generators.core.errors import UsageError
 
     class Killed(Exception):
         pass

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from generators.embedded import default_cache_dir
+from generators.backends.embedded import default_cache_dir
 from training.config import TrainConfig
 from training.trainer import train
 

@@ -7,7 +7,7 @@ import pytest
 from generators.backtranslate.postfilter import (Candidate, InstructionFilter, PostFilterConfig, clean_instruction,
                                                  is_meta, is_request, is_statement, judge_instruction,
                                                  longest_common_run, salvage_question, split_heading)
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
 SEGMENT = ("Boiling eggs\nPut the eggs in a pot of cold water and bring it to a rolling boil, then turn "
            "off the heat and leave them covered for nine minutes before cooling them in ice water so "

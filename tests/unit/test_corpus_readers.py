@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-import generators.corpus
-from generators.corpus import Document, iter_documents
-from generators.errors import FatalError, UsageError
-from generators.shard import parse_shard
+import generators.inputs.corpus
+from generators.inputs.corpus import Document, iter_documents
+from generators.core.errors import FatalError, UsageError
+from generators.core.shard import parse_shard
 
-CORPUS_DIR = Path(generators.corpus.__file__).parent
+CORPUS_DIR = Path(generators.inputs.corpus.__file__).parent
 PAGE = "<html><body><h2>Title {n}</h2><p>Body of page {n}.</p></body></html>"
 
 
@@ -461,13 +461,13 @@ ABOVE = {
 
 
 def corpus_imports(name: str) -> set[str]:
-    """Every generators.corpus module that `name` imports, at module level or in a function."""
+    """Every generators.inputs.corpus module that `name` imports, at module level or in a function."""
     source = (CORPUS_DIR / f"{name}.py").read_text("utf-8")
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             found.add((node.module or "").split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("generators.corpus."):
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("generators.inputs.corpus."):
             found.add(node.module.split(".")[2])
     return found
 
@@ -482,13 +482,13 @@ def test_warc_module_loads_without_the_readers():
     out of the way, importing warc, hf, clueweb or local never pulls in readers."""
     script = (
         "import sys, types, generators\n"
-        "pkg = types.ModuleType('generators.corpus')\n"
-        "pkg.__path__ = [generators.__path__[0] + '/corpus']\n"
-        "sys.modules['generators.corpus'] = pkg\n"
+        "pkg = types.ModuleType('generators.inputs.corpus')\n"
+        "pkg.__path__ = [generators.__path__[0] + '/inputs/corpus']\n"
+        "sys.modules['generators.inputs.corpus'] = pkg\n"
         "import importlib\n"
         "for name in ('warc', 'hf', 'clueweb', 'local'):\n"
-        "    importlib.import_module('generators.corpus.' + name)\n"
-        "    assert 'generators.corpus.readers' not in sys.modules, name\n"
+        "    importlib.import_module('generators.inputs.corpus.' + name)\n"
+        "    assert 'generators.inputs.corpus.readers' not in sys.modules, name\n"
         "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=False, cwd=Path(__file__).resolve().parents[2], timeout=120)

@@ -5,11 +5,11 @@ import random
 
 import pytest
 
-from generators.corpus import (REASONS, Document, Segment, SegmentFilterConfig, SegmentPipeline,
+from generators.inputs.corpus import (REASONS, Document, Segment, SegmentFilterConfig, SegmentPipeline,
                                prepare_segments, segment_document)
-from generators.corpus.filters import has_repeated_sentences
-from generators.corpus.segment import html_blocks, markdown_blocks, text_chunks
-from generators.errors import UsageError
+from generators.inputs.corpus.filters import has_repeated_sentences
+from generators.inputs.corpus.segment import html_blocks, markdown_blocks, text_chunks
+from generators.core.errors import UsageError
 
 VOCAB = ("river stone garden lamp winter copper violin harbor meadow pencil orbit velvet canyon "
          "lantern quartz falcon marble thunder cobalt saddle walnut meteor prairie glacier amber "

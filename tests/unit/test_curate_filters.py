@@ -10,7 +10,7 @@ from curation.decontaminate import Decontaminator, load_eval_prompts
 from curation.dedup import InstructionDedup
 from curation.filters import RecordFilterConfig, RecordFilter, looks_english
 from curation.prefilter import Prefilter
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
 ANSWER = "Here is a careful answer with the steps you need and the reasons behind each of them."
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from curation.select import Rated, SelectConfig, select
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
 
 def rated(*rows):

@@ -10,7 +10,7 @@ from curation.eval.metrics import (lcs_length, length_controlled, mean_interval,
                                    roc_auc, rouge_l)
 from curation.eval.pairs import Pair
 from curation.eval.verdict import outcome, parse_verdict
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 
 
 def test_rouge_l_by_hand():

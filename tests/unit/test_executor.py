@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from generators.backends.base import Backend, BackendSettings, ChatRequest, ChatResult
-from generators.corpus import SegmentFilterConfig, SegmentPipeline, iter_documents, segment_document
-from generators.corpus.filters import precheck_part
-from generators.corpus.readers import iter_document_part
-from generators.engine import Engine
+from generators.inputs.corpus import SegmentFilterConfig, SegmentPipeline, iter_documents, segment_document
+from generators.inputs.corpus.filters import precheck_part
+from generators.inputs.corpus.readers import iter_document_part
+from generators.core.engine import Engine
 from generators.executors.shipping import dumps_stage, loads_stage
-from generators.options import RunOptions, build_engine, check_options, make_backend
-from generators.errors import UsageError
-from generators.store import RunStore
+from generators.core.options import RunOptions, build_engine, check_options, make_backend
+from generators.core.errors import UsageError
+from generators.core.store import RunStore
 from tests.backtranslate_fixtures import page, plain_pages, write_corpus
 from tests.helpers import assert_one_line_error, run_gen
 

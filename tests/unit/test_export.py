@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from generators.errors import UsageError
-from generators.export import hub, split, write
-from generators.export.cli import export_command
+from generators.core.errors import UsageError
+from generators.outputs.export import hub, split, write
+from generators.outputs.export.cli import export_command
 from tests import tiny_model
 
 TAG_SEED = "Answer in the style of an AI Assistant."

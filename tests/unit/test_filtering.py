@@ -8,8 +8,8 @@ from curation.dedup import InstructionDedup
 from curation.filters import RecordFilter, RecordFilterConfig
 from curation.prefilter import DuplicateIds, Prefilter
 from generators.backtranslate.postfilter import Candidate, InstructionFilter
-from generators.corpus import SegmentFilterConfig, SegmentPipeline
-from generators.filtering import REASONS, Filter, FilterChain
+from generators.inputs.corpus import SegmentFilterConfig, SegmentPipeline
+from generators.core.filtering import REASONS, Filter, FilterChain
 from generators.selfchat.filters import DialogFilter, DialogFilterConfig
 
 FILTERS = [DialogFilter(DialogFilterConfig()), RecordFilter(RecordFilterConfig()), InstructionFilter(),

@@ -11,14 +11,14 @@ import time
 import openai
 import pytest
 
-from generators.accounting import Accounting, BudgetReached
+from generators.core.accounting import Accounting, BudgetReached
 from generators.backends.base import Capabilities, ChatRequest, RequestFailed, Sampling
 from generators.backends.cache import ResponseCache, cache_key
 from generators.backends.openai_backend import OpenAIBackend
 from generators.backends.ratelimit import RateLimiter, parse_duration, ratelimit_reset, retry_after
 from tests.chat_server import HTML_PAGE
-from generators.engine import Engine
-from generators.errors import FatalError
+from generators.core.engine import Engine
+from generators.core.errors import FatalError
 from tests.chat_server import ChatServer
 
 

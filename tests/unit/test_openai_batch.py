@@ -14,8 +14,8 @@ from generators.backends.cache import ResponseCache, cache_key
 from generators.backends.openai_batch import OpenAIBatchBackend
 from generators.backends.openai_batch_lines import (LineFailure, custom_id, line_key, pack, read_line, request_line,
                                                     split_custom_id)
-from generators.engine import Engine
-from generators.errors import FatalError
+from generators.core.engine import Engine
+from generators.core.errors import FatalError
 from tests.batch_server import BatchServer
 from tests.chat_server import ChatServer
 from tests.helpers import read_jsonl
@@ -293,7 +293,7 @@ def test_answers_go_through_the_cache_so_a_rerun_sends_nothing(tmp_path):
 
 def test_a_run_without_a_folder_is_refused():
     from generators.backends.base import BackendSettings
-    from generators.errors import UsageError
+    from generators.core.errors import UsageError
 
     with pytest.raises(UsageError, match="--batch"):
         OpenAIBatchBackend.from_settings(BackendSettings(model="m", base_url="http://127.0.0.1:9/v1", batch=True))

@@ -12,7 +12,7 @@ import pytest
 from generators.backends.base import BackendSettings, ChatRequest, RequestFailed
 from generators.backends.openai_backend import OpenAIBackend
 from generators.backends.urls import check_base_url, redact_url, split_credentials
-from generators.errors import FatalError, UsageError
+from generators.core.errors import FatalError, UsageError
 from tests.chat_server import ChatServer
 
 TRANSPORTS = ["aiohttp", "httpx"]

@@ -6,10 +6,10 @@ import asyncio
 import pytest
 
 from generators.backends.base import Backend, RequestFailed
-from generators.engine import Engine
-from generators.errors import FatalError
-from generators.runner import Item, Kept, Rejected, run_items
-from generators.store import RunStore
+from generators.core.engine import Engine
+from generators.core.errors import FatalError
+from generators.core.runner import Item, Kept, Rejected, run_items
+from generators.core.store import RunStore
 from tests.helpers import read_jsonl
 
 

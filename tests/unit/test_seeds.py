@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import generators.seeds.hub as seeds_hub
-from generators.errors import FatalError, UsageError
-from generators.records import stable_id
-from generators.seeds import Seed, load_seeds, normalize_text
-from generators.seeds.hub import MIRROR_ENV, NAMED
-from generators.shard import parse_shard
+import generators.inputs.seeds.hub as seeds_hub
+from generators.core.errors import FatalError, UsageError
+from generators.core.records import stable_id
+from generators.inputs.seeds import Seed, load_seeds, normalize_text
+from generators.inputs.seeds.hub import MIRROR_ENV, NAMED
+from generators.core.shard import parse_shard
 
 QUESTIONS = [f"Question number {i}?" for i in range(20)]
 
@@ -437,8 +437,8 @@ def test_named_sets_offline_for_real(tmp_path):
     specs = ["quora", "medqa", "hf:org/set:question"]
     code = (
         "import sys\n"
-        "from generators.seeds import load_seeds\n"
-        "from generators.errors import BaleenError\n"
+        "from generators.inputs.seeds import load_seeds\n"
+        "from generators.core.errors import BaleenError\n"
         f"for spec in {specs!r}:\n"
         "    try:\n"
         "        load_seeds(spec)\n"
@@ -694,7 +694,7 @@ def test_hf_needs_a_full_hub_id(spec):
 def test_mirror_needs_no_hub_at_all(mirror, tmp_path):
     """Not in offline mode, with the hub endpoint a closed port: the mirror alone serves every named set."""
     code = (
-        "from generators.seeds import load_seeds\n"
+        "from generators.inputs.seeds import load_seeds\n"
         "for name in ['quora', 'stackoverflow', 'medquad', 'medqa']:\n"
         "    print(name, len(load_seeds(name)))\n"
     )

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 from generators.selfchat.filters import DialogFilter, DialogFilterConfig
 
 GOOD_ANSWER = "Boil it for nine minutes, then cool it in cold water."

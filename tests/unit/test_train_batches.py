@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 from training.collate import collate_packed, collate_padded, plan_batches
 from training.config import TrainConfig
 from training.lora import attach_lora, check_servable, load_base, lora_config, packing_works

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generators.errors import FatalError, UsageError
+from generators.core.errors import FatalError, UsageError
 from training import checkpoint, distributed
 from training.collate import collate
 from training.config import TrainConfig

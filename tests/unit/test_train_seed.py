@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from generators.errors import FatalError, UsageError
+from generators.core.errors import FatalError, UsageError
 from training import seed_oasst
 from training.seed_oasst import load_oasst_seed
 

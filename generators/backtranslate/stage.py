@@ -1,0 +1,240 @@
+"""The backtranslation stage (Humpback self-augmentation): web segments in, (instruction,
+segment) pairs out, the instruction written by the backward model M_yx.
+
+One item is one (segment, sample) pair: its id hashes the segment text, the generation settings
+and the sample number, so a killed run resumes where it stopped and `--n` can be raised later
+without redoing the first samples. Segments stream from the corpus through the filters
+(nothing is read ahead); the dedup memory is primed from what the folder already holds, and a
+segment already written is passed through unfiltered once, so a resumed run keeps, rejects and
+counts exactly what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import prompts
+from generators.inputs.corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
+from generators.inputs.corpus.filters import Prechecked
+from generators.core.adapters import adapter_identity
+from generators.core.errors import UsageError
+from generators.core.options import RunOptions
+from generators.core.records import derive_seed, make_record, stable_id
+from generators.core.runner import Item, Kept, Rejected
+from generators.core.stage import Stage, run_stage
+from generators.core.store import RunStore
+from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
+from generators.backtranslate.postfilter import REASONS, PostFilterConfig
+
+
+@dataclass
+class BacktranslateSettings:
+    corpus: str
+    out: Path
+    corpus_dir: str | None = None
+    text_field: str | None = None
+    shard: tuple[int, int] | None = None
+    adapter: str | None = None
+    samples: int = 1
+    segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
+    postfilter: PostFilterConfig = field(default_factory=PostFilterConfig)
+    gpu_memory_utilization: float | None = None
+    prep_workers: int | None = None  # --executor ray: corpus reader tasks (default: --workers)
+
+
+def corpus_source(spec: str) -> str:
+    """The record's `source`: clueweb, hf, or the kind of local file (warc, jsonl, ...)."""
+    head = spec.split(":", 1)[0]
+    if head in ("clueweb", "hf"):
+        return head
+    name = Path(spec).name.lower()
+    for suffix, kind in ((".warc", "warc"), (".warc.gz", "warc"), (".jsonl", "jsonl"),
+                         (".jsonl.gz", "jsonl"), (".parquet", "parquet")):
+        if name.endswith(suffix):
+            return kind
+    return "web" if Path(spec).is_dir() else "file"
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).digest()
+
+
+class ResumingPipeline(SegmentPipeline):
+    """The corpus filters, told which segment texts this run already wrote: each is let through
+    once without a check (it is already in the dedup memory, so the check would call it a
+    duplicate of itself); a second copy of it is then a duplicate as usual."""
+
+    def __init__(self, config: SegmentFilterConfig, written: set[bytes]) -> None:
+        super().__init__(config)
+        self.written = written
+        self.resumed = 0
+
+    def check(self, segment: Segment) -> str | None:
+        return None if self._resumes(segment) else super().check(segment)
+
+    def decide(self, pre: Prechecked) -> str | None:
+        return None if self._resumes(pre.segment) else super().decide(pre)
+
+    def _resumes(self, segment: Segment) -> bool:
+        digest = _digest(segment.text)
+        if digest in self.written:
+            self.written.discard(digest)
+            self.resumed += 1
+            return True
+        return False
+
+
+def _written_segments(store: RunStore) -> Iterator[str]:
+    """Segment texts of every line already in the folder: kept, rejected, and errors."""
+    for kind in ("kept", "rejected", "error"):
+        for obj in store.iter_lines(kind):
+            if kind == "error":
+                text = (obj.get("input") or {}).get("text") if isinstance(obj.get("input"), dict) else None
+            else:
+                text = next((m["content"] for m in obj.get("messages", []) if m.get("role") == "assistant"), None)
+            if isinstance(text, str):
+                yield text
+
+
+def _first_document(documents: Iterator[Document], spec: str) -> Iterator[Document]:
+    """Read the first document now, so a bad file fails before any model loads."""
+    first = next(documents, None)
+    if first is None:
+        raise UsageError(f"{spec}: no documents found (empty corpus, or an empty --shard)")
+    return itertools.chain([first], documents)
+
+
+class BacktranslateStage(Stage):
+    name = "backtranslate"
+
+    def __init__(self, settings: BacktranslateSettings, opts: RunOptions) -> None:
+        super().__init__(opts, settings.out, adapter=settings.adapter)
+        self.config = settings
+        self.written: set[bytes] = set()
+        self.pipeline = ResumingPipeline(settings.segments, self.written)
+        self.source = corpus_source(settings.corpus)
+        self._store: RunStore | None = None
+        self.salvaged: set[str] = set()  # items kept with a salvaged instruction, this session
+        self._salvaged_earlier: set[str] | None = None
+
+    def check(self) -> None:
+        if self.config.prep_workers is not None and self.opts.executor != "ray":
+            raise UsageError("--prep-workers sets how many Ray tasks read the corpus; add --executor ray, "
+                             "or leave it out")
+
+    def load_inputs(self) -> None:
+        self.documents = _first_document(iter_documents(self.config.corpus, corpus_dir=self.config.corpus_dir,
+                                                        field=self.config.text_field, shard=self.config.shard),
+                                         self.config.corpus)
+
+    def backend_extra(self) -> dict[str, Any]:
+        return {"gpu_memory_utilization": self.config.gpu_memory_utilization}
+
+    def settings(self) -> dict[str, Any]:
+        self.sampling = self.opts.sampling(**SAMPLING)
+        self.template = prompts.template_id(TEMPLATE)
+        self.adapter_id = adapter_identity(self.adapter) if self.adapter else None
+        self.generation = {**self.engine_settings(), "adapter": self.adapter_id, "template": self.template,
+                           "sampling": self.sampling.as_dict()}
+        return {**self.generation, "segments": self.config.segments.as_dict(),
+                "postfilter": self.config.postfilter.describe()}
+
+    def prime(self, store: RunStore) -> None:
+        self._store = store
+        for text in _written_segments(store):
+            if _digest(text) not in self.written:
+                self.written.add(_digest(text))
+                self.pipeline.remember(text)
+
+    def segments(self) -> Iterator[Segment]:
+        """Kept segments in corpus order: read and checked here, or, with --executor ray, read,
+        cut and checked by parallel Ray tasks with duplicates still removed here (one memory)."""
+        if self.opts.executor != "ray":
+            return self.pipeline.run(self.documents)
+        from generators.executors.corpus_tasks import prechecked_documents
+
+        return self.pipeline.run_prechecked(prechecked_documents(
+            self.config.corpus, corpus_dir=self.config.corpus_dir, field=self.config.text_field,
+            shard=self.config.shard, config=self.config.segments, parts=self.prep_workers()))
+
+    def prep_workers(self) -> int:
+        return self.config.prep_workers or self.opts.workers
+
+    def ray_spare_cpus(self) -> float:
+        return float(self.prep_workers())  # one CPU per reader task
+
+    def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
+        """Counted in the driver, so the manifest's salvaged count holds with Ray replicas too."""
+        if isinstance(outcome, Kept) and any((r.get("meta") or {}).get("salvaged") for r in outcome.records):
+            self.salvaged.add(item.id)
+        return outcome
+
+    def items(self) -> Iterator[Item]:
+        seen: set[str] = set()
+        for count, segment in enumerate(self.segments(), start=1):
+            for sample in range(self.config.samples):
+                item_id = stable_id("backtranslate", segment.text, self.generation, sample)
+                if item_id in seen:
+                    continue
+                seen.add(item_id)
+                yield Item(id=item_id, source=self.source,
+                           input={"doc_id": segment.doc_id, "segment": segment.index, "text": segment.text},
+                           extra={"segment": segment, "sample": sample})
+            if self.opts.limit is not None and count >= self.opts.limit:
+                return
+
+    async def work(self, item: Item) -> Kept | Rejected:
+        assert self.engine is not None
+        segment: Segment = item.extra["segment"]
+        seed = derive_seed(self.opts.seed, item.id)
+        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.sampling, seed=seed,
+                                                  header=segment.header or "", postfilter=self.config.postfilter)
+        instruction = verdict.instruction
+        meta: dict[str, Any] = {
+            "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,
+            "segment": segment.index, "sample": item.extra["sample"], "seed": seed,
+            "model": self.engine.model, "adapter": self.adapter_id, "template": self.template,
+            "finish": "length" if result.finish == "length" else "natural"}
+        if instruction != result.text.strip():
+            meta["raw"] = result.text
+        if verdict.salvaged:
+            meta["salvaged"] = True
+        record = make_record(id=item.id, source=self.source, tag="augmented", meta=meta,
+                             messages=[{"role": "user", "content": instruction},
+                                       {"role": "assistant", "content": segment.text}])
+        if verdict.reason:
+            meta.setdefault("raw", result.text)
+            return Rejected(record, verdict.reason)
+        return Kept([record])
+
+    def manifest_extra(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        completion = self.engine.accounting.completion_tokens if self.engine else 0
+        return {"corpus": {"spec": self.config.corpus, "corpus_dir": self.config.corpus_dir,
+                           "field": self.config.text_field, "shard": self.config.shard,
+                           "samples": self.config.samples},
+                "segments": {**self.pipeline.summary(), "resumed": self.pipeline.resumed},
+                "instructions": {"rejected": {r: self._store_reasons().get(r, 0) for r in REASONS},
+                                 "salvaged": len(self.salvaged | self._salvaged_before())},
+                "completion_tokens_per_s": round(completion / max(elapsed, 1e-9), 2)}
+
+    def _salvaged_before(self) -> set[str]:
+        """Salvaged items an earlier session kept (read once, when the folder is open)."""
+        if self._salvaged_earlier is None:
+            if self._store is None:
+                return set()
+            self._salvaged_earlier = {(r.get("meta") or {}).get("item") for r in self._store.iter_lines("kept")
+                                      if (r.get("meta") or {}).get("salvaged")}
+        return self._salvaged_earlier
+
+    def _store_reasons(self) -> dict[str, int]:
+        return dict(self._store.reasons) if self._store is not None else {}
+
+
+def run_backtranslate(settings: BacktranslateSettings, opts: RunOptions) -> dict[str, Any]:
+    """Run the stage to completion (or a clean stop) and return the manifest."""
+    return run_stage(BacktranslateStage(settings, opts))

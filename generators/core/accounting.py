@@ -1,0 +1,134 @@
+"""Per-run accounting: requests, tokens, cost, and the budgets that stop a run cleanly.
+
+Usage is booked twice: in the run's totals, and in the usage of the item being worked on (a
+context variable the runner sets per item), which the runner writes onto that item's line. The
+lines are the ledger: a rerun sums them to know what earlier sessions spent, so budgets hold
+across kills and the manifest never undercounts.
+
+Prices are dollars per million tokens (input, output) for a few well-known models; the
+table is overridable with --price IN,OUT. Unknown models cost "unknown", never a guess.
+"""
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from generators.core.errors import FatalError
+
+PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "gpt-3.5-turbo": (0.50, 1.50),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1": (2.00, 8.00),
+}
+
+
+def price_for(model: str, override: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    if override:
+        return override
+    if model in PRICES_PER_MTOK:
+        return PRICES_PER_MTOK[model]
+    # dated snapshots ("gpt-4o-mini-2024-07-18") cost what their family costs
+    for name in sorted(PRICES_PER_MTOK, key=len, reverse=True):
+        if model.startswith(name + "-"):
+            return PRICES_PER_MTOK[name]
+    return None
+
+
+USAGE_KEYS = ("requests", "cached", "failed_requests", "prompt_tokens", "completion_tokens")
+
+
+def empty_usage() -> dict[str, Any]:
+    return {key: 0 for key in USAGE_KEYS} | {"cost_usd": 0.0}
+
+
+def add_usage(total: dict[str, Any], part: dict[str, Any] | None) -> dict[str, Any]:
+    """Add one line's usage into `total` (in place); a None cost makes the total cost unknown
+    only when nothing else priced it."""
+    if not part:
+        return total
+    for key in USAGE_KEYS:
+        total[key] = int(total.get(key) or 0) + int(part.get(key) or 0)
+    if part.get("cost_usd") is not None:
+        total["cost_usd"] = float(total.get("cost_usd") or 0.0) + float(part["cost_usd"])
+    return total
+
+
+def sum_usage(parts: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    total = empty_usage()
+    for part in parts:
+        add_usage(total, part)
+    return total
+
+
+# The usage of the item the current task works on; None outside the runner.
+ITEM_USAGE: ContextVar[dict[str, Any] | None] = ContextVar("baleen_item_usage", default=None)
+
+
+class BudgetReached(FatalError):
+    """A --max-cost or --max-tokens budget is spent: the run stops cleanly, resumable."""
+
+
+@dataclass
+class Accounting:
+    model: str = ""
+    price: tuple[float, float] | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    requests: int = 0
+    cached: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prior: dict[str, Any] = field(default_factory=dict)  # what earlier sessions' lines record
+
+    @property
+    def total_tokens(self) -> int:
+        prior = int(self.prior.get("prompt_tokens") or 0) + int(self.prior.get("completion_tokens") or 0)
+        return self.prompt_tokens + self.completion_tokens + prior
+
+    @property
+    def cost(self) -> float | None:
+        if self.price is None:
+            return None
+        now = (self.prompt_tokens * self.price[0] + self.completion_tokens * self.price[1]) / 1e6
+        return now + float(self.prior.get("cost_usd") or 0.0)
+
+    def cost_of(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.price is None:
+            return None
+        return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1e6
+
+    def add(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self.requests += 1
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self._book(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                   cost_usd=self.cost_of(prompt_tokens, completion_tokens))
+
+    def add_cached(self) -> None:
+        self.cached += 1
+        self._book(cached=1)
+
+    def add_failed(self) -> None:
+        self.failed += 1
+        self._book(failed_requests=1)
+
+    @staticmethod
+    def _book(**part: Any) -> None:
+        item = ITEM_USAGE.get()
+        if item is not None:
+            add_usage(item, part)
+
+    def check_budget(self) -> None:
+        """Raise BudgetReached once a budget is spent (called before each new request)."""
+        if self.max_tokens is not None and self.total_tokens >= self.max_tokens:
+            raise BudgetReached(f"token budget reached ({self.total_tokens} >= --max-total-tokens "
+                                f"{self.max_tokens}); raise it and rerun the same command to continue")
+        cost = self.cost
+        if self.max_cost is not None and cost is not None and cost >= self.max_cost:
+            raise BudgetReached(f"cost budget reached (${cost:.4f} >= --max-cost {self.max_cost}); "
+                                "raise it and rerun the same command to continue")

@@ -1,0 +1,58 @@
+"""The engine every stage talks to: cache first, then budget, then the backend, then accounting.
+
+It also notices a run where every request fails (a dead server, a wrong model name) and
+stops it with the last error instead of writing thousands of identical error lines.
+"""
+from __future__ import annotations
+
+from generators.core.accounting import Accounting
+from generators.backends.base import Backend, ChatRequest, ChatResult, RequestFailed
+from generators.backends.cache import ResponseCache, cache_key
+from generators.core.errors import FatalError
+
+
+class Engine:
+    def __init__(self, backend: Backend, *, cache: ResponseCache | None = None,
+                 accounting: Accounting | None = None, max_consecutive_failures: int = 25) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.accounting = accounting or Accounting(model=backend.model)
+        self.max_consecutive_failures = max_consecutive_failures
+        self._consecutive_failures = 0
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    async def start(self) -> None:
+        """Load the model or check the server now, so a bad one fails before any item."""
+        await self.backend.start()
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        key = (cache_key(self.backend.name, self.backend.model, request, endpoint=self.backend.endpoint)
+               if self.cache else None)
+        if key is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.accounting.add_cached()
+                return hit
+        self.accounting.check_budget()
+        try:
+            result = await self.backend.complete(request)
+        except RequestFailed as exc:
+            self.accounting.add_failed()
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self.max_consecutive_failures:
+                raise FatalError(f"the last {self._consecutive_failures} requests all failed; last error: "
+                                 f"{exc.reason}; check the server and --model, then rerun") from None
+            raise
+        self._consecutive_failures = 0
+        self.accounting.add(result.prompt_tokens, result.completion_tokens)
+        if key is not None:
+            self.cache.put(key, result)
+        return result
+
+    async def aclose(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        await self.backend.aclose()

@@ -1,0 +1,240 @@
+"""The one skeleton every generation stage runs in.
+
+A stage (selfchat, backtranslate, curate, or a new one) supplies only what is its own: checks
+of its flags, its inputs, its settings, its items and its worker (prompt, request, parse,
+filter). `run_stage` does the rest, in an order that keeps the run folder's promises:
+
+  1. check flags and the backend's settings      nothing written, no model loaded
+  2. read the inputs                             bad input: exit 2, no folder left behind
+  3. build the backend(s), name the settings     the fingerprint is known
+  4. lock --out, check the fingerprint, write    a second writer or other settings: exit 2;
+     the manifest (status running)                the fingerprint is on disk before any request
+  5. start the backend (load the model)          a model that cannot load: exit 1, before any item
+  6. prime (dedup memory from earlier lines), run the items (in this process, or with
+     --executor ray on model replicas that each load the model in step 5's place), write the manifest
+  7. on a fatal error: manifest "stopped"; on SIGINT/SIGTERM: manifest "interrupted", the
+     rerun command, exit 130/143; always: close files, backends and the lock.
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
+
+from generators.core.accounting import empty_usage, sum_usage
+from generators.backends.urls import redact_url
+from generators.core.engine import Engine
+from generators.core.errors import BaleenError, Interrupted
+from generators.core.options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
+from generators.core.runner import Item, Kept, Rejected, run_items
+from generators.core.store import FolderLock, RunStore, make_folder
+
+
+class Stage(abc.ABC):
+    """What one stage is; subclasses fill in the abstract parts and may override the hooks."""
+
+    name: ClassVar[str]
+    usage_at: ClassVar[tuple[str, ...]] = ("meta", "usage")
+
+    def __init__(self, opts: RunOptions, out: Path, *, adapter: str | None = None) -> None:
+        self.opts = opts
+        self.out = Path(out)
+        self.adapter = adapter
+        self.engine: Engine | None = None
+        self.engines: list[Engine] = []
+        self.started = time.monotonic()
+
+    # -- what a stage supplies -------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse flags this stage cannot work with (nothing read, nothing written yet)."""
+
+    @abc.abstractmethod
+    def load_inputs(self) -> None:
+        """Read and validate the inputs; bad input raises UsageError before --out exists."""
+
+    @abc.abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes the data: the run's fingerprint is made from this."""
+
+    @abc.abstractmethod
+    def items(self) -> Iterable[Item]:
+        """The work, one Item per input unit, with stable ids."""
+
+    @abc.abstractmethod
+    async def work(self, item: Item) -> Kept | Rejected:
+        """One item: prompt, request(s), parse, filter."""
+
+    def manifest_extra(self) -> dict[str, Any]:
+        """What the stage adds to its manifest (input description, its own counters)."""
+        return {}
+
+    def backend_extra(self) -> dict[str, Any]:
+        """Backend-specific knobs this stage passes through (e.g. gpu_memory_utilization)."""
+        return {}
+
+    def build_engines(self) -> None:
+        """One engine on --backend/--model (with --adapter); stages with a second model add theirs."""
+        self.engine = self.add_engine(make_backend(self.opts, adapter=self.adapter, run_dir=str(self.out),
+                                                   **self.backend_extra()))
+
+    def store_dir(self) -> Path:
+        """Where the append-only lines go (curate keeps them in a sub-folder)."""
+        return self.out
+
+    def prime(self, store: RunStore) -> None:
+        """Learn from lines an earlier session wrote (dedup memory) before new items run."""
+
+    def total(self) -> int | None:
+        """Items still to do, for the progress bar (None: unknown, streaming)."""
+        return None
+
+    def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
+        """A last look at an item's outcome in the driver, before its line is written: the place
+        for a check that needs every item seen so far (with --executor ray, `work` runs in
+        replicas that each see only their own items)."""
+        return outcome
+
+    def ray_spare_cpus(self) -> float:
+        """CPUs to leave free beside the model replicas for Ray tasks the stage runs itself."""
+        return 0.0
+
+    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Called with the store's manifest at every end (complete, stopped, interrupted);
+        returns the stage's final manifest (curate derives its selection here)."""
+        return manifest
+
+    # -- helpers for stages ----------------------------------------------------------------
+    def add_engine(self, backend: Any, *, share_with: Engine | None = None) -> Engine:
+        engine = build_engine(self.opts, backend, accounting=share_with.accounting if share_with else None)
+        self.engines.append(engine)
+        return engine
+
+    def engine_settings(self) -> dict[str, Any]:
+        assert self.engine is not None
+        return engine_settings(self.opts, self.engine.backend)
+
+    @property
+    def capabilities(self) -> Any:
+        assert self.engine is not None
+        return self.engine.backend.capabilities
+
+
+def usage_summary(ledger: dict[str, Any], unsettled: dict[str, Any], priced: bool) -> dict[str, Any]:
+    """Manifest usage: every line's usage plus what items cut short by a stop spent."""
+    total = sum_usage([ledger, unsettled])
+    total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
+    total["cost_usd"] = round(total["cost_usd"], 6) if priced else None
+    return total
+
+
+def rerun_command() -> str:
+    """The command line that resumes this run (URLs redacted: no secret is printed)."""
+    args = [redact_url(a) if "://" in a else a for a in sys.argv[1:]]
+    return shlex.join(["gen", *args])
+
+
+def run_stage(stage: Stage) -> dict[str, Any]:
+    """Run a stage to completion (or a clean stop) and return its manifest."""
+    return asyncio.run(_main(stage))
+
+
+async def _main(stage: Stage) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not received and task is not None:
+            received.append(signum)
+            task.cancel()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+        except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
+            pass
+    try:
+        return await _run(stage, received)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+async def _execute(stage: Stage, store: RunStore, extra: Any, unsettled: dict[str, Any]) -> dict[str, Any]:
+    """The items through the chosen executor: this process, or model replicas on Ray."""
+    opts = stage.opts
+    common = dict(store=store, engine=stage.engine, manifest_extra=extra, total=stage.total(),
+                  progress=not opts.no_progress, unsettled=unsettled)
+    if opts.executor == "ray":
+        from generators.executors.ray_executor import run_items_ray
+
+        return await run_items_ray(stage, stage.items(), review=stage.review, **common)
+
+    async def worker(item: Item) -> Kept | Rejected:
+        return stage.review(item, await stage.work(item))
+
+    return await run_items(stage.items(), worker, concurrency=opts.concurrency, **common)
+
+
+async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
+    opts = stage.opts
+    stage.check()
+    check_options(opts, adapter=stage.adapter)
+    stage.load_inputs()
+    lock: FolderLock | None = None
+    store: RunStore | None = None
+    unsettled = empty_usage()
+    try:
+        stage.build_engines()
+        settings = stage.settings()
+        make_folder(stage.out)
+        lock = FolderLock(stage.out)
+        store = RunStore(stage.store_dir(), stage=stage.name, settings=settings,
+                         retry_errors=opts.retry_errors, usage_at=stage.usage_at)
+        for engine in stage.engines:
+            engine.accounting.prior = dict(store.usage)
+        priced = bool(stage.engine and stage.engine.accounting.price is not None)
+
+        def extra() -> dict[str, Any]:
+            reports = {e.backend.name: e.backend.report() for e in stage.engines}
+            backends = {name: report for name, report in reports.items() if report}
+            return {"run": run_settings(opts), **stage.manifest_extra(),
+                    "usage": usage_summary(store.usage, unsettled, priced),
+                    "session_s": round(time.monotonic() - stage.started, 3),
+                    **({"backend": backends} if backends else {})}
+
+        stage.on_end("running", store.write_manifest(status="running", extra=extra()))
+        try:
+            if opts.executor != "ray":  # with Ray, each replica loads its own model
+                for engine in stage.engines:
+                    await engine.start()
+            stage.prime(store)
+            manifest = await _execute(stage, store, extra, unsettled)
+        except BaleenError:
+            stage.on_end("stopped", store.write_manifest(status="stopped", extra=extra()))
+            raise
+        except asyncio.CancelledError:
+            if not received:
+                raise
+            stage.on_end("interrupted", store.write_manifest(status="interrupted", extra=extra()))
+            raise Interrupted(f"interrupted; rerun to continue where it stopped: {rerun_command()}",
+                              received[0]) from None
+        return stage.on_end("complete", manifest)
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        raise Interrupted(f"interrupted before any item ran; rerun: {rerun_command()}", received[0]) from None
+    finally:
+        if store is not None:
+            store.close()
+        if lock is not None:
+            lock.release()
+        for engine in stage.engines:
+            await engine.aclose()

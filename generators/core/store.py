@@ -1,0 +1,265 @@
+"""A run's output folder: append-only JSONL files and a manifest, safe to kill at any moment.
+
+  data.jsonl      kept records
+  rejected.jsonl  records a filter turned down, with "reject": reason
+  errors.jsonl    items that failed, with the reason and the last response
+  retried.jsonl   error lines set aside by --retry-errors (kept for their usage)
+  manifest.json   settings (no secrets), counts, usage, cost, durations, versions
+  .lock           held (flock) by the one process writing the folder
+
+The folder keeps four promises:
+  - one writer: the lock is taken before anything else; a second process is refused at once,
+    and the OS drops the lock of a killed holder (no stale-file guessing);
+  - settings first: the fingerprint of the generation settings is on disk before the first
+    request, so a rerun with other settings is refused even after a kill in the first second,
+    and a manifest that cannot be read is an error, never "no previous run";
+  - every line carries meta.item (the input item's id) and its own usage, so a restarted run
+    skips what is done and knows exactly what earlier sessions spent;
+  - a line cut short by a kill is removed on reopen.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+from generators.core.accounting import add_usage, empty_usage
+from generators.core.errors import UsageError
+from generators.core.filtering import describe
+from generators.core.io import dumps, os_error, read_json, read_lines, write_json
+from generators.core.records import Record, stable_id
+
+FILES = {"kept": "data.jsonl", "rejected": "rejected.jsonl", "error": "errors.jsonl"}
+RETRIED = "retried.jsonl"
+LOCK = ".lock"
+
+
+def make_folder(path: Path) -> None:
+    """Create `path` (and its parents), with one clear line when the system refuses."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path}: exists and is not a folder; choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"--out {path}: the folder is not writable; choose another --out")
+
+
+class FolderLock:
+    """An exclusive flock on DIR/.lock for the life of the process that holds it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise os_error(exc, self.path) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            os.close(self._fd)
+            raise UsageError(f"--out {folder} is in use by another run (PID {holder}); wait for it to "
+                             "end, or choose another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode("ascii"), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's manifest, {} when there is none; unreadable is a UsageError."""
+    return read_json(folder / "manifest.json", what="run manifest") or {}
+
+
+def check_fingerprint(folder: Path, previous: dict[str, Any], fingerprint: str) -> None:
+    old = previous.get("fingerprint")
+    if old and old != fingerprint:
+        raise UsageError(f"--out {folder} holds a {previous.get('stage', '?')} run made with "
+                         "other settings; rerun with the same settings, or use a new --out folder")
+
+
+def _repair_tail(path: Path) -> None:
+    """Drop a final line that a kill cut short (no trailing newline)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data.endswith(b"\n"):
+            return
+        handle.truncate(data.rfind(b"\n") + 1)
+
+
+def item_of(line: dict[str, Any]) -> str | None:
+    """The input item a stored line belongs to (meta.item on records, item on error lines)."""
+    return (line.get("meta") or {}).get("item") or line.get("item")
+
+
+def usage_of(line: dict[str, Any], at: tuple[str, ...] = ("meta", "usage")) -> dict[str, Any] | None:
+    """The usage a stored line carries: at `at` on records (meta.usage, or meta.curation.usage
+    where a record keeps the usage of the stage that made it), `usage` on error lines."""
+    if "item" in line and "messages" not in line:
+        return line.get("usage")
+    node: Any = line
+    for key in at:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def _put(record: Record, at: tuple[str, ...], value: dict[str, Any]) -> None:
+    node = record
+    for key in at[:-1]:
+        node = node.setdefault(key, {})
+    node[at[-1]] = value
+
+
+class RunStore:
+    """The lines and manifest of one stage. The caller holds the folder's FolderLock (the stage
+    skeleton takes it first); `usage_at` is where records keep their usage."""
+
+    def __init__(self, out_dir: str | Path, *, stage: str, settings: dict[str, Any],
+                 retry_errors: bool = False, usage_at: tuple[str, ...] = ("meta", "usage")) -> None:
+        self.dir = Path(out_dir)
+        self.usage_at = usage_at
+        self.stage = stage
+        self.settings = settings
+        self.fingerprint = stable_id(stage, settings)
+        self.counts: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.done: set[str] = set()
+        self.usage = empty_usage()  # what every line written so far records
+        self.started = time.time()
+        make_folder(self.dir)
+        self.previous = read_manifest(self.dir)
+        check_fingerprint(self.dir, self.previous, self.fingerprint)
+        self._scan(retry_errors)
+        try:
+            self._handles = {kind: (self.dir / name).open("a", encoding="utf-8") for kind, name in FILES.items()}
+        except OSError as exc:
+            raise os_error(exc, self.dir) from None
+
+    # -- opening ---------------------------------------------------------------------------
+    def _scan(self, retry_errors: bool) -> None:
+        for kind, name in FILES.items():
+            path = self.dir / name
+            _repair_tail(path)
+            if kind == "error" and retry_errors and path.exists():
+                self._retire_errors(path)
+                continue
+            for obj in self.iter_lines(kind):
+                item = item_of(obj)
+                if item:
+                    self.done.add(item)
+                self.counts[kind] += 1
+                add_usage(self.usage, usage_of(obj, self.usage_at))
+                if kind == "rejected":
+                    self.reasons[obj.get("reject", "?")] += 1
+        _repair_tail(self.dir / RETRIED)
+        for _, obj in read_lines(self.dir / RETRIED):
+            add_usage(self.usage, usage_of(obj, self.usage_at))
+
+    def _retire_errors(self, path: Path) -> None:
+        """--retry-errors: failed items go back to the queue; their lines move to retried.jsonl,
+        where their usage still counts."""
+        with (self.dir / RETRIED).open("a", encoding="utf-8") as retired:
+            for _, obj in read_lines(path):
+                retired.write(dumps(obj) + "\n")
+            retired.flush()
+            os.fsync(retired.fileno())
+        path.unlink()
+
+    def iter_lines(self, kind: str) -> Iterator[dict[str, Any]]:
+        """The lines of one file ("kept", "rejected" or "error") written so far, decoded."""
+        for _, obj in read_lines(self.dir / FILES[kind]):
+            yield obj
+
+    # -- writing ---------------------------------------------------------------------------
+    def _append(self, kind: str, obj: dict[str, Any]) -> None:
+        handle = self._handles[kind]
+        try:
+            handle.write(dumps(obj) + "\n")
+            handle.flush()  # a killed process loses nothing already written
+        except OSError as exc:
+            raise os_error(exc, self.dir / FILES[kind]) from None
+        self.counts[kind] += 1
+        add_usage(self.usage, usage_of(obj, self.usage_at))
+
+    def keep(self, item: str, record: Record, usage: dict[str, Any] | None = None) -> None:
+        record.setdefault("meta", {})["item"] = item
+        if usage is not None:
+            _put(record, self.usage_at, usage)
+        self._append("kept", record)
+        self.done.add(item)
+
+    def reject(self, item: str, record: Record, reason: str, usage: dict[str, Any] | None = None) -> None:
+        record.setdefault("meta", {})["item"] = item
+        if usage is not None:
+            _put(record, self.usage_at, usage)
+        record["reject"] = reason
+        self._append("rejected", record)
+        self.reasons[reason] += 1
+        self.done.add(item)
+
+    def error(self, item: str, *, source: str, input: Any, reason: str, status: int | None = None,
+              last_response: str | None = None, partial: Any = None,
+              usage: dict[str, Any] | None = None) -> None:
+        line = {"item": item, "source": source, "input": input, "error": reason, "status": status,
+                "last_response": last_response, "time": round(time.time(), 3)}
+        if partial is not None:
+            line["partial"] = partial
+        if usage is not None:
+            line["usage"] = usage
+        self._append("error", line)
+        self.done.add(item)
+
+    # -- manifest and closing --------------------------------------------------------------
+    def write_manifest(self, *, status: str, extra: dict[str, Any]) -> dict[str, Any]:
+        """Atomically (re)write manifest.json with settings, counts and whatever the stage adds."""
+        prior_duration = float(self.previous.get("duration_s", 0.0)) if self.previous else 0.0
+        manifest = {
+            "stage": self.stage, "status": status, "fingerprint": self.fingerprint,
+            "settings": self.settings,
+            "counts": {"kept": self.counts["kept"], "rejected": self.counts["rejected"],
+                       "errors": self.counts["error"], "rejected_by_reason": dict(self.reasons)},
+            "reasons": describe(self.reasons),
+            "duration_s": round(prior_duration + time.time() - self.started, 3),
+            "sessions": int(self.previous.get("sessions", 0)) + 1 if self.previous else 1,
+            "versions": versions(),
+            **extra,
+        }
+        try:
+            write_json(self.dir / "manifest.json", manifest)
+        except OSError as exc:
+            raise os_error(exc, self.dir / "manifest.json") from None
+        return manifest
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
+            except OSError:
+                pass
+
+
+def versions(*extra: str) -> dict[str, str]:
+    """Python and the versions of the packages that shape the data (plus `extra` ones), for manifests."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("baleen", "openai", "transformers", "torch", "peft", "vllm", *extra):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out

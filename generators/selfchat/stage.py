@@ -1,0 +1,271 @@
+"""The self-chat stage: seeds in, dialogs out (kept, rejected with a reason, or errors)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import prompts
+from generators.backends.urls import redact_url
+from generators.core.errors import UsageError
+from generators.core.options import RunOptions, backend_kind, check_options, make_backend
+from generators.core.records import make_record, stable_id
+from generators.core.runner import Item, Kept, Rejected
+from generators.inputs.seeds import Seed, load_seeds
+from generators.core.stage import Stage, run_stage
+from generators.core.store import RunStore
+from generators.selfchat.dialog import Dialog, agents_dialog, transcript_dialog
+from generators.selfchat.feedback import (JUDGE_SAMPLING, TEMPLATE as JUDGE_TEMPLATE, FeedbackSettings, FeedbackTally, Judge,
+                       write_preferences)
+from generators.selfchat.filters import DialogFilter, DialogFilterConfig
+
+# Baize's teacher ran at the API's default sampling; a local model needs its own settings.
+API_SAMPLING = {"max_tokens": 1024}
+LOCAL_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 512}
+MAX_SEED_CHARS = 20_000
+
+
+@dataclass
+class SelfChatSettings:
+    seeds: str
+    out: Path
+    text_field: str | None = None
+    shard: tuple[int, int] | None = None
+    mode: str = "transcript"
+    max_turns: int = 4
+    user_model: str | None = None
+    opening: str = "seed"
+    assistant_prompt: str = "selfchat_assistant"
+    max_seed_chars: int = MAX_SEED_CHARS
+    filters: DialogFilterConfig = field(default_factory=DialogFilterConfig)
+    feedback: FeedbackSettings | None = None  # --feedback N with its judge (agents mode)
+
+
+class SelfChatStage(Stage):
+    name = "selfchat"
+
+    def __init__(self, settings: SelfChatSettings, opts: RunOptions) -> None:
+        super().__init__(opts, settings.out)
+        self.config = settings
+        self.seeds: list[Seed] = []
+        self.user_engine = None
+        self.judge: Judge | None = None
+        self.tally = FeedbackTally()
+        self.dialog_filter = DialogFilter(settings.filters)
+
+    # -- checks and inputs -----------------------------------------------------------------
+    def check(self) -> None:
+        if self.config.assistant_prompt not in prompts.names():
+            raise UsageError(f"--assistant-prompt {self.config.assistant_prompt}: no such template in prompts/; "
+                             "choose one of: " + ", ".join(n for n in prompts.names()
+                                                           if n.startswith("selfchat_assistant")))
+        if self.opts.batch and self.config.mode == "agents":
+            raise UsageError("--batch sends every request at once, but in --mode agents each turn waits for the "
+                             "one before it; use --mode transcript with --batch, or leave out --batch")
+        if self.config.feedback:
+            self.check_feedback(self.config.feedback)
+        if self.config.user_model and self.config.mode != "agents":
+            raise UsageError("--user-model is for --mode agents (in transcript mode one request writes both sides)")
+        caps = backend_kind(self.opts).capabilities
+        if self.config.user_model and not (caps.per_request_model or caps.multi_instance):
+            raise UsageError(f"--user-model with --backend {self.opts.resolved_backend()} would start a second "
+                             "engine in this process, which it cannot share; serve both models (vllm serve) "
+                             "and use --backend openai, or use --backend hf")
+
+    def check_feedback(self, feedback: FeedbackSettings) -> None:
+        if self.config.mode != "agents":
+            raise UsageError("--feedback samples each assistant turn several times, which needs --mode agents "
+                             "(in transcript mode one request writes the whole dialog); add --mode agents")
+        try:
+            check_options(self.judge_options(), model=feedback.judge_model)
+        except UsageError as exc:  # the backend names its own flags; say they are the judge's
+            raise UsageError(f"the judge (--judge-model, --judge-backend, --judge-base-url): {exc.message}") from None
+        if not self.judge_on_own_engine():
+            return
+        judge_kind = backend_kind(self.judge_options())
+        if judge_kind is backend_kind(self.opts) and not judge_kind.capabilities.multi_instance:
+            raise UsageError(f"--judge-model {feedback.judge_model} with --backend {judge_kind.name} would start a "
+                             "second engine in this process, which it cannot share; serve the judge (vllm serve) "
+                             "and give --judge-backend openai --judge-base-url URL, or judge with --model itself")
+
+    def judge_options(self) -> RunOptions:
+        """The run's options with the judge's backend and server, where given."""
+        feedback = self.config.feedback
+        assert feedback is not None
+        backend = feedback.judge_backend or self.opts.resolved_backend()
+        same_backend = backend == self.opts.resolved_backend()
+        return replace(self.opts, backend=backend, model=feedback.judge_model,
+                       base_url=feedback.judge_base_url or (self.opts.base_url if same_backend else None))
+
+    def judge_on_own_engine(self) -> bool:
+        """False when the assistant's engine can answer as the judge: the same server answering
+        for several names, or the very model the assistant runs on."""
+        feedback = self.config.feedback
+        assert feedback is not None
+        judge = self.judge_options()
+        if judge.resolved_backend() != self.opts.resolved_backend() or judge.base_url != self.opts.base_url:
+            return True
+        if backend_kind(self.opts).capabilities.per_request_model:
+            return False
+        own_model = self.engine.model if self.engine is not None else self.opts.model  # the default resolved
+        return feedback.judge_model not in (self.opts.model, own_model)
+
+    def load_inputs(self) -> None:
+        self.seeds = load_seeds(self.config.seeds, field=self.config.text_field, limit=self.opts.limit,
+                                shard=self.config.shard, seed=self.opts.seed)
+
+    def build_engines(self) -> None:
+        super().build_engines()
+        assert self.engine is not None
+        user_model = self.config.user_model if self.config.mode == "agents" else None
+        if not user_model or self.capabilities.per_request_model:
+            self.user_engine = self.engine  # one server answers for both model names
+        else:
+            self.user_engine = self.add_engine(make_backend(self.opts, model=user_model, run_dir=str(self.out)),
+                                               share_with=self.engine)
+        feedback = self.config.feedback
+        if feedback is None:
+            return
+        if not self.judge_on_own_engine():
+            same_model = not self.capabilities.per_request_model
+            self.judge = Judge(self.engine, feedback.n, model=None if same_model else feedback.judge_model)
+            return
+        judge_engine = self.add_engine(make_backend(self.judge_options(), model=feedback.judge_model,
+                                                    run_dir=str(self.out)), share_with=self.engine)
+        self.judge = Judge(judge_engine, feedback.n)
+
+    # -- settings --------------------------------------------------------------------------
+    def template(self) -> str:
+        if self.config.mode == "transcript":
+            return prompts.template_id("selfchat_transcript")
+        return f"{prompts.template_id('selfchat_user')},{prompts.template_id(self.config.assistant_prompt)}"
+
+    def sampling(self) -> Any:
+        local = self.capabilities.local
+        return self.opts.sampling(**(LOCAL_SAMPLING if local else API_SAMPLING))
+
+    def generation(self) -> dict[str, Any]:
+        """What makes the dialogs: part of every item id, so changing it makes new items."""
+        generation = {**self.engine_settings(), "mode": self.config.mode, "template": self.template(),
+                      "sampling": self.sampling().as_dict()}
+        if self.config.mode == "agents":
+            generation.update(max_turns=self.config.max_turns, user_model=self.user_model_label(),
+                              opening=self.config.opening)
+        if self.judge is not None:
+            assert self.config.feedback is not None
+            generation["feedback"] = {"n": self.config.feedback.n, "judge_model": self.judge_label(),
+                                      "judge_backend": self.judge_options().resolved_backend(),
+                                      "template": prompts.template_id(JUDGE_TEMPLATE),
+                                      "sampling": JUDGE_SAMPLING.as_dict()}
+        return generation
+
+    def judge_label(self) -> str | None:
+        """The judge's model name as the records and the fingerprint carry it."""
+        if self.judge is None or self.config.feedback is None:
+            return None
+        return self.judge.model or self.judge.engine.model
+
+    def user_model_label(self) -> str | None:
+        if self.config.mode != "agents" or not self.config.user_model:
+            return None
+        if self.user_engine is not None and self.user_engine is not self.engine:
+            return self.user_engine.model
+        return self.config.user_model
+
+    def settings(self) -> dict[str, Any]:
+        self._generation = self.generation()
+        self._sampling = self.sampling()
+        self._template = self.template()
+        return {**self._generation, "filters": self.config.filters.describe(),
+                "max_seed_chars": self.config.max_seed_chars}
+
+    # -- items -----------------------------------------------------------------------------
+    def prime(self, store: RunStore) -> None:
+        for record in store.iter_lines("kept"):
+            self.dialog_filter.remember(record["messages"])
+            self.tally.add(record, kept=True)
+        if self.judge is not None:
+            for record in store.iter_lines("rejected"):
+                self.tally.add(record, kept=False)
+        self._done = store.done
+        self._items = [Item(id=stable_id("selfchat", seed.source, seed.text, self._generation), source=seed.source,
+                            input=seed.text, extra={"seed": seed}) for seed in self.seeds]
+
+    def items(self) -> Iterable[Item]:
+        return self._items
+
+    def total(self) -> int | None:
+        return sum(1 for item in self._items if item.id not in self._done)
+
+    async def work(self, item: Item) -> Kept | Rejected:
+        seed: Seed = item.extra["seed"]
+        if len(seed.text) > self.config.max_seed_chars:
+            return Rejected(self.record(seed, item.id, Dialog(messages=[], finish="natural")), "seed_too_long")
+        assert self.engine is not None and self.user_engine is not None
+        if self.config.mode == "transcript":
+            dialog = await transcript_dialog(self.engine, seed.text, self._sampling, item_id=item.id,
+                                             base_seed=self.opts.seed)
+        else:
+            shared = self.user_engine is self.engine
+            dialog = await agents_dialog(self.engine, self.user_engine, seed.text, self._sampling,
+                                         item_id=item.id, base_seed=self.opts.seed,
+                                         max_turns=self.config.max_turns, opening=self.config.opening,
+                                         assistant_prompt=self.config.assistant_prompt,
+                                         user_model=self.config.user_model if shared else None,
+                                         judge=self.judge)
+        record = self.record(seed, item.id, dialog)
+        reason = dialog.reject or self.dialog_filter.check_content(dialog.messages, seed=seed.text)
+        if reason:
+            if dialog.raw is not None:
+                record["meta"]["raw"] = dialog.raw
+            return Rejected(record, reason)
+        return Kept([record])
+
+    def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
+        """Catch repeated dialogs and count the verdicts in the process that writes the line (with
+        --executor ray, `work` runs in replicas that each see only their own dialogs)."""
+        if isinstance(outcome, Kept) and self.dialog_filter.is_duplicate(outcome.records[0]["messages"]):
+            outcome = Rejected(outcome.records[0], "duplicate")
+        if self.judge is not None:
+            if isinstance(outcome, Kept):
+                for record in outcome.records:
+                    self.tally.add(record, kept=True)
+            else:
+                self.tally.add(outcome.record, kept=False)
+        return super().review(item, outcome)
+
+    def record(self, seed: Seed, item_id: str, dialog: Dialog) -> dict[str, Any]:
+        assert self.engine is not None
+        meta: dict[str, Any] = {"seed": seed.text, "model": self.engine.model, "mode": self.config.mode,
+                                "template": self._template, "finish": dialog.finish,
+                                "turns": len(dialog.messages) // 2}
+        if self.config.mode == "agents":
+            meta["user_model"] = self.user_model_label() or self.engine.model
+        if dialog.models:
+            meta["models"] = dialog.models
+        if dialog.notes:
+            meta["notes"] = dialog.notes
+        if self.judge is not None:
+            meta["judge_model"] = self.judge_label()
+            meta["feedback"] = dialog.feedback
+        return make_record(id=item_id, source=seed.source, messages=dialog.messages, meta=meta)
+
+    def manifest_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"seeds": {"spec": self.config.seeds, "field": self.config.text_field,
+                                           "shard": self.config.shard, "count": len(self.seeds)}}
+        if self.judge is not None and self.config.feedback is not None:
+            extra["feedback"] = {**self.tally.describe(self.config.feedback), "judge_model": self.judge_label(),
+                                 "judge_base_url": redact_url(self.judge_options().base_url)}
+        return extra
+
+    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """preferences.jsonl is derived from data.jsonl at every end: never appended to, so a
+        kill between a record and its pairs cannot lose or repeat a pair."""
+        if self.judge is not None:
+            write_preferences(self.out)
+        return manifest
+
+
+def run_selfchat(settings: SelfChatSettings, opts: RunOptions) -> dict[str, Any]:
+    """Run the stage to completion (or a clean stop) and return the manifest."""
+    return run_stage(SelfChatStage(settings, opts))
