@@ -24,7 +24,7 @@ WEIGHT_KEYS = TAGS + ("none",)
 
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", "data", multiple=True, type=click.Path(dir_okay=False),
-              help="Records (JSONL, the format in the README); more paths may follow: --data a.jsonl b.jsonl.")
+              help="Records (JSONL, the format in docs/run-folder.md); more paths may follow: --data a.jsonl b.jsonl.")
 @click.argument("more_data", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--base", required=True, help="Base model folder or hub name; smollm2-135m = the embedded model.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder: the adapter, manifest.json, checkpoints.")
