@@ -36,7 +36,7 @@ def _prose(text: str) -> str:
 
 def _slug(heading: str) -> str:
     """The anchor a Markdown renderer gives a heading: lower case, punctuation dropped, spaces to '-'."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
 
