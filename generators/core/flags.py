@@ -70,14 +70,14 @@ def flag_fields(cls: type, feeds: Feeds = Feeds.NONE) -> Iterator[tuple[dataclas
             yield f, meta
 
 
-def options(cls: type, *, only: tuple[str, ...] | None = None,
-            skip: tuple[str, ...] = ()) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """A decorator that adds the click options of `cls`'s flag fields (or `only` those, in that
-    order), keyed by the field names."""
-    chosen = [(f, meta) for f, meta in flag_fields(cls) if meta.decls and f.name not in skip]
-    if only is not None:
-        by_name = {f.name: (f, meta) for f, meta in chosen}
-        chosen = [by_name[name] for name in only]
+def options(cls: type, *, start: str | None = None,
+            stop: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """A decorator that adds the click options of `cls`'s flag fields, in field order, keyed by
+    the field names; `start`/`stop` (field names) take a slice, so a command can place other
+    options (filters, say) between two runs of them."""
+    chosen = [(f, meta) for f, meta in flag_fields(cls) if meta.decls]
+    names = [f.name for f, _ in chosen]
+    chosen = chosen[names.index(start) if start else 0:names.index(stop) if stop else len(chosen)]
 
     def decorate(func: Callable[..., T]) -> Callable[..., T]:
         for f, meta in reversed(chosen):

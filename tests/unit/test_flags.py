@@ -130,5 +130,16 @@ def test_a_settings_dataclass_is_built_from_its_options_and_leaves_the_rest():
     assert seen == [Example(source="s", level=3, text_field="q", built=("b",)), {"other": "x"}]
     missing = CliRunner().invoke(command, [])
     assert missing.exit_code == 2 and "--source" in missing.output
-    with pytest.raises(KeyError):
-        options(Example, only=("nothing",))
+    with pytest.raises(ValueError):
+        options(Example, start="nothing")
+
+
+def test_a_slice_of_the_options_keeps_field_order():
+    @click.command()
+    @options(Example, stop="text_field")
+    @click.option("--between")
+    @options(Example, start="text_field")
+    def command(**kwargs):
+        pass
+
+    assert [p.name for p in command.params] == ["source", "level", "between", "text_field"]
