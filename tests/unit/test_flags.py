@@ -69,6 +69,41 @@ def test_every_command_with_run_flags_takes_them_all_from_the_one_declaration():
     assert with_run_flags == 6  # selfchat, backtranslate, curate, eval backward | curation | winrate
 
 
+def command_named(path: str) -> click.Command:
+    group, *sub = path.split()
+    command = LazyGroup().get_command(click.Context(LazyGroup()), group)
+    return command.commands[sub[0]] if sub else command
+
+
+def settings_classes():
+    from curation.select import SelectConfig
+    from curation.settings import CurateSettings
+    from curation.eval.winrate import WinrateSettings
+    from generators.backtranslate.stage import BacktranslateSettings
+    from generators.selfchat.feedback import FeedbackSettings
+    from generators.selfchat.stage import SelfChatSettings
+    from training.config import TrainConfig
+
+    return [("selfchat", SelfChatSettings, ()), ("selfchat", FeedbackSettings, ()),
+            ("backtranslate", BacktranslateSettings, ()), ("curate", CurateSettings, ()), ("curate", SelectConfig, ()),
+            ("eval curation", CurateSettings, ("input", "adapter", "out")),
+            ("eval winrate", WinrateSettings, ()), ("train", TrainConfig, ())]
+
+
+def test_each_stage_command_takes_its_settings_flags_from_the_settings_fields():
+    for path, cls, own in settings_classes():
+        made = options_of(command_named(path))
+        for f, meta in flag_fields(cls):
+            if f.name in own:  # the command declares its own (another default or help)
+                continue
+            option = made[f.name]
+            assert option.opts + option.secondary_opts == [o for d in meta.decls for o in d.split("/")], (path, f.name)
+            if f.default is not dataclasses.MISSING:
+                assert option.default == f.default, (path, f.name)
+            else:
+                assert option.required, (path, f.name)
+
+
 def test_backend_flags_fill_the_backend_settings_fields_of_their_name_with_the_same_defaults():
     fields = {f.name: f for f in dataclasses.fields(BackendSettings)}
     filled = set()
