@@ -25,7 +25,7 @@ from generators.backends.urls import redact_url
 from generators.backends.embedded import EMBEDDED_NAME, default_cache_dir
 from generators.core.engine import Engine
 from generators.core.errors import UsageError
-from generators.core.flags import BACKEND, FINGERPRINT, MANIFEST, derived, flag, flag_fields, options
+from generators.core.flags import BACKEND, FINGERPRINT, MANIFEST, derived, flag, flag_fields, from_options, options
 
 
 def _concurrency(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
@@ -190,7 +190,7 @@ class RunOptions:
             kwargs["concurrency"] = kwargs["max_concurrency"]
         if kwargs.get("batch"):
             kwargs["concurrency"] = kwargs["batch_max_lines"]
-        return cls(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(cls) if f.name in kwargs})
+        return from_options(cls, kwargs)
 
     def resolved_backend(self) -> str:
         if self.backend:
