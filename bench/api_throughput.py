@@ -144,12 +144,8 @@ def run_engine(base_url: str, n: int, concurrency: int, *, adaptive: bool = Fals
         seeds.write_text("".join(json.dumps({"question": seed_question(i)}) + "\n"
                                  for i in range(n)))
         opts = RunOptions(backend="openai", model="bench", base_url=base_url, concurrency=concurrency,
-                          adaptive=adaptive, max_concurrency=concurrency, batch=False, batch_max_lines=50_000,
-                          batch_poll_interval=60.0,
-                          rpm=None, tpm=None, temperature=None, top_p=None, max_tokens=64, limit=None, seed=0,
-                          cache_dir=Path(tmp) / "cache", no_cache=False, max_cost=None, max_total_tokens=None,
-                          price=None, timeout=60.0, retries=retries, max_retry_after=300.0, retry_errors=False,
-                          no_progress=True)
+                          adaptive=adaptive, max_concurrency=concurrency, max_tokens=64,
+                          cache_dir=Path(tmp) / "cache", timeout=60.0, retries=retries, no_progress=True)
         settings = SelfChatSettings(seeds=str(seeds), out=Path(tmp) / "out", text_field="question")
         return run_selfchat(settings, opts)
 

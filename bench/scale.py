@@ -30,12 +30,10 @@ DEFAULT_INPUT = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "medquad_answer
 def options(model: Path, workers: int, max_tokens: int, concurrency: int):
     from generators.core.options import RunOptions
 
-    return RunOptions(backend="hf", model=str(model), base_url=None, concurrency=concurrency, adaptive=False,
-                      max_concurrency=concurrency, batch=False, batch_max_lines=1, batch_poll_interval=1.0,
-                      rpm=None, tpm=None, temperature=0.0, top_p=None, max_tokens=max_tokens, limit=None,
-                      seed=0, cache_dir=None, no_cache=True, max_cost=None, max_total_tokens=None, price=None,
-                      timeout=600.0, retries=0, max_retry_after=1.0, retry_errors=False, no_progress=True,
-                      executor="ray", workers=workers, gpus_per_worker=0.0, cpus_per_worker=1.0)
+    return RunOptions(backend="hf", model=str(model), concurrency=concurrency, max_concurrency=concurrency,
+                      batch_max_lines=1, batch_poll_interval=1.0, temperature=0.0, max_tokens=max_tokens,
+                      no_cache=True, timeout=600.0, retries=0, max_retry_after=1.0, no_progress=True,
+                      executor="ray", workers=workers, gpus_per_worker=0.0)
 
 
 def model_rate(model: Path, corpus: Path, out: Path, workers: int, args: argparse.Namespace) -> tuple[int, float]:

