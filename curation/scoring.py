@@ -12,13 +12,13 @@ from generators.core.engine import Engine
 from generators.core.options import RunOptions, engine_settings
 from generators.core.runner import Item, Kept, Rejected, Worker
 from generators.core.store import RunStore
+from generators.core.records import Record, instruction
 
 from curation.files import input_records
 from curation.prefilter_pass import item_id
 from curation.rate import rate, rate_direct
 from curation.rubric import rubric_messages, template_id
 from curation.settings import CurateSettings
-from curation.text import Record, instruction
 
 SCORING_STAGE = "curate-scoring"
 RATER_SAMPLING = {"temperature": 0.0, "max_tokens": 512}

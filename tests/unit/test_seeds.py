@@ -17,7 +17,8 @@ import pytest
 import generators.inputs.seeds.hub as seeds_hub
 from generators.core.errors import FatalError, UsageError
 from generators.core.records import stable_id
-from generators.inputs.seeds import Seed, load_seeds, normalize_text
+from generators.core.text import normalize_text
+from generators.inputs.seeds import Seed, load_seeds
 from generators.inputs.seeds.hub import MIRROR_ENV, NAMED
 from generators.core.shard import parse_shard
 

@@ -1,6 +1,6 @@
 """Find the runs under a folder without reading their records.
 
-The layouts are those of `gen report` (generators/outputs/report/load.py): a run folder (DIR/manifest.json)
+The layouts are those of generators/core/run_folders.py: a run folder (DIR/manifest.json)
 or a folder of rounds, each round a run folder or a folder of run folders, in natural order.
 report.load.discover reads every record while it looks; the viewer indexes records itself (with
 byte offsets), so it only needs the folders and manifests, found here the same way.
@@ -13,7 +13,7 @@ from typing import Any
 
 from generators.core.errors import UsageError
 from generators.core.io import read_json
-from generators.outputs.report.load import ManifestFacts, natural_key
+from generators.core.run_folders import ManifestFacts, child_folders, is_run_folder
 
 
 @dataclass
@@ -36,15 +36,6 @@ class Layout:
         return [run for run in self.runs if run.round == label]
 
 
-def _is_run(path: Path) -> bool:
-    return (path / "manifest.json").is_file()
-
-
-def _children(path: Path) -> list[Path]:
-    return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
-
-
 def _run(path: Path, name: str, label: str) -> Run:
     return Run(name=name, round=label, path=path,
                manifest=read_json(path / "manifest.json", what="run manifest") or {})
@@ -63,17 +54,17 @@ def discover(path: Path) -> Layout:
     """The runs under `path`; a UsageError (one line, exit 2) when there are none."""
     if not path.is_dir():
         raise UsageError(f"{path}: no such folder; give a run folder or a folder of rounds")
-    if _is_run(path):
+    if is_run_folder(path):
         return Layout("run", path, [_run(path, path.name, path.name)], [path.name])
     runs: list[Run] = []
     rounds: list[str] = []
     lineage: dict[str, dict[str, Any]] = {}
-    for child in _children(path):
-        if _is_run(child):
+    for child in child_folders(path):
+        if is_run_folder(child):
             found = [_run(child, child.name, child.name)]
         else:
             found = [_run(grand, f"{child.name}/{grand.name}", child.name)
-                     for grand in _children(child) if _is_run(grand)]
+                     for grand in child_folders(child) if is_run_folder(grand)]
         if found:
             runs += found
             rounds.append(child.name)
