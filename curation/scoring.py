@@ -34,7 +34,7 @@ def rater_sampling(settings: CurateSettings, opts: RunOptions) -> Sampling:
 def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend, sampling: Sampling) -> dict[str, Any]:
     """Everything that changes a rating: the scoring store's fingerprint is made from this."""
     rater = {**engine_settings(opts, backend), "adapter": settings.adapter,
-             "template": template_id(settings.template), "sampling": sampling.as_dict(),
+             "template": template_id(settings.template), "sampling": sampling.describe(),
              "retries_unparsed": settings.retries_unparsed, "score_mode": settings.score_mode}
     if settings.rate != "pair":  # only when set, so folders rated before --rate existed still resume
         rater["rate"] = settings.rate

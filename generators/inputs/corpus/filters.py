@@ -80,7 +80,7 @@ class SegmentFilterConfig:
         self._phrase_re = re.compile(r"\b(?:" + "|".join(words) + r")\b") if words else None
         self._exact = frozenset(p.lower() for p in self.boilerplate_exact)
 
-    def as_dict(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         """Settings for a manifest."""
         return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
 
