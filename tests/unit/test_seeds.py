@@ -209,7 +209,7 @@ def test_parquet_non_string_field(tmp_path):
 def test_parquet_that_is_not_parquet(tmp_path):
     path = tmp_path / "q.parquet"
     path.write_text("not parquet at all")
-    with pytest.raises(UsageError, match="not a readable parquet file"):
+    with pytest.raises(UsageError, match="not a readable Parquet file"):
         load_seeds(str(path))
 
 
