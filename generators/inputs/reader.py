@@ -123,9 +123,10 @@ def shown(columns: Sequence[str]) -> str:
 
 
 def choose_field(columns: Sequence[str], *, field: str | None, preferred: Sequence[str],
-                 strings: Sequence[str] | None, where: str, holds: str) -> str:
+                 strings: Sequence[str] | None, where: str, unknown: str) -> str:
     """The field named by --field (it must exist), else the only text column (when `strings`
-    is given), else the first `preferred` name present; otherwise ask for --field."""
+    is given), else the first `preferred` name present; otherwise ask for --field, saying
+    `unknown` ("cannot tell which field holds the seeds")."""
     if field is not None:
         if field not in columns:
             raise UsageError(f"{where}: no field {field!r}; available: {shown(columns)}; "
@@ -136,8 +137,7 @@ def choose_field(columns: Sequence[str], *, field: str | None, preferred: Sequen
     for name in preferred:
         if name in columns:
             return name
-    raise UsageError(f"{where}: cannot tell which field holds {holds} (columns: {shown(columns)}); "
-                     "pass --field NAME")
+    raise UsageError(f"{where}: {unknown} (columns: {shown(columns)}); pass --field NAME")
 
 
 def checked_strings(values: Sequence[Any], where: str, field: str, *, first_row: int,

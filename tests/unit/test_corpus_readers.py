@@ -63,7 +63,7 @@ def test_explicit_field_and_unknown_field(tmp_path):
     assert [d.text for d in iter_documents(str(path), field="body")] == ["some text"]
     with one_line_usage_error(r"b\.jsonl:1: no field 'content'; available: body, title; pass --field"):
         list(iter_documents(str(path), field="content"))
-    with one_line_usage_error(r"cannot tell which field holds the text \('html' or 'text'\) .*pass --field"):
+    with one_line_usage_error(r"no 'html' or 'text' field .*pass --field"):
         list(iter_documents(str(path)))
 
 

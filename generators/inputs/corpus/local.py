@@ -22,7 +22,7 @@ from generators.inputs.corpus.files import (
     WARC_SUFFIXES,
     walk_files,
 )
-from generators.inputs.corpus.rows import ID_FIELDS, TEXT_FIELDS, URL_FIELDS, row_document
+from generators.inputs.corpus.rows import ID_FIELDS, NO_TEXT_FIELD, TEXT_FIELDS, URL_FIELDS, row_document
 from generators.inputs.corpus.warc import iter_warc
 from generators.inputs.reader import (choose_field, iter_lines, open_parquet, parquet_columns, parquet_rows,
                                       read_bytes, read_text)
@@ -98,7 +98,7 @@ def _iter_parquet(path: Path, rel: str, field: str | None) -> Iterator[Pending]:
     parquet = open_parquet(path)
     names, _ = parquet_columns(parquet)
     text_col = choose_field(names, field=field, preferred=TEXT_FIELDS, strings=None, where=str(path),
-                            holds="the text ('html' or 'text')")
+                            unknown=NO_TEXT_FIELD)
     columns = [text_col] + [n for n in ID_FIELDS + URL_FIELDS if n in names and n != text_col]
     for row, obj in enumerate(parquet_rows(parquet, columns), start=1):
         yield lambda obj=obj, row=row: row_document(

@@ -12,6 +12,7 @@ from generators.inputs.corpus.document import Document, guess_kind
 from generators.inputs.reader import choose_field
 
 TEXT_FIELDS = ("html", "text")  # without --field, a page's html is preferred to its text
+NO_TEXT_FIELD = "no 'html' or 'text' field"
 ID_FIELDS = ("id", "doc_id", "ClueWeb22-ID", "_id")
 URL_FIELDS = ("url", "URL", "link")
 
@@ -22,7 +23,7 @@ def pick_text(obj: Any, field: str | None, where: str) -> tuple[str, str] | None
     if not isinstance(obj, dict):
         raise UsageError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     name = choose_field(list(obj), field=field, preferred=TEXT_FIELDS, strings=None, where=where,
-                        holds="the text ('html' or 'text')")
+                        unknown=NO_TEXT_FIELD)
     value = obj[name]
     if value is None:
         return None

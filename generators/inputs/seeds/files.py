@@ -39,7 +39,7 @@ def choose_seed_field(columns: Sequence[str], strings: Sequence[str], where: str
                       field: str | None = None) -> str:
     """--field when given, else the only text column, else the first usual name (files and hub)."""
     return choose_field(columns, field=field, preferred=PREFERRED_FIELDS, strings=strings, where=where,
-                        holds="the seeds")
+                        unknown="cannot tell which field holds the seeds")
 
 
 # ---------------------------------------------------------------- readers
