@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from generators.core.errors import UsageError
+from generators.core.errors import UsageError, first_line
 from generators.core.io import open_binary, parse_json_line
 
 SHOWN_COLUMNS = 12  # a wider table's columns are cut with ", ..." in messages
@@ -104,12 +104,6 @@ def dataset_columns(ds: Any) -> tuple[list[str], list[str]]:
     strings = [c for c in columns
                if getattr(ds.features[c], "dtype", None) in ("string", "large_string", "string_view")]
     return columns, strings
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception as one short line for a message: its type and the start of its text."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------- the field that holds the text

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from generators.core.errors import FatalError
+from generators.core.errors import FatalError, first_line
 from generators.core.records import stable_id
 from generators.inputs.corpus.document import Pending
 from generators.inputs.corpus.rows import row_document
-from generators.inputs.reader import first_line
 
 
 def iter_hf(name: str, config: str | None, split: str, field: str | None) -> Iterator[Pending]:

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
-from generators.core.errors import BaleenError, FatalError, UsageError
-from generators.inputs.reader import checked_strings, dataset_columns, first_line
+from generators.core.errors import BaleenError, FatalError, UsageError, first_line
+from generators.inputs.reader import checked_strings, dataset_columns
 from generators.inputs.seeds.files import choose_seed_field
 
 
