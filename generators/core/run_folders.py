@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from generators.core.errors import UsageError
+
 
 def natural_key(name: str) -> list[Any]:
     """Sort key that orders the numbers inside names by value: round2 before round10."""
@@ -24,6 +26,29 @@ def child_folders(path: Path) -> list[Path]:
     """The visible subfolders of `path`, in natural order."""
     return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
                   key=lambda p: natural_key(p.name))
+
+
+def round_runs(folder: Path, label: str) -> list[tuple[str, Path]]:
+    """(name, folder) of each run of one round: the round itself when it is a run folder, else
+    its subfolders that are ("round1/curate"), in natural order."""
+    if is_run_folder(folder):
+        return [(label, folder)]
+    return [(f"{label}/{child.name}", child) for child in child_folders(folder) if is_run_folder(child)]
+
+
+def find_runs(root: Path) -> tuple[str, list[tuple[str, list[tuple[str, Path]]]]]:
+    """("run", [(name, [(name, root)])]) for a run folder, else ("rounds", [(round label,
+    round_runs), ...]) for a folder of rounds; a UsageError (one line, exit 2) when there is no
+    run at all."""
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder; give a run folder or a folder of rounds")
+    if is_run_folder(root):
+        return "run", [(root.name, [(root.name, root)])]
+    rounds = [(child.name, runs) for child in child_folders(root) if (runs := round_runs(child, child.name))]
+    if not rounds:
+        raise UsageError(f"{root}: no manifest.json here or in its subfolders; give a run folder "
+                         "(from gen selfchat/backtranslate/curate/train) or a folder of them")
+    return "rounds", rounds
 
 
 class ManifestFacts:

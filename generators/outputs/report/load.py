@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from generators.core.errors import UsageError
 from generators.core.io import read_json, read_lines
-from generators.core.run_folders import ManifestFacts, child_folders, is_run_folder
+from generators.core.run_folders import ManifestFacts, find_runs
 
 
 @dataclass
@@ -54,22 +53,8 @@ class Layout:
 
 
 def discover(path: Path) -> Layout:
-    if not path.is_dir():
-        raise UsageError(f"{path}: no such folder; give a run folder or a folder of rounds")
-    if is_run_folder(path):
-        return Layout("run", [(path.name, [load_run(path, path.name)])])
-    rounds: list[tuple[str, list[RunData]]] = []
-    for child in child_folders(path):
-        if is_run_folder(child):
-            rounds.append((child.name, [load_run(child, child.name)]))
-            continue
-        runs = [load_run(grand, f"{child.name}/{grand.name}") for grand in child_folders(child) if is_run_folder(grand)]
-        if runs:
-            rounds.append((child.name, runs))
-    if not rounds:
-        raise UsageError(f"{path}: no manifest.json here or in its subfolders; give a run folder "
-                         "(from gen selfchat/backtranslate/curate/train) or a folder of them")
-    return Layout("rounds", rounds)
+    kind, rounds = find_runs(path)
+    return Layout(kind, [(label, [load_run(folder, name) for name, folder in runs]) for label, runs in rounds])
 
 
 def _lines(path: Path, run: RunData) -> Iterator[dict[str, Any]]:

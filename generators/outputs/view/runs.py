@@ -13,7 +13,7 @@ from typing import Any
 
 from generators.core.errors import UsageError
 from generators.core.io import read_json
-from generators.core.run_folders import ManifestFacts, child_folders, is_run_folder
+from generators.core.run_folders import ManifestFacts, find_runs
 
 
 @dataclass
@@ -52,26 +52,12 @@ def _lineage(path: Path) -> dict[str, Any] | None:
 
 def discover(path: Path) -> Layout:
     """The runs under `path`; a UsageError (one line, exit 2) when there are none."""
-    if not path.is_dir():
-        raise UsageError(f"{path}: no such folder; give a run folder or a folder of rounds")
-    if is_run_folder(path):
-        return Layout("run", path, [_run(path, path.name, path.name)], [path.name])
-    runs: list[Run] = []
-    rounds: list[str] = []
+    kind, found = find_runs(path)
+    runs = [_run(folder, name, label) for label, named in found for name, folder in named]
     lineage: dict[str, dict[str, Any]] = {}
-    for child in child_folders(path):
-        if is_run_folder(child):
-            found = [_run(child, child.name, child.name)]
-        else:
-            found = [_run(grand, f"{child.name}/{grand.name}", child.name)
-                     for grand in child_folders(child) if is_run_folder(grand)]
-        if found:
-            runs += found
-            rounds.append(child.name)
-            info = _lineage(child)
+    if kind == "rounds":
+        for label, _ in found:
+            info = _lineage(path / label)
             if info is not None:
-                lineage[child.name] = info
-    if not runs:
-        raise UsageError(f"{path}: no manifest.json here or in its subfolders; give a run folder "
-                         "(from gen selfchat/backtranslate/curate/train) or a folder of them")
-    return Layout("rounds", path, runs, rounds, lineage)
+                lineage[label] = info
+    return Layout(kind, path, runs, [label for label, _ in found], lineage)
