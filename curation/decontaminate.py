@@ -15,7 +15,6 @@ measures it against all-pairs BLEU and reports whether both find the same record
 """
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +22,13 @@ from typing import Any, Iterable
 
 from generators.core.errors import UsageError
 from generators.core.io import iter_jsonl
+from generators.core.records import Record, user_turns
+from generators.core.text import FUNCTION_WORDS, tokens
 
 from curation.bleu import ngram_counts, sentence_bleu, tokenize
-from curation.filters import STOPWORDS
-from curation.text import Record, user_turns
 
 TEXT_FIELDS = ("instruction", "question", "prompt", "text")
 MIN_SHORT_WORDS = 4
-_WORD = re.compile(r"\w+")
 
 
 def load_eval_prompts(path: str | Path) -> list[str]:
@@ -67,16 +65,12 @@ def _prompt_of(obj: Any) -> str | None:
     return users[0] if users and isinstance(users[0], str) else None
 
 
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
 def _grams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
 
 
 def _content(gram: tuple[str, str]) -> bool:
-    return any(t not in STOPWORDS and any(c.isalnum() for c in t) for t in gram)
+    return any(t not in FUNCTION_WORDS and any(c.isalnum() for c in t) for t in gram)
 
 
 @dataclass
@@ -106,7 +100,7 @@ class Decontaminator:
         self._index: dict[tuple[str, ...], list[int]] = defaultdict(list)
         self._short_lengths: set[int] = set()
         for i, prompt in enumerate(self.prompts):
-            toks = words(prompt)
+            toks = tokens(prompt)
             if len(toks) >= ngram:
                 grams = _grams(toks, ngram)
             elif len(toks) >= MIN_SHORT_WORDS:
@@ -144,7 +138,7 @@ class Decontaminator:
         return None
 
     def check_text(self, text: str) -> Match | None:
-        toks = words(text)
+        toks = tokens(text)
         shared: dict[int, int] = defaultdict(int)
         for n in (self.ngram, *self._short_lengths):
             for gram in _grams(toks, n):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from generators.inputs.corpus.dedup import DedupIndex
+from generators.core.records import Record, instruction
 
-from curation.text import Record, instruction
 
 
 class InstructionDedup:

@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from generators.core.records import read_records
+from generators.core.records import Record, read_records
 
-from curation.text import Record
 
 
 def resolve_input(path: Path) -> Path:

@@ -9,29 +9,20 @@ Reasons, in the order checked:
   refusal            an assistant turn refuses or hedges as a model
   identity           a teacher's identity (OpenAI, ChatGPT, GPT-4, ...) on either side
   blocked            a --block pattern matched on either side
-The refusal and identity patterns are the self-chat ones (generators.selfchat.filters), with the
+The refusal and identity patterns are the self-chat ones (generators.core.blocks), with the
 same sides: a person may say "I'm sorry, but I can't", an assistant may not.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from generators.core.blocks import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, compile_block_patterns
 from generators.core.errors import UsageError
-from generators.selfchat.filters import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, compile_block_patterns
+from generators.core.records import Record, instruction, turns
+from generators.core.text import FUNCTION_WORDS, letter_runs, normalize_quotes
 
-from curation.text import Record, instruction, turns
 
-# Frequent English function words: prose has 25-50% of them, other Latin-script languages few.
-STOPWORDS = frozenset(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it its "
-    "this that these those i you he she we they me him her us them my your his our their what which "
-    "who whom how why when where can could would should will shall do does did not no so than then "
-    "there here about into over under more most some any all each very just also have has had".split())
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 
 
 @dataclass
@@ -70,7 +61,7 @@ class RecordFilterConfig:
 def looks_english(text: str, *, min_ascii_ratio: float = 0.85, min_stopword_ratio: float = 0.08) -> bool:
     """Most letters ASCII and, for texts long enough to tell, enough English function words.
     Cheap (no model) and wrong only at the margins: mixed code/prose, very short texts pass."""
-    words = _WORD.findall(text.lower())
+    words = letter_runs(text)
     if not words:
         return True  # nothing to judge (numbers, code symbols): other filters decide
     letters = sum(len(w) for w in words)
@@ -78,12 +69,8 @@ def looks_english(text: str, *, min_ascii_ratio: float = 0.85, min_stopword_rati
     if ascii_letters < min_ascii_ratio * letters:
         return False
     if len(words) >= 12:
-        return sum(1 for w in words if w in STOPWORDS) >= min_stopword_ratio * len(words)
+        return sum(1 for w in words if w in FUNCTION_WORDS) >= min_stopword_ratio * len(words)
     return True
-
-
-def _prepare(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
 
 
 class RecordFilter:
@@ -118,7 +105,7 @@ class RecordFilter:
             if not looks_english(text, min_ascii_ratio=self.config.min_ascii_ratio,
                                  min_stopword_ratio=self.config.min_stopword_ratio):
                 return "not_english"
-        prepared = [(m["role"], _prepare(m["content"])) for m in shown]
+        prepared = [(m["role"], normalize_quotes(m["content"])) for m in shown]
         for reason, regex, both in self._blocks:
             if any((both or role == "assistant") and regex.search(text) for role, text in prepared):
                 return reason

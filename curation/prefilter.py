@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from generators.core.filtering import Filter, FilterChain
+from generators.core.records import Record
 
 from curation.decontaminate import Decontaminator
 from curation.dedup import InstructionDedup
 from curation.filters import RecordFilterConfig, RecordFilter
-from curation.text import Record
 
 
 @dataclass

@@ -8,14 +8,13 @@ from typing import Iterator
 
 from generators.core.errors import UsageError
 from generators.core.io import atomic_lines, dumps, read_json, write_json
-from generators.core.records import stable_id
+from generators.core.records import Record, stable_id
 
 from curation.decontaminate import Decontaminator, load_eval_prompts
 from curation.dedup import InstructionDedup
 from curation.files import input_records
 from curation.prefilter import Prefilter
 from curation.settings import CurateSettings
-from curation.text import Record
 
 PREFILTERED = "prefiltered.jsonl"
 PREFILTER_STATE = "prefilter.json"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import prompts
 from generators.core.errors import UsageError
+from generators.core.records import Record, instruction, turns
 
-from curation.text import Record, instruction, turns
 
 TEMPLATE = "curate_rubric"
 INSTRUCTION_TEMPLATE = "curate_instruction"

@@ -12,13 +12,13 @@ from generators.core.engine import Engine
 from generators.core.options import RunOptions, engine_settings
 from generators.core.runner import Item, Kept, Rejected, Worker
 from generators.core.store import RunStore
+from generators.core.records import Record, instruction
 
 from curation.files import input_records
 from curation.prefilter_pass import item_id
 from curation.rate import rate, rate_direct
 from curation.rubric import rubric_messages, template_id
 from curation.settings import CurateSettings
-from curation.text import Record, instruction
 
 SCORING_STAGE = "curate-scoring"
 RATER_SAMPLING = {"temperature": 0.0, "max_tokens": 512}
@@ -34,7 +34,7 @@ def rater_sampling(settings: CurateSettings, opts: RunOptions) -> Sampling:
 def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend, sampling: Sampling) -> dict[str, Any]:
     """Everything that changes a rating: the scoring store's fingerprint is made from this."""
     rater = {**engine_settings(opts, backend), "adapter": settings.adapter,
-             "template": template_id(settings.template), "sampling": sampling.as_dict(),
+             "template": template_id(settings.template), "sampling": sampling.describe(),
              "retries_unparsed": settings.retries_unparsed, "score_mode": settings.score_mode}
     if settings.rate != "pair":  # only when set, so folders rated before --rate existed still resume
         rater["rate"] = settings.rate

@@ -194,8 +194,3 @@ def decoder_layers(model: Any) -> list[torch.nn.Module]:
     if not layers:
         raise FatalError("--fsdp: cannot find this model's decoder layers to shard; drop --fsdp")
     return layers
-
-
-def unwrap(model: Any) -> Any:
-    """The peft model inside a DDP wrapper (FSDP2 keeps the model itself)."""
-    return getattr(model, "module", model)

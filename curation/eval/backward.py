@@ -38,7 +38,7 @@ class BackwardEvalStage(EvalStage):
         self.sampling = self.opts.sampling(**SAMPLING)
         self.generation = {**self.engine_settings(),
                            "adapter": adapter_identity(self.adapter) if self.adapter else None,
-                           "template": prompts.template_id(TEMPLATE), "sampling": self.sampling.as_dict()}
+                           "template": prompts.template_id(TEMPLATE), "sampling": self.sampling.describe()}
         return {**self.generation, "postfilter": self.postfilter.describe()}
 
     def input_summary(self) -> dict[str, Any]:

@@ -13,13 +13,12 @@ from typing import Any, Iterable
 from generators.core.adapters import adapter_identity
 from generators.core.errors import UsageError
 from generators.core.options import RunOptions, backend_kind
-from generators.core.records import make_record, stable_id
+from generators.core.records import instruction, make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
 
 from curation.rubric import check_template
 from curation.scoring import rater_sampling, rater_settings, rating_worker
 from curation.settings import CurateSettings
-from curation.text import instruction
 from curation.eval.base import EvalStage
 from curation.eval.candidates import KINDS, make_candidates
 from curation.eval.metrics import precision_recall, roc_auc

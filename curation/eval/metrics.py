@@ -8,15 +8,11 @@ normal 95% interval over per-instruction outcomes.
 from __future__ import annotations
 
 import math
-import re
 from typing import Sequence
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+from generators.core.text import tokens
+
 Z95 = 1.959964
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall((text or "").lower())
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
@@ -34,7 +30,7 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
 
 def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L F1 of two texts over words; 0.0 when either has no word."""
-    p, r = words(prediction), words(reference)
+    p, r = tokens(prediction), tokens(reference)
     if not p or not r:
         return 0.0
     lcs = lcs_length(p, r)
@@ -46,7 +42,7 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 def normalized(text: str) -> str:
     """Text for exact match: lowercased words joined by single spaces (punctuation ignored)."""
-    return " ".join(words(text))
+    return " ".join(tokens(text))
 
 
 def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:

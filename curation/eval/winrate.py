@@ -104,8 +104,8 @@ class WinrateStage(EvalStage):
             "baseline": {**engine_settings(self.opts, self.baseline.backend),
                          "adapter": adapter_identity(c.baseline_adapter) if c.baseline_adapter else None},
             "judge": {**engine_settings(self.judge_opts, self.judge.backend), "template": prompts.template_id(JUDGE_TEMPLATE),
-                      "sampling": JUDGE_SAMPLING.as_dict(), "retries": JUDGE_RETRIES},
-            "answers": {"sampling": self.answer_sampling.as_dict(),
+                      "sampling": JUDGE_SAMPLING.describe(), "retries": JUDGE_RETRIES},
+            "answers": {"sampling": self.answer_sampling.describe(),
                         "tag": f"{prompts.template_id('tag_' + c.tag)}" if c.tag != "none" else None}}
         return self.identity
 

@@ -22,7 +22,7 @@ class Sampling:
     stop: tuple[str, ...] | None = None
     logprobs: int | None = None  # None: no logprobs; k >= 0: logprobs with k alternatives each
 
-    def as_dict(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 

@@ -23,7 +23,7 @@ COMMIT_EVERY_N = 64
 
 def cache_key(backend: str, model: str, request: ChatRequest, endpoint: str | None = None) -> str:
     """The request's key; `endpoint` goes in only when given, so local backends keep their keys."""
-    parts: list[object] = [backend, request.model or model, request.messages, request.sampling.as_dict()]
+    parts: list[object] = [backend, request.model or model, request.messages, request.sampling.describe()]
     if endpoint is not None:
         parts.append(endpoint)
     blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

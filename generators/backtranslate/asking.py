@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from generators.backtranslate.cleaning import words
+from generators.core.text import words
+
 
 # Words a request usually opens with: question words, auxiliaries, polite forms, imperatives.
 REQUEST_STARTS = frozenset("""

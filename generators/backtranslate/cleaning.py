@@ -11,7 +11,6 @@ _LABEL = re.compile(
 _LEAD_IN = re.compile(r"^\s*(?:sure|okay|ok|certainly|here(?:'s| is| are)?)\b[^\n]{0,80}[:：]\s*\n", re.I)
 _QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`"),
            ("\u00ab", "\u00bb"), ("**", "**"))
-_WORD = re.compile(r"[\w']+")
 INTERJECTION = re.compile(r"^(?:sure|certainly|of course|absolutely)\s*[!,.]\s*(?=\S)", re.I)
 
 
@@ -32,7 +31,3 @@ def clean_instruction(text: str) -> str:
         if text == before:
             break
     return text
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from generators.backtranslate.asking import asks
-from generators.backtranslate.cleaning import INTERJECTION, clean_instruction, words
+from generators.backtranslate.cleaning import INTERJECTION, clean_instruction
+from generators.core.text import words
 
 _META_NOUN = (r"(?:text|passage|answer|article|response|document|excerpt|paragraph|content|information|"
               r"segment|piece|section|page|reply|output|explanation|summary|description|material|input|"

@@ -33,9 +33,9 @@ import re
 from dataclasses import asdict, dataclass
 
 from generators.core.errors import UsageError
-from generators.core.text import content_words, coverage
+from generators.core.text import content_words, coverage, words
 from generators.backtranslate.asking import is_request, is_statement
-from generators.backtranslate.cleaning import clean_instruction, words
+from generators.backtranslate.cleaning import clean_instruction
 from generators.backtranslate.meta import is_meta, salvage_question
 
 __all__ = ["REASONS", "Candidate", "InstructionFilter", "InstructionVerdict", "PostFilterConfig", "clean_instruction",

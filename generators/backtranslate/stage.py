@@ -160,8 +160,8 @@ class BacktranslateStage(Stage):
         self.template = prompts.template_id(TEMPLATE)
         self.adapter_id = adapter_identity(self.adapter) if self.adapter else None
         self.generation = {**self.engine_settings(), "adapter": self.adapter_id, "template": self.template,
-                           "sampling": self.sampling.as_dict()}
-        return {**self.generation, "segments": self.config.segments.as_dict(),
+                           "sampling": self.sampling.describe()}
+        return {**self.generation, "segments": self.config.segments.describe(),
                 "postfilter": self.config.postfilter.describe()}
 
     def prime(self, store: RunStore) -> None:

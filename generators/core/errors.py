@@ -32,3 +32,10 @@ class Interrupted(BaleenError):
     def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
         super().__init__(message)
         self.exit_code = 128 + int(signum)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for a message (libraries' errors often carry tracebacks
+    or whole responses): its type and the start of its first non-blank line."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__

@@ -102,7 +102,7 @@ REASONS: dict[str, str] = {
 }
 
 
-def describe(reasons: Iterable[str]) -> dict[str, str]:
+def meanings(reasons: Iterable[str]) -> dict[str, str]:
     """The meaning of each reason, for manifests and docs."""
     return {reason: REASONS.get(reason, "?") for reason in reasons}
 

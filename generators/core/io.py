@@ -150,18 +150,19 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
         raise UsageError(f"{path}: is a folder; give a .jsonl file")
     with open_binary(path) as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not valid UTF-8 (byte {exc.start}); "
-                                 "re-encode the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: bad JSON ({exc.msg} at column {exc.colno}); "
-                                 "fix or remove that line") from None
+            if raw.strip():
+                yield number, parse_json_line(raw, f"{path}:{number}")
+
+
+def parse_json_line(raw: bytes, where: str) -> Any:
+    """One line of an input file decoded; bad bytes or bad JSON are a UsageError naming `where`
+    (file:line)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: bad JSON ({exc.msg} at column {exc.colno}); fix or remove that line") from None
 
 
 def read_lines(path: str | Path, on_bad: Callable[[], None] | None = None

@@ -4,6 +4,9 @@ A record is a plain dict so it round-trips through JSON untouched:
   {"id", "source", "messages": [{"role", "content"}], "tag", "score", "score_expected",
    "reason", "meta": {...}}
 Only id, source and messages are required; the rest is filled in by later stages.
+The parts that filters, dedup, decontamination and the rubric look at (the turns, the user
+turns, the instruction) are read here too, so all agree on what "the instruction" of a
+multi-turn self-chat dialog is.
 """
 from __future__ import annotations
 
@@ -77,3 +80,18 @@ def read_records(path: str | Path) -> Iterator[Record]:
         yield check_record(obj, f"{path}:{number}")
     if not seen:
         raise UsageError(f"{path}: file is empty; expected one JSON record per line")
+
+
+def turns(record: Record) -> list[dict[str, str]]:
+    """The messages of known roles (anything else a file carries is ignored)."""
+    return [m for m in record.get("messages") or [] if m.get("role") in ROLES]
+
+
+def user_turns(record: Record) -> list[str]:
+    return [m["content"] for m in turns(record) if m["role"] == "user"]
+
+
+def instruction(record: Record) -> str:
+    """The first user turn ("" when there is none)."""
+    users = user_turns(record)
+    return users[0] if users else ""

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from generators.core.accounting import add_usage, empty_usage
 from generators.core.errors import UsageError
-from generators.core.filtering import describe
+from generators.core.filtering import meanings
 from generators.core.io import dumps, os_error, read_json, read_lines, write_json
 from generators.core.records import Record, stable_id
 
@@ -229,7 +229,7 @@ class RunStore:
             "settings": self.settings,
             "counts": {"kept": self.counts["kept"], "rejected": self.counts["rejected"],
                        "errors": self.counts["error"], "rejected_by_reason": dict(self.reasons)},
-            "reasons": describe(self.reasons),
+            "reasons": meanings(self.reasons),
             "duration_s": round(prior_duration + time.time() - self.started, 3),
             "sessions": int(self.previous.get("sessions", 0)) + 1 if self.previous else 1,
             "versions": versions(),

@@ -1,34 +1,71 @@
-"""Content words and how much two texts share them: what the instruction and dialog filters use
-to tell a text that takes up its subject from one that talks past it.
+"""Every text utility the filters, dedup and metrics share, in one place so that they agree on
+what a word is, which words carry no meaning, and when two texts are the same.
 
-No embedding model is installed offline, so this is lexical: words are lower-cased, stop words
-dropped, and a light suffix strip makes "symptoms"/"symptom" and "treated"/"treating" one word.
-That is enough to see whether a dialog mentions its seed's topic or a turn repeats an earlier
-one; it does not see synonyms ("kidney" vs "renal").
+  words / content_words / tokens / letter_runs   the three ways of cutting text into words
+  FUNCTION_WORDS / STOP_WORDS                    one stop-word list, in two layers
+  normalize_quotes                               NFKC and straight quotes before a regex runs
+  normalize_text / normalize_words               the dedup keys (seeds and dialogs / segments)
+  coverage / dice / similarity                   how much two texts share their content words
+
+No embedding model is installed offline, so likeness is lexical: words are lower-cased, stop
+words dropped, and a light suffix strip makes "symptoms"/"symptom" and "treated"/"treating" one
+word. That is enough to see whether a dialog mentions its seed's topic or a turn repeats an
+earlier one; it does not see synonyms ("kidney" vs "renal").
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+_TOKEN = re.compile(r"\w+")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_NON_WORD = re.compile(r"[\W_]+")
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 
-STOP_WORDS = frozenset("""
-a about above after again against all also am an and any are aren't as at be because been before
-being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-don't down during each either else ever every few for from further get gets got had hadn't has
-hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his how
-how's however i i'd i'll i'm i've if in into is isn't it it's its itself just let's like me more
-most much must my myself no nor not now of off on once one only or other ought our ours ourselves
-out over own please rather really same shall she she'd she'll she's should shouldn't so some such
-than that that's the their theirs them themselves then there there's these they they'd they'll
-they're they've this those though through thus to too under until up upon us very via was wasn't
-we we'd we'll we're we've were weren't what what's when when's where where's whether which while
-who who's whom whose why why's will with within without won't would wouldn't yes yet you you'd
-you'll you're you've your yours yourself yourselves
-tell know explain describe give thing things way ways many lot lots well good great thank thanks
-okay ok sure yes hi hello dear want need able may might also kind sort
+# Frequent English function words: prose has 25-50% of them, other Latin-script languages few
+# (what curation's language check counts).
+FUNCTION_WORDS = frozenset("""
+a an the and or but if of to in on at by for with from as is are was were be been being it its
+this that these those i you he she we they me him her us them my your his our their what which
+who whom how why when where can could would should will shall do does did not no so than then
+there here about into over under more most some any all each very just also have has had
 """.split())
+
+# Words that say nothing about a text's subject: the function words, their contractions and
+# kin, and the filler of requests and chat ("tell me", "thanks", "ok").
+STOP_WORDS = FUNCTION_WORDS | frozenset("""
+above after again against am aren't because before below between both can't cannot couldn't
+didn't doesn't doing don't down during either else ever every few further get gets got hadn't
+hasn't haven't having he'd he'll he's here's hers herself himself how's however i'd i'll i'm
+i've isn't it's itself let's like much must myself nor now off once one only other
+ought ours ourselves out own please rather really same she'd she'll she's shouldn't such
+that's theirs themselves there's they'd they'll they're they've though through thus too
+until up upon via wasn't we'd we'll we're we've weren't what's when's where's whether while
+who's whose why's within without won't wouldn't yes yet you'd you'll you're you've yours
+yourself yourselves
+tell know explain describe give thing things way ways many lot lots well good great thank thanks
+okay ok sure hi hello dear want need able may might kind sort
+""".split())
+
+
+# ---------------------------------------------------------------- words
+
+def words(text: str) -> list[str]:
+    """Every word, lower-cased, an apostrophe kept inside a word ("don't", curly ones
+    straightened)."""
+    return [w.replace("’", "'") for w in _WORD.findall(text.lower())]
+
+
+def tokens(text: str) -> list[str]:
+    """Runs of word characters, lower-cased: the plain tokens of n-grams, ROUGE and headers."""
+    return _TOKEN.findall((text or "").lower())
+
+
+def letter_runs(text: str) -> list[str]:
+    """Runs of letters only, lower-cased (no digits, no '_'): what a language check looks at."""
+    return _LETTERS.findall(text.lower())
 
 
 def stem(word: str) -> str:
@@ -41,15 +78,44 @@ def stem(word: str) -> str:
     return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
-def words(text: str) -> list[str]:
-    """Every word, lower-cased (apostrophes kept inside words)."""
-    return [w.replace("’", "'") for w in _WORD.findall(text.lower())]
-
-
 def content_words(text: str) -> list[str]:
     """Stemmed words that carry meaning: no stop words, no one-letter tokens."""
     return [stem(w) for w in words(text) if w not in STOP_WORDS and len(w) > 1]
 
+
+# ---------------------------------------------------------------- normalisation and dedup keys
+
+def normalize_quotes(text: str) -> str:
+    """NFKC, and curly quotes and apostrophes made straight, so one pattern ("I'm") matches
+    every way a model writes it."""
+    return unicodedata.normalize("NFKC", text).translate(_QUOTES)
+
+
+def normalize_text(text: str) -> str:
+    """The key two short texts (seeds, dialog turns) share when they say the same thing: NFKC,
+    casefold, one space between words, no surrounding punctuation or quotes
+    ('What is X?' == 'what is  x')."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = " ".join(text.split())
+    start, end = 0, len(text)
+    while start < end and _is_edge(text[start]):
+        start += 1
+    while end > start and _is_edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _is_edge(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith("P")
+
+
+def normalize_words(text: str) -> str:
+    """The key two copies of a page (or an instruction) share: lower case, punctuation and
+    spacing removed, words joined by one space."""
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+# ---------------------------------------------------------------- likeness
 
 def coverage(part: str | list[str], whole: str | set[str]) -> float:
     """Share of `part`'s distinct content words found in `whole` (0 when part has none)."""

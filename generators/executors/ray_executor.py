@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from generators.core.accounting import add_usage, empty_usage
 from generators.core.engine import Engine
-from generators.core.errors import BaleenError, FatalError, UsageError
+from generators.core.errors import BaleenError, FatalError, UsageError, first_line
 from generators.core.runner import Item, ItemFailed, Settler, pending_items
 from generators.core.store import RunStore
 from generators.executors.ray_cluster import RayCluster
@@ -50,12 +50,6 @@ def outcome_of(result: Any) -> Any:
 def fatal_of(result: dict[str, Any]) -> BaleenError:
     cls = UsageError if result.get("exit_code") == 2 else FatalError
     return cls(result["fatal"])
-
-
-def first_line(exc: BaseException) -> str:
-    """A Ray error in one line (they carry tracebacks of the remote process)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {(lines or [''])[0][:300]}"
 
 
 def book(engine: Engine, usage: dict[str, Any]) -> None:
@@ -88,7 +82,7 @@ async def run_items_ray(stage: Any, items: Iterable[Item], *, store: RunStore, e
             try:
                 started = await asyncio.gather(*(actor.start.remote() for actor in actors))
             except ray.exceptions.RayError as exc:  # the replica could not even be built
-                raise FatalError(f"a worker could not start: {first_line(exc)}; is baleen (and the model) installed "
+                raise FatalError(f"a worker could not start: {first_line(exc, 300)}; is baleen (and the model) installed "
                                  "at the same path on every Ray node?") from None
             for result in started:
                 if result is not None:
@@ -163,9 +157,9 @@ async def _drive(ray: Any, actors: list[Any], window: int, items: Iterable[Item]
                         if deaths[item.id] <= RETRIES:
                             retry.append(item)
                             continue
-                        result, usage = {"bug": f"worker failed {deaths[item.id]} times: {first_line(exc)}"}, empty_usage()
+                        result, usage = {"bug": f"worker failed {deaths[item.id]} times: {first_line(exc, 300)}"}, empty_usage()
                     except ray.exceptions.RayError as exc:
-                        result, usage = {"bug": f"worker failed: {first_line(exc)}"}, empty_usage()
+                        result, usage = {"bug": f"worker failed: {first_line(exc, 300)}"}, empty_usage()
                     book(engine, usage)
                     if isinstance(result, dict) and "fatal" in result:
                         fatal.append(fatal_of(result))

@@ -37,41 +37,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Sequence
 
 import prompts
+from generators.core.blocks import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, compile_block_patterns
 from generators.core.errors import UsageError
-from generators.inputs.seeds import normalize_text
-from generators.core.text import content_words, coverage, dice, similarity, words
+from generators.core.text import (content_words, coverage, dice, normalize_quotes, normalize_text, similarity,
+                                  words)
 from generators.selfchat.parser import MARKER_RE
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
-_CANT = r"I(?: cannot| can't| can not| won't| will not|'m unable| am unable|'m not able| am not able)\b"
-
-DEFAULT_BLOCK_PATTERNS: dict[str, list[str]] = {
-    "refusal": [
-        r"\bas an? (?:ai|artificial intelligence)(?: language)? (?:model|assistant)\b",
-        r"\bas a (?:large )?language model\b",
-        rf"\b(?:I(?: am|'m) )?(?:very |so |truly )?sorry,? but (?:as an ai,? )?{_CANT}",
-        r"\bI(?: am|'m) (?:unable|not able) to (?:provide|help|assist|answer|fulfill|comply|generate)\b",
-        r"\bI (?:cannot|can't|can not) (?:provide|fulfill|comply with|assist with|help with) "
-        r"(?:that|this|your|such)\b",
-    ],
-    "identity": [
-        r"\bopen ?ai\b",
-        r"\bchat ?gpt\b",
-        r"\bgpt-?(?:3(?:\.5)?|4)\w*",
-        r"\blanguage model (?:developed|trained|created|built|made) by\b",
-        r"\bI(?: am|'m) an ai(?: language)? (?:assistant|model) (?:created|developed|trained|made|built)\b",
-    ],
-}
-EXTRA_REASON = "blocked"
 REPEAT_MIN_WORDS = 4  # shorter turns repeat only when their normalized text is the same
-BOTH_SIDES = frozenset({"identity", EXTRA_REASON})
 
 
 @dataclass
@@ -110,28 +88,6 @@ class DialogFilterConfig:
 
 
 _SEP = "\n\x00\n"
-
-
-def compile_block_patterns(block_patterns: dict[str, list[str]],
-                           both_sides: frozenset[str] | set[str]) -> list[tuple[str, re.Pattern[str], bool]]:
-    """(reason, one compiled alternation of its patterns, applies to user turns too) per reason;
-    a pattern that is no regex is a one-line UsageError naming it."""
-    blocks = []
-    for reason, patterns in block_patterns.items():
-        if not patterns:
-            continue
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise UsageError(f"block pattern {pattern!r} is not a valid regex ({exc}); fix --block") from None
-        joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-        blocks.append((reason, joined, reason in both_sides))
-    return blocks
-
-
-def _prepare(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
 
 
 class DialogFilter:
@@ -180,7 +136,7 @@ class DialogFilter:
             return "role_leak"
         if self.config.template_echo and any(echoes_template(m["content"]) for m in turns):
             return "template_echo"
-        sides = {role: _SEP.join(_prepare(m["content"]) for m in turns if m["role"] == role)
+        sides = {role: _SEP.join(normalize_quotes(m["content"]) for m in turns if m["role"] == role)
                  for role in ("user", "assistant")}
         if ((self._any_assistant and self._any_assistant.search(sides["assistant"]))
                 or (self._any_user and self._any_user.search(sides["user"]))):
@@ -329,4 +285,4 @@ _META_TURN = re.compile("|".join(f"(?:{p})" for p in (
 
 def is_meta_turn(text: str) -> bool:
     """A person turn about the conversation itself rather than a question or a remark."""
-    return bool(_META_TURN.search(_prepare(text)))
+    return bool(_META_TURN.search(normalize_quotes(text)))

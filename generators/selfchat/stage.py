@@ -167,7 +167,7 @@ class SelfChatStage(Stage):
     def generation(self) -> dict[str, Any]:
         """What makes the dialogs: part of every item id, so changing it makes new items."""
         generation = {**self.engine_settings(), "mode": self.config.mode, "template": self.template(),
-                      "sampling": self.sampling().as_dict()}
+                      "sampling": self.sampling().describe()}
         if self.config.mode == "agents":
             generation.update(max_turns=self.config.max_turns, user_model=self.user_model_label(),
                               opening=self.config.opening)
@@ -176,7 +176,7 @@ class SelfChatStage(Stage):
             generation["feedback"] = {"n": self.config.feedback.n, "judge_model": self.judge_label(),
                                       "judge_backend": self.judge_options().resolved_backend(),
                                       "template": prompts.template_id(JUDGE_TEMPLATE),
-                                      "sampling": JUDGE_SAMPLING.as_dict()}
+                                      "sampling": JUDGE_SAMPLING.describe()}
         return generation
 
     def judge_label(self) -> str | None:

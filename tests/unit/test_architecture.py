@@ -1,5 +1,6 @@
 """The layers hold: imports point one way (prompts <- generators <- curation; training beside,
-reading records and prompts only), and no module imports itself back through another."""
+reading records and prompts only), no module imports itself back through another, a stage never
+imports another stage, and the tools that read finished runs (outputs) build on the core only."""
 from __future__ import annotations
 
 import ast
@@ -10,6 +11,20 @@ from tests.helpers import REPO
 PACKAGES = ("prompts", "generators", "curation", "training")
 ALLOWED = {"prompts": set(), "generators": {"prompts"}, "curation": {"prompts", "generators"},
            "training": {"prompts", "generators"}}
+
+# A stage is the package behind one `gen` command: it makes, curates, trains on, evaluates or
+# reads out data, and shares code with the others only through the layers under them
+# (prompts, generators.core, backends, executors, inputs). Nested stages count apart from their
+# parent (curation.eval is not part of curation).
+STAGES = ("generators.selfchat", "generators.backtranslate", "curation", "curation.eval", "training",
+          "generators.outputs.export", "generators.outputs.report", "generators.outputs.view")
+# gen eval measures other stages' parts with their own code (the backward model through
+# backtranslate's prompt and post-filter, the rater through curate's rubric and scoring): a copy
+# would measure something else. It may import the stages it evaluates, and no stage imports it.
+EVALUATES = {"curation.eval": {"curation", "generators.backtranslate"}}
+# What the output tools (export, report, view) may build on besides their own package.
+OUTPUTS = "generators.outputs"
+CORE = ("generators.core", "prompts")
 
 
 def module_name(path: Path) -> str:
@@ -47,6 +62,32 @@ def graph() -> dict[str, set[str]]:
 def test_imports_point_one_way():
     wrong = [(a, b) for a, targets in graph().items() for b in targets
              if b.split(".")[0] != a.split(".")[0] and b.split(".")[0] not in ALLOWED[a.split(".")[0]]]
+    assert wrong == []
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def stage_of(module: str) -> str | None:
+    """The innermost stage package holding `module`, None for the layers under the stages."""
+    holding = [stage for stage in STAGES if _within(module, stage)]
+    return max(holding, key=len) if holding else None
+
+
+def test_a_stage_never_imports_another_stage():
+    wrong = []
+    for a, targets in graph().items():
+        for b in targets:
+            mine, theirs = stage_of(a), stage_of(b)
+            if mine and theirs and mine != theirs and theirs not in EVALUATES.get(mine, ()):
+                wrong.append((a, b))
+    assert wrong == []
+
+
+def test_outputs_import_only_the_core():
+    wrong = [(a, b) for a, targets in graph().items() if _within(a, OUTPUTS) for b in targets
+             if stage_of(b) != stage_of(a) and not any(_within(b, core) for core in CORE)]
     assert wrong == []
 
 

@@ -61,7 +61,7 @@ def test_jsonl_text_field_ids_are_stable_and_kind_guessed(tmp_path):
 def test_explicit_field_and_unknown_field(tmp_path):
     path = write_jsonl(tmp_path / "b.jsonl", [{"body": "some text", "title": "t"}])
     assert [d.text for d in iter_documents(str(path), field="body")] == ["some text"]
-    with one_line_usage_error(r"b\.jsonl:1: no field 'content' \(fields: body, title\)"):
+    with one_line_usage_error(r"b\.jsonl:1: no field 'content'; available: body, title; pass --field"):
         list(iter_documents(str(path), field="content"))
     with one_line_usage_error(r"no 'html' or 'text' field .*pass --field"):
         list(iter_documents(str(path)))
@@ -78,7 +78,7 @@ def test_parquet_text_field(tmp_path):
     assert len(docs) == 600 and docs[599].text == "row 599 text"
     assert docs[3].url == "https://e.example/3" and docs[3].meta["row"] == 4
     assert len({d.id for d in docs}) == 600
-    with one_line_usage_error(r"no field 'html' \(columns: text, url\)"):
+    with one_line_usage_error(r"no field 'html'; available: text, url"):
         list(iter_documents(str(path), field="html"))
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet at all")

@@ -287,7 +287,7 @@ def test_the_endpoint_is_part_of_the_cache_key():
     one = cache_key("openai", "m", request, endpoint="http://127.0.0.1:8000/v1")
     other = cache_key("openai", "m", request, endpoint="http://127.0.0.1:8001/v1")
     assert one != other and local == cache_key("hf", "m", request, endpoint=None)
-    before = json.dumps(["hf", "m", request.messages, request.sampling.as_dict()], ensure_ascii=False,
+    before = json.dumps(["hf", "m", request.messages, request.sampling.describe()], ensure_ascii=False,
                         separators=(",", ":"), sort_keys=True)  # the key before endpoints existed
     assert local == hashlib.sha256(before.encode("utf-8")).hexdigest()
 

@@ -17,7 +17,8 @@ import pytest
 import generators.inputs.seeds.hub as seeds_hub
 from generators.core.errors import FatalError, UsageError
 from generators.core.records import stable_id
-from generators.inputs.seeds import Seed, load_seeds, normalize_text
+from generators.core.text import normalize_text
+from generators.inputs.seeds import Seed, load_seeds
 from generators.inputs.seeds.hub import MIRROR_ENV, NAMED
 from generators.core.shard import parse_shard
 
@@ -208,7 +209,7 @@ def test_parquet_non_string_field(tmp_path):
 def test_parquet_that_is_not_parquet(tmp_path):
     path = tmp_path / "q.parquet"
     path.write_text("not parquet at all")
-    with pytest.raises(UsageError, match="not a readable parquet file"):
+    with pytest.raises(UsageError, match="not a readable Parquet file"):
         load_seeds(str(path))
 
 

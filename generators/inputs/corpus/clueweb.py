@@ -16,8 +16,9 @@ from typing import Iterator
 from generators.core.errors import UsageError
 from generators.core.records import stable_id
 from generators.inputs.corpus.document import Document, Pending
-from generators.inputs.corpus.files import iter_lines, walk_files
+from generators.inputs.corpus.files import walk_files
 from generators.inputs.corpus.warc import iter_warc
+from generators.inputs.reader import iter_lines
 
 
 def iter_clueweb(root: str | None, *, form: str | None = None, lang: str = "en") -> Iterator[Pending]:

@@ -5,17 +5,11 @@ partial run's output, since a killed run resumes without re-reading what it kept
 from __future__ import annotations
 
 import hashlib
-import re
 import zlib
 
 import numpy as np
 
-_NON_WORD = re.compile(r"[\W_]+")
-
-
-def normalize(text: str) -> str:
-    """Lower case, punctuation and spacing removed: what two copies of a page share."""
-    return _NON_WORD.sub(" ", text.lower()).strip()
+from generators.core.text import normalize_words
 
 
 class DedupIndex:
@@ -53,7 +47,7 @@ class DedupIndex:
 
     def key(self, text: str) -> tuple[int, str]:
         """(64-bit hash of the normalized text, the normalized text)."""
-        normal = normalize(text)
+        normal = normalize_words(text)
         return int.from_bytes(hashlib.blake2b(normal.encode("utf-8"), digest_size=8).digest(),
                               "big"), normal
 
@@ -73,7 +67,7 @@ class DedupIndex:
 
     def add(self, text: str) -> None:
         """Remember a text kept earlier (resume), without asking whether it is a duplicate."""
-        normal = normalize(text)
+        normal = normalize_words(text)
         key = int.from_bytes(hashlib.blake2b(normal.encode("utf-8"), digest_size=8).digest(), "big")
         if key in self._hashes:
             return

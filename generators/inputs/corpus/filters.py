@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Iterator
 
 from generators.core.errors import UsageError
+from generators.core.text import tokens
 from generators.inputs.corpus.dedup import DedupIndex
 from generators.inputs.corpus.document import Document
 from generators.inputs.corpus.segment import Segment, segment_document
@@ -44,7 +45,6 @@ BOILERPLATE_EXACT = ("search", "categories", "category", "tags", "archives", "ar
                      "related", "resources", "sitemap", "site map", "top", "untitled")
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"\w+")
 
 
 @dataclass
@@ -80,7 +80,7 @@ class SegmentFilterConfig:
         self._phrase_re = re.compile(r"\b(?:" + "|".join(words) + r")\b") if words else None
         self._exact = frozenset(p.lower() for p in self.boilerplate_exact)
 
-    def as_dict(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         """Settings for a manifest."""
         return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
 
@@ -95,7 +95,7 @@ def header_reason(segment: Segment, config: SegmentFilterConfig) -> str | None:
     letters = [c for c in header if c.isalpha()]
     if len(letters) >= config.caps_min_letters and all(c.isupper() for c in letters):
         return "caps_header"
-    lowered = " ".join(_WORD.findall(header.lower()))
+    lowered = " ".join(tokens(header))
     if lowered in config._exact:  # type: ignore[attr-defined]
         return "boilerplate_header"
     phrase_re = config._phrase_re  # type: ignore[attr-defined]
@@ -114,7 +114,7 @@ def has_repeated_sentences(text: str, *, n: int = 3, threshold: float = 0.8,
     earlier: list[frozenset] = []
     seen: set = set()
     for sentence in _SENTENCE_SPLIT.split(text):
-        words = _WORD.findall(sentence.lower())
+        words = tokens(sentence)
         if len(words) < min_words:
             continue
         grams = frozenset(zip(*(words[i:] for i in range(n)))) if len(words) >= n \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from generators.core.errors import FatalError
+from generators.core.errors import FatalError, first_line
 from generators.core.records import stable_id
 from generators.inputs.corpus.document import Pending
 from generators.inputs.corpus.rows import row_document
@@ -22,7 +22,7 @@ def iter_hf(name: str, config: str | None, split: str, field: str | None) -> Ite
     try:
         stream = iter(datasets.load_dataset(name, config, split=split, streaming=True))
     except Exception as exc:
-        raise FatalError(f"{label}: cannot open the data set ({_first_line(exc)}); offline, the "
+        raise FatalError(f"{label}: cannot open the data set ({first_line(exc)}); offline, the "
                          "hub is unreachable: fetch it elsewhere and pass local files "
                          "(.jsonl, .parquet, .warc, .html)") from None
     return _rows(stream, label, name, config, split, field)
@@ -37,14 +37,10 @@ def _rows(stream: Iterator, label: str, name: str, config: str | None, split: st
         except StopIteration:
             return
         except Exception as exc:
-            raise FatalError(f"{label}: streaming stopped at row {index} ({_first_line(exc)}); "
+            raise FatalError(f"{label}: streaming stopped at row {index} ({first_line(exc)}); "
                              "check the network, or pass local files") from None
         yield (lambda row=row, index=index: row_document(
             row, field, f"{label} row {index}", stable_id("hf", name, config, split, index),
             {"dataset": name, "config": config, "split": split, "row": index}))
         index += 1
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

@@ -5,11 +5,11 @@ are positions in the walk, so shard i/n of a folder is the same set of documents
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
 from generators.core.errors import UsageError
+from generators.core.io import parse_json_line
 from generators.core.records import stable_id
 from generators.inputs.corpus.charset import declared_charset
 from generators.inputs.corpus.document import Document, Pending
@@ -20,12 +20,12 @@ from generators.inputs.corpus.files import (
     MARKDOWN_SUFFIXES,
     PARQUET_SUFFIXES,
     WARC_SUFFIXES,
-    iter_lines,
-    read_bytes,
     walk_files,
 )
-from generators.inputs.corpus.rows import ID_FIELDS, URL_FIELDS, row_document
+from generators.inputs.corpus.rows import ID_FIELDS, NO_TEXT_FIELD, TEXT_FIELDS, URL_FIELDS, row_document
 from generators.inputs.corpus.warc import iter_warc
+from generators.inputs.reader import (choose_field, iter_lines, open_parquet, parquet_columns, parquet_rows,
+                                      read_bytes, read_text)
 
 
 def iter_path(path: Path, *, field: str | None = None) -> Iterator[Pending]:
@@ -62,11 +62,7 @@ def _iter_file(path: Path, rel: str, field: str | None) -> Iterator[Pending]:
 
 
 def _text_file(path: Path, rel: str, kind: str) -> Document | None:
-    raw = read_bytes(path)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
+    text = read_text(path)
     if not text.strip():
         return None
     return Document(stable_id("file", rel), text, kind, None, {"path": rel})  # type: ignore[arg-type]
@@ -94,32 +90,17 @@ def _iter_jsonl(path: Path, rel: str, field: str | None) -> Iterator[Pending]:
 
 def _jsonl_row(raw: bytes, number: int, path: Path, rel: str, field: str | None) -> Document | None:
     where = f"{path}:{number}"
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{where}: bad JSON ({exc.msg} at column {exc.colno}); fix or remove that line") from None
-    return row_document(obj, field, where, stable_id("file", rel, number),
+    return row_document(parse_json_line(raw, where), field, where, stable_id("file", rel, number),
                         {"path": rel, "line": number})
 
 
 def _iter_parquet(path: Path, rel: str, field: str | None) -> Iterator[Pending]:
-    import pyarrow.parquet as pq  # heavy; only a Parquet input pays for it
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a bad file
-        raise UsageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    names = parquet.schema_arrow.names
-    text_col = field or next((n for n in ("html", "text") if n in names), None)
-    if text_col is None or text_col not in names:
-        wanted = f"field {field!r}" if field else "'html' or 'text' column"
-        raise UsageError(f"{path}: no {wanted} (columns: {', '.join(names[:12])}); pass --field NAME")
+    parquet = open_parquet(path)
+    names, _ = parquet_columns(parquet)
+    text_col = choose_field(names, field=field, preferred=TEXT_FIELDS, strings=None, where=str(path),
+                            unknown=NO_TEXT_FIELD)
     columns = [text_col] + [n for n in ID_FIELDS + URL_FIELDS if n in names and n != text_col]
-    row = 0
-    for batch in parquet.iter_batches(batch_size=256, columns=columns):
-        for obj in batch.to_pylist():
-            row += 1
-            yield lambda obj=obj, row=row: row_document(
-                obj, text_col, f"{path}:row {row}", stable_id("file", rel, row),
-                {"path": rel, "row": row})
+    for row, obj in enumerate(parquet_rows(parquet, columns), start=1):
+        yield lambda obj=obj, row=row: row_document(
+            obj, text_col, f"{path}:row {row}", stable_id("file", rel, row),
+            {"path": rel, "row": row})

@@ -9,27 +9,21 @@ from typing import Any
 
 from generators.core.errors import UsageError
 from generators.inputs.corpus.document import Document, guess_kind
+from generators.inputs.reader import choose_field
 
+TEXT_FIELDS = ("html", "text")  # without --field, a page's html is preferred to its text
+NO_TEXT_FIELD = "no 'html' or 'text' field"
 ID_FIELDS = ("id", "doc_id", "ClueWeb22-ID", "_id")
 URL_FIELDS = ("url", "URL", "link")
 
 
 def pick_text(obj: Any, field: str | None, where: str) -> tuple[str, str] | None:
-    """(text, kind) from a row: `field` if given, else `html`, else `text`; None when empty."""
+    """(text, kind) from a row: `field` if given, else `html`, else `text` (TEXT_FIELDS); None
+    when empty."""
     if not isinstance(obj, dict):
         raise UsageError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    if field is not None:
-        if field not in obj:
-            raise UsageError(f"{where}: no field {field!r} (fields: {_names(obj)}); "
-                             "pass --field with one of them")
-        name = field
-    elif "html" in obj:
-        name = "html"
-    elif "text" in obj:
-        name = "text"
-    else:
-        raise UsageError(f"{where}: no 'html' or 'text' field (fields: {_names(obj)}); "
-                         "pass --field NAME")
+    name = choose_field(list(obj), field=field, preferred=TEXT_FIELDS, strings=None, where=where,
+                        unknown=NO_TEXT_FIELD)
     value = obj[name]
     if value is None:
         return None
@@ -50,11 +44,6 @@ def row_document(obj: Any, field: str | None, where: str, fallback_id: str,
     text, kind = picked
     return Document(_own(obj, ID_FIELDS) or fallback_id, text, kind,  # type: ignore[arg-type]
                     _own(obj, URL_FIELDS), meta)
-
-
-def _names(obj: dict[str, Any]) -> str:
-    names = list(obj)[:12]
-    return ", ".join(names) + (", ..." if len(obj) > 12 else "") if names else "none"
 
 
 def _own(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:

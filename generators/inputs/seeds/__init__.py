@@ -17,17 +17,17 @@ hf: specs, the mirror, offline handling) and `files` (local files, field choice)
 from __future__ import annotations
 
 import random
-import unicodedata
 from dataclasses import dataclass
 from typing import Iterator
 
 from generators.core.shard import check_shard
 from generators.core.errors import UsageError
 from generators.core.records import stable_id
+from generators.core.text import normalize_text
 from generators.inputs.seeds.files import read_file
 from generators.inputs.seeds.hub import NAMED, read_hf, read_named
 
-__all__ = ["Seed", "load_seeds", "normalize_text"]
+__all__ = ["Seed", "load_seeds"]
 
 
 @dataclass(frozen=True)
@@ -62,23 +62,6 @@ def load_seeds(spec: str, *, field: str | None = None, limit: int | None = None,
     if limit is not None:
         seeds = seeds[:limit]
     return seeds
-
-
-def normalize_text(text: str) -> str:
-    """The key two texts share when they say the same thing: NFKC, casefold, one space between
-    words, no surrounding punctuation or quotes ('What is X?' == 'what is  x')."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = " ".join(text.split())
-    start, end = 0, len(text)
-    while start < end and _is_edge(text[start]):
-        start += 1
-    while end > start and _is_edge(text[end - 1]):
-        end -= 1
-    return text[start:end]
-
-
-def _is_edge(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char).startswith("P")
 
 
 # ---------------------------------------------------------------- dispatch and cleaning

@@ -1,6 +1,6 @@
-"""Seeds from a local file (.jsonl .json .csv .tsv .parquet .txt), and the field choice that hub
-data sets share: every reader checks its file up front so a bad one fails with one line that
-names the file (and the line or row) instead of a traceback halfway through a run."""
+"""Seeds from a local file (.jsonl .json .csv .tsv .parquet .txt): every reader checks its file
+up front, through the shared reader (generators/inputs/reader.py), so a bad one fails with one
+line that names the file (and the line or row) instead of a traceback halfway through a run."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from generators.core.errors import UsageError
-from generators.core.io import iter_jsonl
+from generators.inputs.reader import (checked_strings, choose_field, iter_json_lines, open_parquet, parquet_columns,
+                                      parquet_rows, read_text)
 
 PREFERRED_FIELDS = ("question", "text", "title", "prompt", "instruction", "query")
 FILE_EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
@@ -34,50 +35,14 @@ def read_file(spec: str, field: str | None) -> tuple[Iterator[str], str, str]:
     return reader(path, field), path.stem, str(path)
 
 
-# ---------------------------------------------------------------- field choice (files and hub)
-
-def choose_field(columns: Sequence[str], strings: Sequence[str], where: str) -> str:
-    """The only text column, else the first usual name, else ask for --field."""
-    if len(strings) == 1:
-        return strings[0]
-    for name in PREFERRED_FIELDS:
-        if name in columns:
-            return name
-    shown = ", ".join(columns) if columns else "(none)"
-    raise UsageError(f"{where}: cannot tell which field holds the seeds (columns: {shown}); "
-                     "pass --field NAME")
-
-
-def checked_strings(values: Sequence[Any], where: str, field: str, *, first_row: int,
-                    rows: Sequence[int] | None = None) -> Iterator[str]:
-    """Check every value is text (None counts as blank) and yield it; `rows` names each value's
-    row or line number for messages."""
-    texts: list[str] = []
-    for i, value in enumerate(values):
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            row = rows[i] if rows is not None else first_row + i
-            kind = "line" if rows is not None else "row"
-            raise UsageError(f"{where}: {kind} {row}: field {field!r} holds {type(value).__name__}, "
-                             "not text; fix the data or pick another --field")
-        texts.append(value)
-    return iter(texts)
+def choose_seed_field(columns: Sequence[str], strings: Sequence[str], where: str,
+                      field: str | None = None) -> str:
+    """--field when given, else the only text column, else the first usual name (files and hub)."""
+    return choose_field(columns, field=field, preferred=PREFERRED_FIELDS, strings=strings, where=where,
+                        unknown="cannot tell which field holds the seeds")
 
 
 # ---------------------------------------------------------------- readers
-
-def _read_text(path: Path) -> str:
-    """Whole file as text; non-UTF-8 bytes reported as file:line."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise UsageError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); "
-                         "re-encode the file as UTF-8") from None
-    return text.removeprefix("\ufeff")
-
 
 def _require_content(path: Path, rows: Sequence[Any]) -> None:
     if not rows:
@@ -104,11 +69,7 @@ def _from_objects(path: Path, items: Sequence[Any], numbers: Sequence[int], kind
             if value is not None and not isinstance(value, str):
                 non_string.add(key)
     names = list(columns)
-    if field is None:
-        field = choose_field(names, [c for c in names if c not in non_string], str(path))
-    elif field not in columns:
-        raise UsageError(f"{path}: no field {field!r}; available: {', '.join(names)}; "
-                         "pass --field NAME")
+    field = choose_seed_field(names, [c for c in names if c not in non_string], str(path), field)
     values = [item.get(field) for item in items]
     if kind == "line":
         return checked_strings(values, str(path), field, first_row=1, rows=numbers)
@@ -116,12 +77,12 @@ def _from_objects(path: Path, items: Sequence[Any], numbers: Sequence[int], kind
 
 
 def _read_jsonl(path: Path, field: str | None) -> Iterator[str]:
-    pairs = list(iter_jsonl(path))
+    pairs = list(iter_json_lines(path))
     return _from_objects(path, [obj for _, obj in pairs], [n for n, _ in pairs], "line", field)
 
 
 def _read_json(path: Path, field: str | None) -> Iterator[str]:
-    text = _read_text(path)
+    text = read_text(path)
     if not text.strip():
         raise UsageError(f"{path}: file is empty; expected a JSON list of objects or strings")
     try:
@@ -137,7 +98,7 @@ def _read_json(path: Path, field: str | None) -> Iterator[str]:
 
 def _read_delimited(path: Path, field: str | None) -> Iterator[str]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    text = _read_text(path)
+    text = read_text(path)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, restval="")
         columns = [c for c in (reader.fieldnames or []) if c is not None]
@@ -147,35 +108,16 @@ def _read_delimited(path: Path, field: str | None) -> Iterator[str]:
                          "fix that line") from None
     if not columns:
         raise UsageError(f"{path}: file is empty; expected a header row and one seed per row")
-    if field is None:
-        field = choose_field(columns, columns, str(path))
-    elif field not in columns:
-        raise UsageError(f"{path}: no field {field!r}; available: {', '.join(columns)}; "
-                         "pass --field NAME")
+    field = choose_seed_field(columns, columns, str(path), field)
     _require_content(path, rows)
     return iter(row.get(field) or "" for row in rows)
 
 
 def _read_parquet(path: Path, field: str | None) -> Iterator[str]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if path.stat().st_size == 0:
-        raise UsageError(f"{path}: file is empty; expected a parquet table")
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise UsageError(f"{path}: not a readable parquet file ({exc}); check the file") from None
-    columns = list(schema.names)
-    if field is None:
-        strings = [f.name for f in schema
-                   if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                   or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(f.type))]
-        field = choose_field(columns, strings, str(path))
-    elif field not in columns:
-        raise UsageError(f"{path}: no field {field!r}; available: {', '.join(columns)}; "
-                         "pass --field NAME")
-    values = pq.read_table(path, columns=[field]).column(field).to_pylist()
+    parquet = open_parquet(path)
+    columns, strings = parquet_columns(parquet)
+    field = choose_seed_field(columns, strings, str(path), field)
+    values = [row[field] for row in parquet_rows(parquet, [field])]
     _require_content(path, values)
     return checked_strings(values, str(path), field, first_row=1)
 
@@ -183,7 +125,7 @@ def _read_parquet(path: Path, field: str | None) -> Iterator[str]:
 def _read_txt(path: Path, field: str | None) -> Iterator[str]:
     if field is not None:
         raise UsageError(f"{path}: a .txt file has one seed per line and no fields; drop --field")
-    lines = _read_text(path).splitlines()
+    lines = read_text(path).splitlines()
     if not any(line.strip() for line in lines):
         raise UsageError(f"{path}: file is empty; expected one seed per line")
     return iter(lines)

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
-from generators.core.errors import BaleenError, FatalError, UsageError
-from generators.inputs.seeds.files import checked_strings, choose_field
+from generators.core.errors import BaleenError, FatalError, UsageError, first_line
+from generators.inputs.reader import checked_strings, dataset_columns
+from generators.inputs.seeds.files import choose_seed_field
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _load_local_dataset(name: str, data_file: str | None, config: str | None, fi
     except Exception as exc:  # datasets raises many kinds for a bad local file
         if _is_script_error(exc):
             raise _script_error(label, name) from None
-        raise UsageError(f"{label}: could not read it ({_first_line(exc)}); check the file") from None
+        raise UsageError(f"{label}: could not read it ({first_line(exc)}); check the file") from None
     return _dataset_texts(ds, field, label)
 
 
@@ -173,7 +174,7 @@ def _load_error(exc: Exception, repo: str, config: str | None, label: str,
         return _script_error(f"seed set {label}", repo)
     if mirror is not None:
         return UsageError(f"seed set {label}: could not read the local copy {mirror} "
-                          f"({_first_line(exc)}); check that it holds the files of {repo}")
+                          f"({first_line(exc)}); check that it holds the files of {repo}")
     if _is_connection_error(exc):
         return FatalError(f"could not load seed set {label} ({repo}): the Hugging Face hub "
                           f"is unreachable and no cached copy was found; {_LOCAL_HINT}, "
@@ -183,8 +184,8 @@ def _load_error(exc: Exception, repo: str, config: str | None, label: str,
                           f"{f' (config {config})' if config else ''}; check the name, or "
                           f"{_LOCAL_HINT}")
     if isinstance(exc, ValueError) and config:
-        return UsageError(f"seed set {label}: {_first_line(exc)}")
-    return FatalError(f"could not load seed set {label} ({repo}): {_first_line(exc)}")
+        return UsageError(f"seed set {label}: {first_line(exc)}")
+    return FatalError(f"could not load seed set {label} ({repo}): {first_line(exc)}")
 
 
 def _is_script_error(exc: BaseException) -> bool:
@@ -200,18 +201,9 @@ def _script_error(label: str, source: str) -> UsageError:
 
 def _dataset_texts(ds: Any, field: str | None, label: str) -> Iterator[str]:
     """Column values of a loaded `datasets.Dataset` as seed texts."""
-    columns = list(ds.column_names)
-    if field is None:
-        strings = [c for c in columns if _is_string_feature(ds.features[c])]
-        field = choose_field(columns, strings, label)
-    elif field not in columns:
-        raise UsageError(f"{label}: no field {field!r}; available: {', '.join(columns)}; "
-                         "pass --field NAME")
+    columns, strings = dataset_columns(ds)
+    field = choose_seed_field(columns, strings, label, field)
     return checked_strings(ds[field], label, field, first_row=1)
-
-
-def _is_string_feature(feature: Any) -> bool:
-    return getattr(feature, "dtype", None) in ("string", "large_string", "string_view")
 
 
 # ---------------------------------------------------------------- reachability
@@ -276,7 +268,3 @@ def _is_connection_error(exc: BaseException) -> bool:
         current = current.__cause__ or current.__context__
     return False
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

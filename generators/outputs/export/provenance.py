@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from generators.core.filtering import describe as describe_reasons
+from generators.core.filtering import meanings
 from generators.core.records import Record
 from generators.core.store import versions
 from generators.outputs.export.source import Run, Source
@@ -102,14 +102,14 @@ def describe_run(run: Run) -> dict[str, Any]:
     manifest = run.manifest
     counts = manifest.get("counts") if isinstance(manifest.get("counts"), dict) else {}
     by_reason = counts.get("rejected_by_reason") if isinstance(counts.get("rejected_by_reason"), dict) else {}
-    meanings = manifest.get("reasons") if isinstance(manifest.get("reasons"), dict) else {}
+    written = manifest.get("reasons") if isinstance(manifest.get("reasons"), dict) else {}
     out: dict[str, Any] = {
         "label": run.label, "path": str(run.path), "round": run.round, "stage": run.stage,
         "status": manifest.get("status"), "models": models(manifest), "templates": templates(manifest),
         "filters": filters(manifest), "inputs": inputs(manifest),
         "counts": {k: counts.get(k) for k in ("kept", "rejected", "errors") if k in counts} or None,
         "rejected_by_reason": dict(by_reason) or None,
-        "reasons": {r: meanings.get(r) or describe_reasons([r])[r] for r in by_reason} or None,
+        "reasons": {r: written.get(r) or meanings([r])[r] for r in by_reason} or None,
         "scores": manifest.get("scores") if isinstance(manifest.get("scores"), dict) else None,
         "usage": manifest.get("usage") if isinstance(manifest.get("usage"), dict) else None,
         "training_data": manifest.get("data") if run.stage == "train" and isinstance(manifest.get("data"), dict) else None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from generators.core.errors import UsageError
 from generators.core.io import read_json
+from generators.core.run_folders import round_runs
 
 ROUND = re.compile(r"round(\d+)")
 MAX_UPSTREAM = 8  # curate of curate of ...: a chain longer than this is a loop or a mistake
@@ -44,10 +45,6 @@ class Source:
     round: str | None = None             # the round they come from (rounds folders)
     runs: list[Run] = field(default_factory=list)          # oldest first
     lineage: list[dict[str, Any]] = field(default_factory=list)  # lineage.json of each round, in order
-
-
-def natural_key(name: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def manifest_of(folder: Path) -> dict[str, Any] | None:
@@ -123,16 +120,7 @@ def upstream(run: Run) -> list[Run]:
 
 def _round_runs(folder: Path, name: str) -> list[Run]:
     """The run folders of one round: the round itself, or its subfolders, in natural order."""
-    manifest = manifest_of(folder)
-    if manifest is not None:
-        return [Run(name, folder, manifest, round=name)]
-    runs = []
-    for child in sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                        key=lambda p: natural_key(p.name)):
-        child_manifest = manifest_of(child)
-        if child_manifest is not None:
-            runs.append(Run(f"{name}/{child.name}", child, child_manifest, round=name))
-    return runs
+    return [Run(run_name, path, manifest_of(path) or {}, round=name) for run_name, path in round_runs(folder, name)]
 
 
 def _curate_run(runs: list[Run]) -> Run | None:

@@ -7,51 +7,13 @@ Layouts:
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from generators.core.errors import UsageError
 from generators.core.io import read_json, read_lines
-
-
-class ManifestFacts:
-    """What any reader of run folders asks a manifest (report, view, export)."""
-
-    manifest: dict[str, Any]
-
-    @property
-    def stage(self) -> str:
-        return str(self.manifest.get("stage", "?"))
-
-    @property
-    def status(self) -> str:
-        return str(self.manifest.get("status", "?"))
-
-    @property
-    def is_train(self) -> bool:
-        """A `gen train` run: a model, no records to keep or reject."""
-        return self.stage == "train"
-
-    @property
-    def is_eval(self) -> bool:
-        """A `gen eval` run: metrics in its manifest, no records of its own."""
-        return self.stage.startswith("eval-")
-
-    @property
-    def has_records(self) -> bool:
-        """A run whose data.jsonl / rejected.jsonl hold records made or curated (not train, not eval)."""
-        return not self.is_train and not self.is_eval
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.manifest.get("metrics") or {}
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        return self.manifest.get("usage") or {}
+from generators.core.run_folders import ManifestFacts, find_runs
 
 
 @dataclass
@@ -90,36 +52,9 @@ class Layout:
     rounds: list[tuple[str, list[RunData]]]  # one entry for a run folder
 
 
-def natural_key(name: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def _is_run(path: Path) -> bool:
-    return (path / "manifest.json").is_file()
-
-
-def _children(path: Path) -> list[Path]:
-    return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
-
-
 def discover(path: Path) -> Layout:
-    if not path.is_dir():
-        raise UsageError(f"{path}: no such folder; give a run folder or a folder of rounds")
-    if _is_run(path):
-        return Layout("run", [(path.name, [load_run(path, path.name)])])
-    rounds: list[tuple[str, list[RunData]]] = []
-    for child in _children(path):
-        if _is_run(child):
-            rounds.append((child.name, [load_run(child, child.name)]))
-            continue
-        runs = [load_run(grand, f"{child.name}/{grand.name}") for grand in _children(child) if _is_run(grand)]
-        if runs:
-            rounds.append((child.name, runs))
-    if not rounds:
-        raise UsageError(f"{path}: no manifest.json here or in its subfolders; give a run folder "
-                         "(from gen selfchat/backtranslate/curate/train) or a folder of them")
-    return Layout("rounds", rounds)
+    kind, rounds = find_runs(path)
+    return Layout(kind, [(label, [load_run(folder, name) for name, folder in runs]) for label, runs in rounds])
 
 
 def _lines(path: Path, run: RunData) -> Iterator[dict[str, Any]]:

@@ -86,7 +86,7 @@ class ViewData:
             "rounds": [{"label": label, "runs": [r.name for r in self.layout.runs_of(label)],
                         "lineage": self.layout.lineage.get(label)} for label in self.layout.rounds],
             "runs": runs,
-            "diffs": [d.as_dict() for d in self.diffs],
+            "diffs": [d.describe() for d in self.diffs],
             "facets": {
                 "outcome": {name: int(np.count_nonzero(x.outcome == o)) for o, name in enumerate(OUTCOMES)},
                 "reason": {name: int(n) for name, n in sorted(zip(x.reasons.names, reasons), key=lambda p: -p[1])},

@@ -28,7 +28,7 @@ class RoundDiff:
     dropped: int
     kept_again: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -1,6 +1,6 @@
 """Find the runs under a folder without reading their records.
 
-The layouts are those of `gen report` (generators/outputs/report/load.py): a run folder (DIR/manifest.json)
+The layouts are those of generators/core/run_folders.py: a run folder (DIR/manifest.json)
 or a folder of rounds, each round a run folder or a folder of run folders, in natural order.
 report.load.discover reads every record while it looks; the viewer indexes records itself (with
 byte offsets), so it only needs the folders and manifests, found here the same way.
@@ -13,7 +13,7 @@ from typing import Any
 
 from generators.core.errors import UsageError
 from generators.core.io import read_json
-from generators.outputs.report.load import ManifestFacts, natural_key
+from generators.core.run_folders import ManifestFacts, find_runs
 
 
 @dataclass
@@ -36,15 +36,6 @@ class Layout:
         return [run for run in self.runs if run.round == label]
 
 
-def _is_run(path: Path) -> bool:
-    return (path / "manifest.json").is_file()
-
-
-def _children(path: Path) -> list[Path]:
-    return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
-
-
 def _run(path: Path, name: str, label: str) -> Run:
     return Run(name=name, round=label, path=path,
                manifest=read_json(path / "manifest.json", what="run manifest") or {})
@@ -61,26 +52,12 @@ def _lineage(path: Path) -> dict[str, Any] | None:
 
 def discover(path: Path) -> Layout:
     """The runs under `path`; a UsageError (one line, exit 2) when there are none."""
-    if not path.is_dir():
-        raise UsageError(f"{path}: no such folder; give a run folder or a folder of rounds")
-    if _is_run(path):
-        return Layout("run", path, [_run(path, path.name, path.name)], [path.name])
-    runs: list[Run] = []
-    rounds: list[str] = []
+    kind, found = find_runs(path)
+    runs = [_run(folder, name, label) for label, named in found for name, folder in named]
     lineage: dict[str, dict[str, Any]] = {}
-    for child in _children(path):
-        if _is_run(child):
-            found = [_run(child, child.name, child.name)]
-        else:
-            found = [_run(grand, f"{child.name}/{grand.name}", child.name)
-                     for grand in _children(child) if _is_run(grand)]
-        if found:
-            runs += found
-            rounds.append(child.name)
-            info = _lineage(child)
+    if kind == "rounds":
+        for label, _ in found:
+            info = _lineage(path / label)
             if info is not None:
-                lineage[child.name] = info
-    if not runs:
-        raise UsageError(f"{path}: no manifest.json here or in its subfolders; give a run folder "
-                         "(from gen selfchat/backtranslate/curate/train) or a folder of them")
-    return Layout("rounds", path, runs, rounds, lineage)
+                lineage[label] = info
+    return Layout(kind, path, runs, [label for label, _ in found], lineage)
