@@ -23,7 +23,8 @@ def register(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
-register("openai", "generators.backends.openai_api:OpenAIAPIBackend")
+register("openai", "generators.backends.openai_backend:OpenAIBackend")
+register("anthropic", "generators.backends.anthropic_backend:AnthropicBackend")
 register("hf", "generators.backends.hf_backend:HFBackend")
 register("vllm", "generators.backends.vllm_backend:VLLMBackend")
 
