@@ -123,6 +123,31 @@ def _refused(exc: BaseException) -> str | None:
     return None
 
 
+def json_body(status: int, content: bytes, content_type: str, text: Any, what: str) -> dict[str, Any]:
+    """The JSON object of a 200 answer, or a retryable CallFailed keeping the body when it is not
+    one (an HTML page from a proxy, cut-off JSON). As the SDKs read it: a body that parses as JSON
+    counts whatever its content-type says. `text` gives the body as text for errors.jsonl."""
+    try:
+        data = json.loads(content)
+    except ValueError as exc:  # UnicodeDecodeError included
+        if content_type.split(";")[0].endswith("json"):
+            raise CallFailed(RETRY, f"unreadable response: HTTP {status} body is not valid JSON "
+                                    f"({str(exc)[:200]})", body=text()) from None
+        data = None
+    if not isinstance(data, dict):
+        raise CallFailed(RETRY, f"unreadable response: HTTP {status} with {content_type or 'no content-type'}, "
+                                f"not {what}", body=text())
+    return data
+
+
+def raw_text(response: Any) -> str | None:
+    """An HTTP response's body as errors.jsonl keeps it (None when it is not text)."""
+    try:
+        return response.text[:BODY_CHARS]
+    except Exception:  # noqa: BLE001 - undecodable bytes: nothing worth keeping
+        return None
+
+
 def body_text(value: Any) -> str | None:
     """A body as errors.jsonl keeps it: text, at most BODY_CHARS."""
     if value is None:

@@ -15,7 +15,6 @@ high concurrency (docs/throughput.md).
 from __future__ import annotations
 
 import importlib.util
-import json
 from typing import IO, Any, Mapping
 
 import httpx2
@@ -24,7 +23,7 @@ import openai
 from generators.backends import openai_wire
 from generators.backends.base import Capabilities, ChatRequest, ChatResult
 from generators.backends.batch_lines import LineFailure
-from generators.backends.calls import BODY_CHARS, RETRY, Answer, BatchState, CallFailed, sdk_failure
+from generators.backends.calls import RETRY, Answer, BatchState, CallFailed, json_body, raw_text, sdk_failure
 from generators.backends.http import HTTPBackend
 from generators.backends.openai_transport import lean_aiohttp_client
 
@@ -115,30 +114,12 @@ def _state(batch: Any) -> BatchState:
 
 
 def _completion(response: httpx2.Response) -> dict[str, Any]:
-    """The chat completion in a 200 response, or a retryable failure with the body when it is not
-    one (an HTML page from a proxy, cut-off JSON, JSON without choices). As the SDK reads it:
-    a body that parses as JSON counts whatever its content-type says."""
-    kind = response.headers.get("content-type") or ""
-    try:
-        data = json.loads(response.content)
-    except ValueError as exc:  # UnicodeDecodeError included
-        if kind.split(";")[0].endswith("json"):
-            raise CallFailed(RETRY, f"unreadable response: HTTP {response.status_code} body is not valid JSON "
-                                    f"({str(exc)[:200]})", body=_raw_text(response)) from None
-        data = None
-    if not isinstance(data, dict):
-        raise CallFailed(RETRY, f"unreadable response: HTTP {response.status_code} with "
-                                f"{kind or 'no content-type'}, not a chat completion", body=_raw_text(response))
+    """The chat completion in a 200 response, or a retryable failure with the body when it is not one."""
+    data = json_body(response.status_code, response.content, response.headers.get("content-type") or "",
+                     lambda: raw_text(response), "a chat completion")
     if not openai_wire.is_completion(data):
-        raise CallFailed(RETRY, "response has no choices", body=_raw_text(response))
+        raise CallFailed(RETRY, "response has no choices", body=raw_text(response))
     return data
-
-
-def _raw_text(response: httpx2.Response) -> str | None:
-    try:
-        return response.text[:BODY_CHARS]
-    except Exception:  # noqa: BLE001 - undecodable bytes: nothing worth keeping
-        return None
 
 
 def _pick_transport(wanted: str) -> str:
