@@ -6,7 +6,7 @@ latency, api_key), translated both ways: a Messages body becomes a chat body (th
 parameter first), and the answer comes back as a Message, or as an Anthropic error body
 ``{"type": "error", "error": {"type", "message"}}`` with the rule's status and Retry-After. So a
 rule ``{"match": "x", "status": 529, "retry_after": 0.1, "times": 2}`` makes two overloaded
-answers. The key is read from ``x-api-key``.
+answers. The key is read from ``x-api-key`` or a Bearer ``Authorization`` (SDKs send either).
 
     with AnthropicServer(cache_read_tokens=7, expire=[{"match": "r3", "times": 1}]) as server:
         ... gen --backend anthropic --base-url server.url ...
@@ -46,6 +46,11 @@ class _Inner:
 
     async def read(self) -> bytes:
         return self._body
+
+
+def api_key_of(request: web.Request) -> str | None:
+    bearer = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+    return request.headers.get("x-api-key") or bearer or None
 
 
 def chat_body(params: dict[str, Any]) -> dict[str, Any]:
@@ -113,13 +118,13 @@ class AnthropicServer(ChatServer):
         self.requests_total += 1
         params = await request.json()
         self.messages.append(params)
-        status, body, headers = await self._reply(params, request.headers.get("x-api-key"))
+        status, body, headers = await self._reply(params, api_key_of(request))
         self.by_status[status] = self.by_status.get(status, 0) + 1
         return web.json_response(body, status=status, headers=headers)
 
     # -- batches -------------------------------------------------------------------------------
     def _refused(self, request: web.Request) -> web.Response | None:
-        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+        if self.api_key is not None and api_key_of(request) != self.api_key:
             return web.json_response({"type": "error", "error": {"type": "authentication_error",
                                                                  "message": "invalid x-api-key"}}, status=401)
         return None
@@ -166,7 +171,7 @@ class AnthropicServer(ChatServer):
                                                                  "message": "no such batch"}}, status=404)
         batch["looked"] += 1
         if batch["processing_status"] == "in_progress" and batch["looked"] > 1 and not self.hold:
-            await self._run(batch, request.headers.get("x-api-key"))
+            await self._run(batch, api_key_of(request))
         return web.json_response(self._shown(batch["id"]))
 
     async def _run(self, batch: dict[str, Any], api_key: str | None) -> None:

@@ -3,7 +3,7 @@
 Retry-After (429 rate limited, 529 overloaded), `--concurrency auto` and rate limits, and
 http_batch.py runs `--batch` through Message Batches at half price.
 
-What is Anthropic's here: the key (ANTHROPIC_API_KEY, sent as x-api-key) and the server
+What is Anthropic's here: the key (ANTHROPIC_API_KEY, sent by the SDK) and the server
 (--base-url, else ANTHROPIC_BASE_URL, else the public API; without the /v1, which the SDK adds);
 system messages go to the `system` parameter; `max_tokens` is required, so a request without one
 asks for DEFAULT_MAX_TOKENS; `stop` becomes `stop_sequences` (the API has no seed: it is not sent);
