@@ -84,16 +84,19 @@ class BatchAPI(Protocol):
     async def aclose(self) -> None: ...
 
 
+def status_failure(status: int, message: str, headers: Mapping[str, str], body: str | None) -> CallFailed:
+    """The CallFailed of a non-2xx answer, its kind read from the status alone."""
+    kind = {401: AUTH, 403: DENIED, 404: MISSING}.get(status)
+    if kind is None:
+        kind = RETRY if status in RETRYABLE_STATUS or status >= 500 else REJECT
+    return CallFailed(kind, f"HTTP {status}: {message[:300]}", status, headers, body)
+
+
 def sdk_failure(exc: BaseException, sdk: Any) -> CallFailed | None:
     """A CallFailed for an error of an SDK generated the usual way (openai, anthropic: the same
     APIStatusError/APITimeoutError/APIConnectionError family), None for anything else."""
     if isinstance(exc, sdk.APIStatusError):
-        status = exc.status_code
-        kind = {401: AUTH, 403: DENIED, 404: MISSING}.get(status)
-        if kind is None:
-            kind = RETRY if status in RETRYABLE_STATUS or status >= 500 else REJECT
-        return CallFailed(kind, f"HTTP {status}: {exc.message[:300]}", status, exc.response.headers,
-                          _body_text(exc))
+        return status_failure(exc.status_code, exc.message, exc.response.headers, _body_text(exc))
     if isinstance(exc, sdk.APITimeoutError):
         refused = _refused(exc)  # the aiohttp transport reports a refused connection as a timeout
         if refused:
