@@ -83,11 +83,10 @@ class AnthropicServer(ChatServer):
 
     def make_app(self) -> web.Application:
         app = super().make_app()
-        app.router.add_post("/v1/messages", self._message)
-        app.router.add_post("/v1/messages/batches", self._create)
-        app.router.add_get("/v1/messages/batches", self._list)
-        app.router.add_get("/v1/messages/batches/{id}", self._retrieve)
-        app.router.add_get("/v1/messages/batches/{id}/results", self._results)
+        batches = "/v1/messages/batches"
+        app.add_routes([web.post("/v1/messages", self._message), web.post(batches, self._create),
+                        web.get(batches, self._list), web.get(batches + "/{id}", self._retrieve),
+                        web.get(batches + "/{id}/results", self._results)])
         return app
 
     # -- one message ---------------------------------------------------------------------------
@@ -161,14 +160,18 @@ class AnthropicServer(ChatServer):
         return web.json_response({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
                                   "last_id": data[-1]["id"] if data else None})
 
+    def _named(self, request: web.Request, table: dict[str, Any]) -> tuple[Any, web.Response | None]:
+        """(what the path's id names in `table`, None), or (None, the answer: a refused key or 404)."""
+        refused, found = self._refused(request), table.get(request.match_info["id"])
+        if refused is None and found is None:
+            refused = web.json_response({"type": "error", "error": {"type": "not_found_error",
+                                                                    "message": "no such batch"}}, status=404)
+        return found, refused
+
     async def _retrieve(self, request: web.Request) -> web.Response:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return web.json_response({"type": "error", "error": {"type": "not_found_error",
-                                                                 "message": "no such batch"}}, status=404)
+        batch, error = self._named(request, self.batches)
+        if error is not None:
+            return error
         batch["looked"] += 1
         if batch["processing_status"] == "in_progress" and batch["looked"] > 1 and not self.hold:
             await self._run(batch, api_key_of(request))
@@ -198,13 +201,7 @@ class AnthropicServer(ChatServer):
                      results_url=f"{self.url}/v1/messages/batches/{batch['id']}/results")
 
     async def _results(self, request: web.Request) -> web.Response:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        content = self.results.get(request.match_info["id"])
-        if content is None:
-            return web.json_response({"type": "error", "error": {"type": "not_found_error",
-                                                                 "message": "no results"}}, status=404)
-        return web.Response(body=content, content_type="application/binary")
+        content, error = self._named(request, self.results)
+        return error or web.Response(body=content, content_type="application/binary")
 
     answered_keys = BatchServer.answered_keys  # answers per request key (custom_id less its attempt)

@@ -76,13 +76,15 @@ def test_curate_with_batch_resubmits_expired_lines_at_half_price(tmp_path):
 
 
 def test_a_kill_while_polling_loses_nothing_and_pays_nothing_twice(tmp_path):
-    n = 6
-    inp = write(tmp_path / "in.jsonl", [record(i, 1 + i % 5) for i in range(n)])
-    out, cache = tmp_path / "out", tmp_path / "cache"
+    n, out = 6, tmp_path / "out"
     with AnthropicServer(reply=judge, hold=True) as server:
-        args = curate_args(server, inp, out, cache)
+        args = curate_args(server, write(tmp_path / "in.jsonl", [record(i, 1 + i % 5) for i in range(n)]), out,
+                           tmp_path / "cache")
+
+        def looked() -> bool:  # the batch was created, recorded and polled
+            return any(b["looked"] >= 2 for b in server.batches.values())
+
         proc = start_gen(*args, env=ENV)
-        looked = lambda: any(b["looked"] >= 2 for b in server.batches.values())  # noqa: E731
         kill_when(proc, lambda: looked() or proc.poll() is not None)
         assert looked(), proc.stderr.read()
         assert len(server.uploads) == 1 and not server.answered

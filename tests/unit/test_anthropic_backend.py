@@ -48,6 +48,19 @@ def ask_all(target: Any, requests: list[ChatRequest]) -> tuple[list[Any], Engine
     return asyncio.run(go()), engine
 
 
+def leave_running(server: AnthropicServer, target: HTTPBatchBackend, texts: list[str], ready: Any) -> None:
+    """Send the requests, then cancel them as Ctrl-C does once `ready()` holds; the batch runs on."""
+    async def go() -> None:
+        tasks = [asyncio.create_task(target.complete(req(t))) for t in texts]
+        while not ready():
+            await asyncio.sleep(0.02)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await target.aclose()
+    asyncio.run(go())
+
+
 def key_of(server: AnthropicServer, text: str) -> str:
     return line_key(cache_key("anthropic", "claude-test", req(text), endpoint=server.url))
 
@@ -142,18 +155,8 @@ def test_expired_and_errored_lines_are_resubmitted_and_a_bad_one_fails_alone(tmp
 def test_a_later_session_waits_for_the_batch_an_earlier_one_left_running(tmp_path):
     texts = [f"question {i}" for i in range(3)]
     with AnthropicServer(hold=True) as server:
-        first = batch_backend(server, tmp_path)
-
-        async def interrupted() -> None:
-            tasks = [asyncio.create_task(first.complete(req(t))) for t in texts]
-            while not server.batches or not any(b["looked"] for b in server.batches.values()):
-                await asyncio.sleep(0.02)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await first.aclose()
-
-        asyncio.run(interrupted())
+        leave_running(server, batch_backend(server, tmp_path), texts,
+                      lambda: any(b["looked"] for b in server.batches.values()))
         server.hold = False
         results, _ = ask_all(batch_backend(server, tmp_path), [req(t) for t in texts])
         assert all(isinstance(r, ChatResult) for r in results)
@@ -163,19 +166,8 @@ def test_a_later_session_waits_for_the_batch_an_earlier_one_left_running(tmp_pat
 def test_a_batch_created_but_not_recorded_is_found_on_the_server(tmp_path):
     texts = ["alpha question", "beta question"]
     with AnthropicServer(hold=True) as server:
-        first = batch_backend(server, tmp_path)
-
-        async def killed_before_recording() -> None:
-            tasks = [asyncio.create_task(first.complete(req(t))) for t in texts]
-            while not server.batches:
-                await asyncio.sleep(0.02)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await first.aclose()
-
-        asyncio.run(killed_before_recording())
-        kept = [e for e in read_jsonl(tmp_path / "batches.jsonl") if e["event"] == "uploaded"]
+        leave_running(server, batch_backend(server, tmp_path), texts, lambda: bool(server.batches))
+        kept = [e for e in read_jsonl(tmp_path / "batches.jsonl") if e["event"] == "uploaded"]  # as if killed in create
         (tmp_path / "batches.jsonl").write_text("".join(json.dumps(e) + "\n" for e in kept))
         server.hold = False
         results, _ = ask_all(batch_backend(server, tmp_path), [req(t) for t in texts])
