@@ -62,7 +62,7 @@ class HTTPBackend(Backend):
     api_key_env: ClassVar[str | None] = None  # where the key comes from (never a flag, never written)
     base_url_env: ClassVar[str | None] = None  # the server when --base-url is not given
     default_base_url: ClassVar[str | None] = None  # the server when neither is
-    key_required: ClassVar[bool] = True  # without --base-url: the key must be set
+    key_required: ClassVar[bool] = True  # the provider's own server wants the key (another may not)
 
     # -- what a provider writes ----------------------------------------------------------------
     @abc.abstractmethod
@@ -114,7 +114,8 @@ class HTTPBackend(Backend):
         if not settings.model:
             raise UsageError(f"--model is required with --backend {name} (the model name the server knows)")
         url = cls.resolve_url(settings.base_url)
-        if cls.key_required and not cls.api_key() and (url is None or url == cls.default_base_url):
+        public = url is None or url == cls.default_base_url
+        if cls.key_required and cls.api_key_env and not cls.api_key() and public:
             raise UsageError(f"--backend {name} needs --base-url or {cls.api_key_env}; "
                              "for a local run without a server use --backend hf")
         if url is None:
