@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def gen_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BALEEN_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "BALEEN_"))}
     env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **extra)
     return env
 

@@ -68,7 +68,7 @@ class Capabilities:
     local: runs in this process (a model path, not a server).
     multi_instance: a second instance may run beside the first in one process (a second local
       model for the simulated person); vLLM's engine owns the device and may not.
-    batch_api: can send requests through an OpenAI-style Batch API (--batch).
+    batch_api: can send requests through a provider's Batch API at half price (--batch).
     adaptive: can adapt its requests in flight to the server's rate limits (--concurrency auto).
     model_parallel: splits one model over several devices itself (--tensor-parallel-size,
       --data-parallel-size).
@@ -124,10 +124,15 @@ class ChatResult:
     model: str = ""
     logprobs: list[dict[str, Any]] | None = None  # [{token, logprob, top: {token: logprob}}]
     cached: bool = False
+    cache_read_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens: written into it
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data.pop("cached")
+        for name in ("cache_read_tokens", "cache_write_tokens"):
+            if not data[name]:
+                del data[name]  # answers without them keep the shape they always had
         return data
 
     @classmethod

@@ -23,7 +23,8 @@ def register(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
-register("openai", "generators.backends.openai_api:OpenAIAPIBackend")
+register("openai", "generators.backends.openai_backend:OpenAIBackend")
+register("anthropic", "generators.backends.anthropic_backend:AnthropicBackend")
 register("hf", "generators.backends.hf_backend:HFBackend")
 register("vllm", "generators.backends.vllm_backend:VLLMBackend")
 
@@ -46,7 +47,14 @@ def backend_class(name: str) -> type[Backend]:
     if name not in _REGISTRY:
         raise UsageError(f"--backend {name}: unknown backend; known: {', '.join(names())}")
     module, _, attribute = _REGISTRY[name].partition(":")
-    cls = getattr(importlib.import_module(module), attribute)
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if not missing or missing == module.split(".")[0]:
+            raise  # the backend's own module is missing: a broken install, not a missing extra
+        raise UsageError(f"--backend {name} needs the Python package {missing}, which is not installed; "
+                         f"install it (for a built-in backend: pip install 'baleen[{name}]')") from None
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise UsageError(f"--backend {name}: {_REGISTRY[name]} is not a Backend class")
     return cls

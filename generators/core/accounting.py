@@ -39,6 +39,9 @@ def price_for(model: str, override: tuple[float, float] | None = None) -> tuple[
 
 
 USAGE_KEYS = ("requests", "cached", "failed_requests", "prompt_tokens", "completion_tokens")
+# Of prompt_tokens, those read from or written into a provider's prompt cache: booked only when a
+# provider reports them, so the usage of every other run keeps its shape.
+CACHE_KEYS = ("cache_read_tokens", "cache_write_tokens")
 
 
 def empty_usage() -> dict[str, Any]:
@@ -52,6 +55,9 @@ def add_usage(total: dict[str, Any], part: dict[str, Any] | None) -> dict[str, A
         return total
     for key in USAGE_KEYS:
         total[key] = int(total.get(key) or 0) + int(part.get(key) or 0)
+    for key in CACHE_KEYS:
+        if part.get(key):
+            total[key] = int(total.get(key) or 0) + int(part[key])
     if part.get("cost_usd") is not None:
         total["cost_usd"] = float(total.get("cost_usd") or 0.0) + float(part["cost_usd"])
     return total
@@ -83,6 +89,8 @@ class Accounting:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     prior: dict[str, Any] = field(default_factory=dict)  # what earlier sessions' lines record
 
     @property
@@ -102,12 +110,19 @@ class Accounting:
             return None
         return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1e6
 
-    def add(self, prompt_tokens: int, completion_tokens: int) -> None:
+    def add(self, prompt_tokens: int, completion_tokens: int, cache_read_tokens: int = 0,
+            cache_write_tokens: int = 0) -> None:
+        """One answered request. Cache reads and writes are part of prompt_tokens and are priced
+        as plain input tokens (the price table knows no cache rates); they are booked apart so
+        the manifest shows how much of the prompt the provider's cache served."""
         self.requests += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
+        self.cache_read_tokens += cache_read_tokens
+        self.cache_write_tokens += cache_write_tokens
+        cache = {key: n for key, n in zip(CACHE_KEYS, (cache_read_tokens, cache_write_tokens)) if n}
         self._book(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                   cost_usd=self.cost_of(prompt_tokens, completion_tokens))
+                   cost_usd=self.cost_of(prompt_tokens, completion_tokens), **cache)
 
     def add_cached(self) -> None:
         self.cached += 1

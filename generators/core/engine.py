@@ -47,7 +47,8 @@ class Engine:
                                  f"{exc.reason}; check the server and --model, then rerun") from None
             raise
         self._consecutive_failures = 0
-        self.accounting.add(result.prompt_tokens, result.completion_tokens)
+        self.accounting.add(result.prompt_tokens, result.completion_tokens, result.cache_read_tokens,
+                            result.cache_write_tokens)
         if key is not None:
             self.cache.put(key, result)
         return result

@@ -4,8 +4,10 @@ Each flag is declared once, as a field of `RunOptions` (see generators/core/flag
 option, default and help, and what it feeds. The click options, the backend's settings, the
 manifest's run settings and the fingerprint are all read off those fields. `make_backend` asks
 the backend registry for the class behind --backend and lets it check and build itself;
-`build_engine` wraps it with the cache and the accounting. The API key is read from
-OPENAI_API_KEY only, never taken as a flag, never written anywhere.
+`build_engine` wraps it with the cache and the accounting. A server backend reads its API key
+and its default server from the environment variables its class declares (`api_key_env`,
+`base_url_env`: OPENAI_API_KEY, ANTHROPIC_API_KEY, ...); a key is never taken as a flag, never
+written anywhere.
 """
 from __future__ import annotations
 
@@ -87,14 +89,15 @@ class RunOptions:
 
     backend: str | None = flag(
         "--backend", type=click.Choice(names()), default=None, feeds=FINGERPRINT,
-        help="openai (any OpenAI-compatible server), hf (local transformers) or vllm. "
+        help="openai (any OpenAI-compatible server), anthropic, hf (local transformers), vllm, or a plugin's. "
              "Default: openai when --base-url or OPENAI_API_KEY is set, else hf with the embedded model.")
     model: str | None = flag(
         "--model", default=None, feeds=BACKEND | FINGERPRINT,
         help=f"Model name (openai) or path/hub id (hf). Default for hf: {EMBEDDED_NAME}.")
     base_url: str | None = flag(
-        "--base-url", default=None, envvar="OPENAI_BASE_URL", show_envvar=True, feeds=BACKEND | MANIFEST,
-        record=_redacted, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+        "--base-url", default=None, feeds=BACKEND | MANIFEST, record=_redacted,
+        help="The server, e.g. http://127.0.0.1:8000/v1 (default: the backend's own variable, "
+             "OPENAI_BASE_URL or ANTHROPIC_BASE_URL, else its public API).")
     # lanes: items in progress at once (with auto: --max-concurrency; with --batch: --batch-max-lines)
     concurrency: int = flag(
         "--concurrency", type=click.STRING, callback=_concurrency, default=16, show_default=True, metavar="N|auto",
@@ -195,7 +198,9 @@ class RunOptions:
     def resolved_backend(self) -> str:
         if self.backend:
             return self.backend
-        return "openai" if (self.base_url or os.environ.get("OPENAI_API_KEY")) else "hf"
+        openai = backend_class("openai")
+        named = [getattr(openai, "api_key_env", None), getattr(openai, "base_url_env", None)]
+        return "openai" if (self.base_url or any(os.environ.get(n) for n in named if n)) else "hf"
 
     def sampling(self, *, temperature: float | None = None, top_p: float | None = None,
                  max_tokens: int | None = None) -> Sampling:
@@ -239,8 +244,8 @@ def check_options(opts: RunOptions, *, model: str | None = None, adapter: str | 
     """Flag combinations that cannot work, caught before any file is read or model loaded."""
     cls = backend_kind(opts)
     if opts.batch and not cls.capabilities.batch_api:
-        raise UsageError(f"--batch sends requests through an OpenAI-style Batch API, which --backend {cls.name} "
-                         "has not; use --backend openai, or leave out --batch")
+        raise UsageError(f"--batch sends requests through a provider's Batch API, which --backend {cls.name} "
+                         "has not; use --backend openai or anthropic, or leave out --batch")
     if opts.adaptive and not cls.capabilities.adaptive:
         raise UsageError(f"--concurrency auto adapts to a server's rate limits, which --backend {cls.name} has "
                          "not; give a number")

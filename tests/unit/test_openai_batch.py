@@ -11,9 +11,10 @@ import pytest
 
 from generators.backends.base import ChatRequest, ChatResult, RequestFailed, Sampling
 from generators.backends.cache import ResponseCache, cache_key
-from generators.backends.openai_batch import OpenAIBatchBackend
-from generators.backends.openai_batch_lines import (LineFailure, custom_id, line_key, pack, read_line, request_line,
-                                                    split_custom_id)
+from generators.backends.batch_lines import LineFailure, custom_id, line_key, pack, split_custom_id
+from generators.backends.http_batch import HTTPBatchBackend
+from generators.backends.openai_backend import OpenAIBackend
+from generators.backends.openai_wire import read_line, request_line
 from generators.core.engine import Engine
 from generators.core.errors import FatalError
 from tests.batch_server import BatchServer
@@ -22,17 +23,17 @@ from tests.helpers import read_jsonl
 
 
 def make_backend(server: ChatServer, run_dir: Path, *, base_url: str | None = None, key: str = "sk-test",
-                 retries: int = 2, **kw: Any) -> OpenAIBatchBackend:
-    return OpenAIBatchBackend(model="teacher", base_url=base_url or server.base_url, api_key=key, run_dir=run_dir,
-                              retries=retries, poll_interval_s=0.05, quiet_s=0.05, backoff_initial_s=0.01,
-                              backoff_max_s=0.05, timeout_s=10, **kw)
+                 retries: int = 2, **kw: Any) -> HTTPBatchBackend:
+    api = OpenAIBackend(model="teacher", base_url=base_url or server.base_url, api_key=key, retries=retries,
+                        backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=10, for_batch=True)
+    return HTTPBatchBackend(api, run_dir=run_dir, poll_interval_s=0.05, quiet_s=0.05, **kw)
 
 
 def req(text: str, **sampling: Any) -> ChatRequest:
     return ChatRequest.of([{"role": "user", "content": text}], Sampling(**sampling))
 
 
-def ask_all(backend: OpenAIBatchBackend, texts: list[str], cache: ResponseCache | None = None,
+def ask_all(backend: HTTPBatchBackend, texts: list[str], cache: ResponseCache | None = None,
             **sampling: Any) -> tuple[list[Any], Engine]:
     """Every text as one request, all at once (as the runner's lanes send them)."""
     engine = Engine(backend, cache=cache)
@@ -296,7 +297,7 @@ def test_a_run_without_a_folder_is_refused():
     from generators.core.errors import UsageError
 
     with pytest.raises(UsageError, match="--batch"):
-        OpenAIBatchBackend.from_settings(BackendSettings(model="m", base_url="http://127.0.0.1:9/v1", batch=True))
+        HTTPBatchBackend.from_settings(OpenAIBackend, BackendSettings(model="m", base_url="http://127.0.0.1:9/v1", batch=True))
 
 
 def test_the_registered_openai_backend_offers_batch_and_builds_this_one_from_the_flags(tmp_path):
@@ -308,6 +309,6 @@ def test_the_registered_openai_backend_offers_batch_and_builds_this_one_from_the
     backend = registered.create(BackendSettings(model="m", base_url="http://127.0.0.1:9/v1", batch=True,
                                                    batch_max_lines=7, batch_poll_interval=3.0, retries=4,
                                                    run_dir=str(tmp_path)))
-    assert isinstance(backend, OpenAIBatchBackend) and backend.name == "openai"
+    assert isinstance(backend, HTTPBatchBackend) and backend.name == "openai"
     assert (backend.max_lines, backend.poll_interval_s, backend.retries) == (7, 3.0, 4)
     assert backend.endpoint == "http://127.0.0.1:9/v1" and backend.ledger.path == tmp_path / "batches.jsonl"

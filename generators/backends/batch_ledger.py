@@ -1,4 +1,4 @@
-"""What the Batch API backend keeps in the run folder, so that no request is paid for twice.
+"""What the Batch API lifecycle (http_batch.py) keeps in the run folder, so that no request is paid for twice.
 
 `batches.jsonl` is appended (flushed and synced) at each step, before the next one starts:
 
@@ -14,6 +14,7 @@ key, the latest attempt and the batch that holds it.
 """
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from generators.core.io import dumps, os_error, read_lines
-from generators.backends.openai_batch_lines import split_custom_id
+from generators.backends.batch_lines import split_custom_id
 
 LEDGER = "batches.jsonl"
 FOLDER = "batches"
@@ -48,6 +49,7 @@ class BatchLedger:
         self.path = Path(run_dir) / LEDGER
         self.folder = Path(run_dir) / FOLDER
         self.files: dict[str, list[str]] = {}  # uploaded file id -> its custom_ids
+        self.uploaded_at: dict[str, float] = {}  # uploaded file id -> when (seconds since the epoch)
         self.batches: dict[str, BatchRecord] = {}  # in submission order
         self._file_batch: dict[str, str] = {}
         self._abandoned: set[str] = set()
@@ -62,6 +64,7 @@ class BatchLedger:
             event = obj.get("event")
             if event == "uploaded" and isinstance(obj.get("custom_ids"), list):
                 self._note_upload(str(obj.get("file")), [str(c) for c in obj["custom_ids"]])
+                self.uploaded_at[str(obj.get("file"))] = _epoch(obj.get("at"))
             elif event == "submitted" and obj.get("file") in self.files:
                 self._note_batch(str(obj.get("batch")), str(obj["file"]))
             elif event == "ended" and obj.get("batch") in self.batches:
@@ -185,3 +188,11 @@ class BatchLedger:
         record.output_file, record.error_file = obj.get("output_file"), obj.get("error_file")
         record.reason = obj.get("reason")
         record.ended = True
+
+
+def _epoch(stamp: Any) -> float:
+    """Seconds since the epoch of a ledger time stamp; 0 for an unreadable one."""
+    try:
+        return float(calendar.timegm(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return 0.0

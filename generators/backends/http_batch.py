@@ -1,9 +1,11 @@
-"""--batch for the openai backend: the same requests, sent through the Batch API at half price.
+"""--batch for any HTTP backend: the same requests, sent through the provider's Batch API at half
+price. The lifecycle is here; the provider (http.HTTPBackend) writes its line format and its
+batch calls (upload, create, retrieve, download, find), nothing else.
 
 `complete(request)` registers the request and waits for its answer. A submitter gathers the
 waiting requests into a batch file once --batch-max-lines are waiting or none has arrived for a
 quiet spell (every lane waits, or the items ran out), uploads it, creates the batch, and records
-both in the run folder (openai_batch_ledger) before anything is polled. A poller checks each live
+both in the run folder (batch_ledger) before anything is polled. A poller checks each live
 batch every --batch-poll-interval seconds; a finished batch's output and error files are
 downloaded once, kept in the run folder, and every waiting request gets its line: an answer (the
 usage of that line's own body, so the engine books it to the item), or a failure. Failed and
@@ -14,37 +16,31 @@ A line's custom_id is the request's response-cache key (cut to 48 hex digits) pl
 Ctrl-C, a kill, a crash) finds its requests in the batches already recorded and waits for those
 instead of uploading them again. `aclose` never cancels a batch: they go on running on the server.
 Client, credentials, query parameters, redaction and the cache identity (`name`, `endpoint`) are
-OpenAIBackend's own.
+the provider's own. A provider without file uploads (Anthropic's Message Batches take the lines
+inline) records a local upload id, so a kill between "uploaded" and "submitted" is recovered the
+same way: the provider's `find_batches` looks for the batch on the server.
 """
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
-import openai
-
-from generators.core.errors import BaleenError, FatalError, UsageError
-from generators.backends.base import BackendSettings, ChatRequest, ChatResult, RequestFailed
+from generators.backends.base import Backend, BackendSettings, ChatRequest, ChatResult, RequestFailed
+from generators.backends.batch_ledger import KINDS, BatchLedger
+from generators.backends.batch_lines import MAX_FILE_BYTES, LineFailure, custom_id, line_key, missing, pack
 from generators.backends.cache import cache_key
-from generators.backends.openai_backend import RETRYABLE_STATUS, OpenAIBackend
-from generators.backends.openai_batch_ledger import KINDS, BatchLedger
-from generators.backends.openai_batch_lines import (ENDPOINT, MAX_FILE_BYTES, LineFailure, custom_id, line_key, missing, pack,
-                                 read_line, request_line)
+from generators.backends.calls import AUTH, DENIED, MISSING, RETRY, BatchAPI, BatchState, CallFailed
 from generators.backends.ratelimit import retry_after
+from generators.core.errors import BaleenError, FatalError, UsageError
 
 T = TypeVar("T")
 
 QUIET_S = 0.5  # no new request for this long: every lane is waiting, submit what there is
 MAX_GATHER_S = 60.0  # a slow trickle of requests is submitted at least this often
-API_CONNECTIONS = 4  # a handful of file and batch calls, never one per request
-TRANSFER_TIMEOUT_S = 900.0  # uploading or downloading up to 200 MB takes longer than one answer
-TERMINAL = frozenset({"completed", "expired", "failed", "cancelled"})
-LISTED_AT_MOST = 1000  # batches scanned for an upload whose batch was never recorded
 
 
 class _GaveUp(FatalError):
@@ -80,23 +76,28 @@ class _Live:
     poll_failures: int = 0
 
 
-class OpenAIBatchBackend(OpenAIBackend):
+class HTTPBatchBackend(Backend):
+    """A provider's requests through its Batch API; the provider is `api` (an http.HTTPBackend
+    built for_batch)."""
+
     @classmethod
-    def from_settings(cls, settings: BackendSettings) -> "OpenAIBatchBackend":
+    def from_settings(cls, provider: Callable[..., BatchAPI], settings: BackendSettings) -> "HTTPBatchBackend":
         if not settings.run_dir:
             raise UsageError("--batch keeps its batch ids in the run folder, and this command has none; "
                              "leave out --batch")
-        return cls(model=settings.model or "", base_url=settings.base_url, timeout_s=settings.timeout_s,
-                   retries=settings.retries, max_retry_after=settings.max_retry_after, run_dir=settings.run_dir,
-                   max_lines=settings.batch_max_lines, poll_interval_s=settings.batch_poll_interval)
+        api = provider(model=settings.model or "", base_url=settings.base_url, timeout_s=settings.timeout_s,
+                       retries=settings.retries, max_retry_after=settings.max_retry_after, for_batch=True)
+        return cls(api, run_dir=settings.run_dir, max_lines=settings.batch_max_lines,
+                   poll_interval_s=settings.batch_poll_interval)
 
-    def __init__(self, *, run_dir: str | Path, max_lines: int = 50_000, poll_interval_s: float = 60.0,
-                 quiet_s: float = QUIET_S, max_gather_s: float = MAX_GATHER_S,
-                 max_file_bytes: int = MAX_FILE_BYTES, **kwargs: Any) -> None:
-        kwargs.setdefault("concurrency", API_CONNECTIONS)
-        kwargs.setdefault("transport", "httpx")  # the SDK's own path: multipart uploads, streamed downloads
-        super().__init__(**kwargs)
-        self.timeout_s = float(kwargs.get("timeout_s", 120.0))
+    def __init__(self, api: BatchAPI, *, run_dir: str | Path, max_lines: int = 50_000,
+                 poll_interval_s: float = 60.0, quiet_s: float = QUIET_S, max_gather_s: float = MAX_GATHER_S,
+                 max_file_bytes: int = MAX_FILE_BYTES) -> None:
+        self.api = api
+        self.name, self.model, self.endpoint = api.name, api.model, api.endpoint
+        self.capabilities = api.capabilities
+        self.retries = api.retries
+        self.timeout_s = api.timeout_s
         self.max_lines = max(1, max_lines)
         self.poll_interval_s = poll_interval_s
         self.quiet_s = quiet_s
@@ -194,7 +195,7 @@ class OpenAIBatchBackend(OpenAIBackend):
             except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing: nothing left to tell
                 pass
         self.ledger.close()
-        await super().aclose()
+        await self.api.aclose()
 
     # -- routing one request -----------------------------------------------------------------
     def _route(self, waiter: _Waiter) -> None:
@@ -245,8 +246,8 @@ class OpenAIBatchBackend(OpenAIBackend):
             return
         self.failed_lines += 1
         tries = f" (after {waiter.failures} batch lines)" if waiter.failures > 1 else ""
-        error = RequestFailed(f"{self._scrub(outcome.reason)}{tries}", status=outcome.status,
-                              last_response=self._scrub(outcome.body))
+        error = RequestFailed(f"{self.api.scrub(outcome.reason)}{tries}", status=outcome.status,
+                              last_response=self.api.scrub(outcome.body))
         for future in waiter.futures:
             if not future.done():
                 future.set_exception(error)
@@ -281,7 +282,7 @@ class OpenAIBatchBackend(OpenAIBackend):
 
     async def _submit(self, waiters: list[_Waiter]) -> None:
         """Upload the lines (split by lines and bytes), create one batch per file, record both."""
-        lines = [request_line(custom_id(w.key, w.attempt), self._params(w.request)) for w in waiters]
+        lines = [self.api.batch_line(custom_id(w.key, w.attempt), w.request) for w in waiters]
         files, oversize = pack([len(line) for line in lines], self.max_lines, self.max_file_bytes)
         for index in oversize:
             self._settle(waiters[index], LineFailure(
@@ -290,18 +291,16 @@ class OpenAIBatchBackend(OpenAIBackend):
         for chunk in files:
             data = b"".join(lines[i] for i in chunk)
             ids = [custom_id(waiters[i].key, waiters[i].attempt) for i in chunk]
-            uploaded = await self._api("upload a batch file", lambda data=data: self.client.files.create(
-                file=("baleen-batch.jsonl", data, "application/jsonl"), purpose="batch",
-                timeout=max(self.timeout_s, TRANSFER_TIMEOUT_S)))
-            self.ledger.uploaded(uploaded.id, ids)
+            handle = await self._api("upload a batch file", lambda data=data: self.api.upload_batch(data))
+            self.ledger.uploaded(handle, ids)
             self._creating = True
             try:
-                batch = await self._api("create a batch", lambda file_id=uploaded.id: self.client.batches.create(
-                    input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h"))
-                self.ledger.submitted(batch.id, uploaded.id)
+                batch = await self._api("create a batch",
+                                        lambda handle=handle, data=data: self.api.create_batch(handle, data))
+                self.ledger.submitted(batch.id, handle)
             finally:
                 self._creating = False
-            live = _Live(batch.id, status=batch.status or "validating", total=len(chunk))
+            live = _Live(batch.id, status=batch.status, total=len(chunk))
             self._live[batch.id] = self._seen[batch.id] = live
             live.next_poll = time.monotonic() + self.poll_interval_s
             for i in chunk:
@@ -316,18 +315,9 @@ class OpenAIBatchBackend(OpenAIBackend):
         if not orphans:
             return
 
-        async def scan() -> dict[str, str]:
-            found: dict[str, str] = {}
-            seen = 0
-            async for batch in self.client.batches.list(limit=100):
-                seen += 1
-                if batch.input_file_id in orphans:
-                    found[batch.input_file_id] = batch.id
-                if len(found) == len(orphans) or seen >= LISTED_AT_MOST:
-                    break
-            return found
-
-        found = await self._api("list batches", scan, missing_ok=True) or {}
+        uploads = {f: (self.ledger.uploaded_at.get(f, 0.0), len(self.ledger.files[f])) for f in orphans}
+        found = await self._api("list batches", lambda: self.api.find_batches(uploads), missing_ok=True) or {}
+        found = {f: b for f, b in found.items() if b not in self.ledger.batches}
         for file_id in sorted(orphans):
             if file_id in found:
                 self.ledger.submitted(found[file_id], file_id)
@@ -353,29 +343,25 @@ class OpenAIBatchBackend(OpenAIBackend):
         record = self.ledger.batches[live.id]
         try:
             if not record.ended:
-                batch = await self._api("check a batch", lambda: self.client.batches.retrieve(live.id),
+                batch = await self._api("check a batch", lambda: self.api.retrieve_batch(live.id),
                                         missing_ok=True, attempts=1)
                 if batch is None:
-                    status, output, errors, reason = "not_found", None, None, "the server does not know it"
+                    batch = BatchState(live.id, "not_found", ended=True, reason="the server does not know it")
                 else:
                     live.status = batch.status
-                    counts = batch.request_counts
-                    if counts is not None:
-                        live.total = counts.total or live.total
-                        live.completed, live.failed = counts.completed, counts.failed
-                    if batch.status not in TERMINAL:
+                    live.total = batch.total or live.total
+                    live.completed, live.failed = batch.completed, batch.failed
+                    if not batch.ended:
                         live.poll_failures = 0
                         live.next_poll = time.monotonic() + self.poll_interval_s
                         return
-                    status, output, errors = batch.status, batch.output_file_id, batch.error_file_id
-                    reason = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data or [])
-                                       ) if batch.errors and batch.errors.data else None
-                await self._download(live.id, {"output": output, "errors": errors})
-                self.ledger.ended(live.id, status=status, output_file=output, error_file=errors,
-                                  reason=self._scrub(reason),
+                await self._download(batch)
+                self.ledger.ended(live.id, status=batch.status, output_file=batch.files.get("output"),
+                                  error_file=batch.files.get("errors"), reason=self.api.scrub(batch.reason),
                                   counts={"completed": live.completed, "failed": live.failed, "total": live.total})
             else:
-                await self._download(live.id, {"output": record.output_file, "errors": record.error_file})
+                await self._download(BatchState(live.id, record.status, ended=True, files={
+                    "output": record.output_file, "errors": record.error_file}))
         except _GaveUp:
             live.poll_failures += 1
             if live.poll_failures > self.retries:
@@ -391,23 +377,19 @@ class OpenAIBatchBackend(OpenAIBackend):
                 self._settle(waiter, self._outcome(live.id, waiter))
         self._indexes.pop(live.id, None)  # a later request for it (rare) reads the files again
 
-    async def _download(self, batch_id: str, files: dict[str, str | None]) -> None:
+    async def _download(self, batch: BatchState) -> None:
         """Fetch the batch's files not yet on disk (a file the server lost leaves its lines unanswered)."""
         for kind in KINDS:
-            file_id = files.get(kind)
-            if not file_id or self.ledger.local(batch_id, kind).exists():
+            if not batch.files.get(kind) or self.ledger.local(batch.id, kind).exists():
                 continue
 
-            async def fetch(kind: str = kind, file_id: str = file_id) -> bool:
-                async with self.client.files.with_streaming_response.content(
-                        file_id, timeout=max(self.timeout_s, TRANSFER_TIMEOUT_S)) as response:
-                    with self.ledger.download(batch_id, kind) as handle:
-                        async for chunk in response.iter_bytes():
-                            handle.write(chunk)
+            async def fetch(kind: str = kind) -> bool:
+                with self.ledger.download(batch.id, kind) as handle:
+                    await self.api.download_batch(batch, kind, handle)
                 return True
 
             await self._api(f"download a batch's {kind} file", fetch, missing_ok=True, attempts=1)
-        self._indexes.pop(batch_id, None)
+        self._indexes.pop(batch.id, None)
 
     def _have_files(self, batch_id: str) -> bool:
         record = self.ledger.batches[batch_id]
@@ -423,7 +405,7 @@ class OpenAIBatchBackend(OpenAIBackend):
         if place is None:
             record = self.ledger.batches[batch_id]
             return missing(record.status, record.reason)
-        return read_line(self.ledger.read_at(*place), waiter.request.model or self.model)
+        return self.api.read_batch_line(self.ledger.read_at(*place), waiter.request.model or self.model)
 
     # -- calls to the Files and Batches API ------------------------------------------------------
     async def _api(self, what: str, call: Callable[[], Awaitable[T]], *, missing_ok: bool = False,
@@ -434,41 +416,35 @@ class OpenAIBatchBackend(OpenAIBackend):
         tries = attempts or self.retries + 1
         last = ""
         for attempt in range(tries):
-            wait = self._backoff(attempt)
+            wait = self.api.backoff(attempt + 1)
             try:
                 result = await call()
-                self.succeeded += 1
+                self.api.succeeded += 1
                 return result
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise self._access_refused(exc, "for the Batch API") from None
-            except openai.NotFoundError as exc:
+            except Exception as exc:
+                failure = exc if isinstance(exc, CallFailed) else self.api.classify(exc)
+                if failure is None:
+                    raise
+            if failure.kind in (AUTH, DENIED):
+                raise self.api.access_refused(failure, "for the Batch API") from None
+            if failure.kind == MISSING:
                 if missing_ok:
                     return None
-                raise FatalError(f"cannot {what}: {self.endpoint} answered 404 ({self._scrub(exc.message[:200])}); "
-                                 "the server may not offer the Batch API (/files, /batches): "
-                                 "leave out --batch") from None
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                if status not in RETRYABLE_STATUS and status < 500:
-                    raise FatalError(f"cannot {what}: HTTP {status} from {self.endpoint} "
-                                     f"({self._scrub(exc.message[:300])})") from None
-                asked = retry_after(exc.response.headers)
-                if asked is not None and asked[0] > self.max_retry_after:
-                    raise self._too_long(*asked) from None
-                wait = asked[0] if asked is not None else wait
-                last = f"HTTP {status}: {exc.message[:200]}"
-            except openai.APITimeoutError:
-                last = "timed out"
-            except openai.APIConnectionError as exc:
-                last = f"connection failed: {exc.__cause__ or exc.message}"
+                raise FatalError(f"cannot {what}: {self.endpoint} answered 404 ({self.api.scrub(failure.reason)}); "
+                                 "the server may not offer a Batch API: leave out --batch") from None
+            if failure.kind != RETRY:
+                raise FatalError(f"cannot {what}: {self.api.scrub(failure.reason)} from {self.endpoint}") from None
+            asked = retry_after(failure.headers) if failure.headers else None
+            if asked is not None and asked[0] > self.api.max_retry_after:
+                raise self.api.too_long(*asked) from None
+            wait = asked[0] if asked is not None else wait
+            last = failure.reason
             if attempt + 1 < tries:
                 await asyncio.sleep(wait)
-        reach = "cannot reach the server" if self.succeeded == 0 and last.startswith("connection") else f"cannot {what}"
-        raise _GaveUp(f"{reach} at {self.endpoint} ({self._scrub(last)}); rerun the same command: "
+        reach = ("cannot reach the server" if self.api.succeeded == 0 and last.startswith("connection")
+                 else f"cannot {what}")
+        raise _GaveUp(f"{reach} at {self.endpoint} ({self.api.scrub(last)}); rerun the same command: "
                       "it picks up the batches already submitted")
-
-    def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_max_s, self.backoff_initial_s * 2 ** attempt) * (0.5 + random.random())
 
     async def _guard(self, loop: Awaitable[None], what: str) -> None:
         """A background loop's failure stops the run: every waiting request gets the error."""
