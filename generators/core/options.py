@@ -110,7 +110,8 @@ class RunOptions:
         record=_if_adaptive, help="With --concurrency auto: the most requests in flight.")
     batch: bool = flag(
         "--batch", is_flag=True, default=False, feeds=BACKEND | MANIFEST,
-        help="openai: send the requests through the Batch API (half price, answers within 24 h); "
+        help="openai, anthropic: send the requests through the provider's Batch API (half price, answers "
+             "within 24 h); "
              "a rerun picks up the same batches.")
     batch_max_lines: int = flag(
         "--batch-max-lines", type=click.IntRange(1, 50_000), default=50_000, show_default=True, feeds=BACKEND,
