@@ -11,7 +11,6 @@ from generators.backends.base import Backend, Sampling
 from generators.core.engine import Engine
 from generators.core.options import RunOptions, engine_settings
 from generators.core.runner import Item, Kept, Rejected, Worker
-from generators.core.store import RunStore
 
 from curation.files import input_records
 from curation.prefilter_pass import item_id
@@ -41,11 +40,12 @@ def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend,
     return rater
 
 
-def pending_items(source: Path, limit: int | None, passed: dict[str, int], store: RunStore) -> Iterator[Item]:
-    """Items the prefilter passed (at that very position) and the store has not rated yet."""
+def pending_items(source: Path, limit: int | None, passed: dict[str, int]) -> Iterator[Item]:
+    """Items the prefilter passed (at that very position), in input order; the runner skips
+    those the scoring store has rated already."""
     for position, record in input_records(source, limit):
         item = item_id(record)
-        if passed.get(item) == position and item not in store.done:
+        if passed.get(item) == position:
             yield Item(id=item, source=str(record.get("source", "file")), input=instruction(record)[:500],
                        extra={"record": record, "position": position})
 

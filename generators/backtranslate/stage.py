@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,7 +26,7 @@ from generators.core.errors import UsageError
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
-from generators.core.stage import Stage, run_stage
+from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
 from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
 from generators.backtranslate.postfilter import REASONS, PostFilterConfig
@@ -134,16 +135,22 @@ class BacktranslateStage(Stage):
     def backend_extra(self) -> dict[str, Any]:
         return {"gpu_memory_utilization": self.config.gpu_memory_utilization}
 
+    @cached_property
+    def generation(self) -> Generation:
+        """What writes the instructions, derived once: the sampling, the template id, and the
+        identity every item id hashes (the engine, the adapter's identity, template, sampling)."""
+        sampling = self.opts.sampling(**SAMPLING)
+        template = prompts.template_id(TEMPLATE)
+        identity = {**self.engine_settings(), "adapter": adapter_identity(self.adapter) if self.adapter else None,
+                    "template": template, "sampling": sampling.as_dict()}
+        return Generation(sampling=sampling, template=template, identity=identity)
+
     def settings(self) -> dict[str, Any]:
-        self.sampling = self.opts.sampling(**SAMPLING)
-        self.template = prompts.template_id(TEMPLATE)
-        self.adapter_id = adapter_identity(self.adapter) if self.adapter else None
-        self.generation = {**self.engine_settings(), "adapter": self.adapter_id, "template": self.template,
-                           "sampling": self.sampling.as_dict()}
-        return {**self.generation, "segments": self.config.segments.as_dict(),
+        return {**self.generation.identity, "segments": self.config.segments.as_dict(),
                 "postfilter": self.config.postfilter.describe()}
 
     def prime(self, store: RunStore) -> None:
+        """The dedup memory learns every segment already written; the manifest's counters read the store."""
         self._store = store
         for text in _written_segments(store):
             if _digest(text) not in self.written:
@@ -177,7 +184,7 @@ class BacktranslateStage(Stage):
         seen: set[str] = set()
         for count, segment in enumerate(self.segments(), start=1):
             for sample in range(self.config.samples):
-                item_id = stable_id("backtranslate", segment.text, self.generation, sample)
+                item_id = stable_id("backtranslate", segment.text, self.generation.identity, sample)
                 if item_id in seen:
                     continue
                 seen.add(item_id)
@@ -191,13 +198,14 @@ class BacktranslateStage(Stage):
         assert self.engine is not None
         segment: Segment = item.extra["segment"]
         seed = derive_seed(self.opts.seed, item.id)
-        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.sampling, seed=seed,
+        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.generation.sampling, seed=seed,
                                                   header=segment.header or "", postfilter=self.config.postfilter)
         instruction = verdict.instruction
         meta: dict[str, Any] = {
             "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,
             "segment": segment.index, "sample": item.extra["sample"], "seed": seed,
-            "model": self.engine.model, "adapter": self.adapter_id, "template": self.template,
+            "model": self.engine.model, "adapter": self.generation.identity["adapter"],
+            "template": self.generation.template,
             "finish": "length" if result.finish == "length" else "natural"}
         if instruction != result.text.strip():
             meta["raw"] = result.text
