@@ -40,7 +40,7 @@ from curation.files import resolve_input
 from curation.output import write_selection
 from curation.prefilter_pass import build_prefilter, prefilter_pass
 from curation.rubric import check_template
-from curation.scoring import SCORING_STAGE, pending_items, rater_sampling, rater_settings, rating_worker
+from curation.scoring import SCORING_STAGE, pending_items, rater_generation, rating_worker
 from curation.settings import CurateSettings
 
 
@@ -77,15 +77,12 @@ class CurateStage(Stage):
         """The rater, derived once from the flags and the engine: its sampling, template id, and
         the settings every rating depends on (the scoring store's fingerprint)."""
         assert self.engine is not None
-        sampling = rater_sampling(self.config, self.opts)
-        identity = rater_settings(self.config, self.opts, self.engine.backend, sampling)
-        return Generation(sampling=sampling, template=identity["template"], identity=identity)
+        return rater_generation(self.config, self.opts, self.engine.backend)
 
     @cached_property
     def worker(self) -> Worker:
         assert self.engine is not None
-        return rating_worker(self.engine, self.config, self.rater.sampling, self.engine.backend.name,
-                             self.rater.template)
+        return rating_worker(self.engine, self.config, self.rater)
 
     def settings(self) -> dict[str, Any]:
         return self.rater.identity

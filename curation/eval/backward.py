@@ -5,13 +5,11 @@ cleaning, salvage and the post-filters), and compares it with the real instructi
 over words, exact match, and the share that the post-filters would keep."""
 from __future__ import annotations
 
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-import prompts
-from generators.core.adapters import adapter_identity
-from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
+from generators.backtranslate.backward import backward_generation, write_instruction
 from generators.backtranslate.postfilter import PostFilterConfig
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, stable_id
@@ -39,11 +37,7 @@ class BackwardEvalStage(EvalStage):
     @cached_property
     def generation(self) -> Generation:
         """Exactly what `gen backtranslate` writes instructions with, derived once."""
-        sampling = self.opts.sampling(**SAMPLING)
-        template = prompts.template_id(TEMPLATE)
-        identity = {**self.engine_settings(), "adapter": adapter_identity(self.adapter) if self.adapter else None,
-                    "template": template, "sampling": sampling.as_dict()}
-        return Generation(sampling=sampling, template=template, identity=identity)
+        return backward_generation(self)
 
     def settings(self) -> dict[str, Any]:
         return {**self.generation.identity, "postfilter": self.postfilter.describe()}

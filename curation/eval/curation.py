@@ -7,6 +7,7 @@ Humpback's Table 7), and the share of ratings that stayed unparsed."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from generators.core.runner import Item, Kept, Rejected, Worker
 from generators.core.stage import Generation
 
 from curation.rubric import check_template
-from curation.scoring import rater_sampling, rater_settings, rating_worker
+from curation.scoring import rater_generation, rating_worker
 from curation.settings import CurateSettings
 from curation.text import instruction
 from curation.eval.base import EvalStage
@@ -55,17 +56,14 @@ class CurationEvalStage(EvalStage):
     def rater(self) -> Generation:
         """The rater `gen curate` would use, derived once; its identity names the adapter and --rate."""
         assert self.engine is not None
-        sampling = rater_sampling(self.rater_config, self.opts)
-        identity = {**rater_settings(self.rater_config, self.opts, self.engine.backend, sampling),
-                    "adapter": adapter_identity(self.adapter) if self.adapter else None,
-                    "rate": self.rater_config.rate}
-        return Generation(sampling=sampling, template=identity["template"], identity=identity)
+        rater = rater_generation(self.rater_config, self.opts, self.engine.backend)
+        return replace(rater, identity={**rater.identity, "rate": self.rater_config.rate,
+                                        "adapter": adapter_identity(self.adapter) if self.adapter else None})
 
     @cached_property
     def worker(self) -> Worker:
         assert self.engine is not None
-        return rating_worker(self.engine, self.rater_config, self.rater.sampling, self.engine.backend.name,
-                             self.rater.template)
+        return rating_worker(self.engine, self.rater_config, self.rater)
 
     def settings(self) -> dict[str, Any]:
         return {"rater": self.rater.identity, "negatives": list(self.kinds)}

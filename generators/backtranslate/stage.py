@@ -18,17 +18,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-import prompts
 from generators.inputs.corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
 from generators.inputs.corpus.filters import Prechecked
-from generators.core.adapters import adapter_identity
 from generators.core.errors import UsageError
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
 from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
-from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
+from generators.backtranslate.backward import backward_generation, write_instruction
 from generators.backtranslate.postfilter import REASONS, PostFilterConfig
 
 
@@ -137,13 +135,8 @@ class BacktranslateStage(Stage):
 
     @cached_property
     def generation(self) -> Generation:
-        """What writes the instructions, derived once: the sampling, the template id, and the
-        identity every item id hashes (the engine, the adapter's identity, template, sampling)."""
-        sampling = self.opts.sampling(**SAMPLING)
-        template = prompts.template_id(TEMPLATE)
-        identity = {**self.engine_settings(), "adapter": adapter_identity(self.adapter) if self.adapter else None,
-                    "template": template, "sampling": sampling.as_dict()}
-        return Generation(sampling=sampling, template=template, identity=identity)
+        """What writes the instructions, derived once from the flags and the engine."""
+        return backward_generation(self)
 
     def settings(self) -> dict[str, Any]:
         return {**self.generation.identity, "segments": self.config.segments.as_dict(),
