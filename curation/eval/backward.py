@@ -53,8 +53,8 @@ class BackwardEvalStage(EvalStage):
         assert self.engine is not None
         pair: Pair = item.extra["pair"]
         seed = derive_seed(self.opts.seed, item.id)
-        result, verdict = await write_instruction(self.engine, pair.answer, sampling=self.generation.sampling, seed=seed,
-                                                  postfilter=self.postfilter)
+        result, verdict = await write_instruction(self.engine, pair.answer, sampling=self.generation.sampling,
+                                                  seed=seed, postfilter=self.postfilter)
         return Kept([{"id": pair.id, "reference": pair.instruction, "prediction": verdict.instruction,
                       "raw": result.text, "finish": result.finish, "verdict": verdict.reason or "kept",
                       "salvaged": verdict.salvaged, "meta": {"seed": seed}}])

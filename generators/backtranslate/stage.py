@@ -191,8 +191,8 @@ class BacktranslateStage(Stage):
         assert self.engine is not None
         segment: Segment = item.extra["segment"]
         seed = derive_seed(self.opts.seed, item.id)
-        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.generation.sampling, seed=seed,
-                                                  header=segment.header or "", postfilter=self.config.postfilter)
+        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.generation.sampling,
+                                                  seed=seed, header=segment.header or "", postfilter=self.config.postfilter)
         instruction = verdict.instruction
         meta: dict[str, Any] = {
             "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,
