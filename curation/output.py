@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any, Iterator
 
 from generators.core.io import atomic_lines, dumps, read_lines
+from generators.core.manifest import counts
 from generators.core.store import item_of as stored_item
 from curation.prefilter_pass import PREFILTERED
 from curation.select import Rated, select
@@ -63,8 +64,7 @@ def write_selection(settings: CurateSettings, passed: dict[str, int]) -> dict[st
                           (dumps(o) for _, o in read_lines(scoring / "errors.jsonl") if stored_item(o) in passed))
     scores = [r.score for r in rated]
     expected = [r.score_expected for r in rated if r.score_expected is not None]
-    return {"counts": {"kept": kept, "rejected": rejected, "errors": errors,
-                       "rejected_by_reason": dict(reasons)},
+    return {"counts": counts(kept, rejected, errors, reasons),
             "scores": {"rated": len(rated), "histogram": {str(k): histogram.get(k, 0) for k in range(1, 6)},
                        "mean": round(sum(scores) / len(scores), 4) if scores else None,
                        "mean_expected": round(sum(expected) / len(expected), 4) if expected else None,

@@ -11,8 +11,8 @@ from generators.backends.base import Backend, Sampling
 from generators.core.engine import Engine
 from generators.core.options import RunOptions, engine_settings
 from generators.core.runner import Item, Kept, Rejected, Worker
-from generators.core.store import RunStore
 from generators.core.records import Record, instruction
+from generators.core.stage import Generation
 
 from curation.files import input_records
 from curation.prefilter_pass import item_id
@@ -41,18 +41,27 @@ def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend,
     return rater
 
 
-def pending_items(source: Path, limit: int | None, passed: dict[str, int], store: RunStore) -> Iterator[Item]:
-    """Items the prefilter passed (at that very position) and the store has not rated yet."""
+def rater_generation(settings: CurateSettings, opts: RunOptions, backend: Backend) -> Generation:
+    """The rater, derived once from the flags and its backend: the sampling, the template id, and
+    `identity`, the settings every rating depends on (the scoring store's fingerprint)."""
+    sampling = rater_sampling(settings, opts)
+    identity = rater_settings(settings, opts, backend, sampling)
+    return Generation(sampling=sampling, template=identity["template"], identity=identity)
+
+
+def pending_items(source: Path, limit: int | None, passed: dict[str, int]) -> Iterator[Item]:
+    """Items the prefilter passed (at that very position), in input order; the runner skips
+    those the scoring store has rated already."""
     for position, record in input_records(source, limit):
         item = item_id(record)
-        if passed.get(item) == position and item not in store.done:
+        if passed.get(item) == position:
             yield Item(id=item, source=str(record.get("source", "file")), input=instruction(record)[:500],
                        extra={"record": record, "position": position})
 
 
-def rating_worker(engine: Engine, settings: CurateSettings, sampling: Sampling, backend_kind: str,
-                  template: str) -> Worker:
+def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -> Worker:
     """The runner's worker: rate one record, keep it with its score, or reject it as unparsed."""
+    sampling, template, backend_kind = rater.sampling, rater.template, engine.backend.name
 
     async def work(item: Item) -> Kept | Rejected:
         record: Record = item.extra["record"]

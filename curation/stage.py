@@ -24,28 +24,30 @@ the stage the skeleton (generators.core.stage) runs.
 """
 from __future__ import annotations
 
-import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
 from generators.core.errors import UsageError
-from generators.core.io import read_json, write_json
+from generators.core.manifest import counts
 from generators.core.options import RunOptions, backend_kind
 from generators.core.records import read_records
-from generators.core.runner import Item, Kept, Rejected
-from generators.core.stage import Stage, run_stage
-from generators.core.store import RunStore, versions
+from generators.core.runner import Item, Kept, Rejected, Worker
+from generators.core.stage import Generation, Stage, run_stage
+from generators.core.store import RunStore
 
 from curation.files import resolve_input
 from curation.output import write_selection
 from curation.prefilter_pass import build_prefilter, prefilter_pass
 from curation.rubric import check_template
-from curation.scoring import SCORING_STAGE, pending_items, rater_sampling, rater_settings, rating_worker
+from curation.scoring import SCORING_STAGE, pending_items, rater_generation, rating_worker
 from curation.settings import CurateSettings
 
 
 class CurateStage(Stage):
-    name = SCORING_STAGE
+    name = "curate"
+    store_name = SCORING_STAGE
+    sub_store = "scoring"
     usage_at = ("meta", "curation", "usage")
 
     def __init__(self, settings: CurateSettings, opts: RunOptions) -> None:
@@ -53,7 +55,6 @@ class CurateStage(Stage):
         self.config = settings
         self.passed: dict[str, int] = {}
         self.input_total = 0
-        self.wall_start = time.time()
 
     def check(self) -> None:
         caps = backend_kind(self.opts).capabilities
@@ -71,52 +72,50 @@ class CurateStage(Stage):
                 pass
         self.prefilter = build_prefilter(self.config)
 
-    def settings(self) -> dict[str, Any]:
+    @cached_property
+    def rater(self) -> Generation:
+        """The rater, derived once from the flags and the engine: its sampling, template id, and
+        the settings every rating depends on (the scoring store's fingerprint)."""
         assert self.engine is not None
-        self.sampling = rater_sampling(self.config, self.opts)
-        self.rater = rater_settings(self.config, self.opts, self.engine.backend, self.sampling)
-        self.previous = read_json(self.out / "manifest.json", what="run manifest") or {}
-        return self.rater
+        return rater_generation(self.config, self.opts, self.engine.backend)
 
-    def store_dir(self) -> Path:
-        return self.out / "scoring"
+    @cached_property
+    def worker(self) -> Worker:
+        assert self.engine is not None
+        return rating_worker(self.engine, self.config, self.rater)
+
+    def settings(self) -> dict[str, Any]:
+        return self.rater.identity
 
     def prime(self, store: RunStore) -> None:
-        self.store = store
+        """The prefilter decides every input record (or its decisions are read back from the folder)."""
         self.passed, self.input_total = prefilter_pass(self.config, self.prefilter, self.source, self.opts.limit)
-        assert self.engine is not None
-        self.worker = rating_worker(self.engine, self.config, self.sampling, self.engine.backend.name,
-                                    self.rater["template"])
 
     def items(self) -> Iterable[Item]:
-        return pending_items(self.source, self.opts.limit, self.passed, self.store)
+        return pending_items(self.source, self.opts.limit, self.passed)
 
-    def total(self) -> int | None:
-        return sum(1 for item in self.passed if item not in self.store.done)
+    def total(self, items: Iterable[Item], done: set[str]) -> int | None:
+        return sum(1 for item in self.passed if item not in done)
 
     async def work(self, item: Item) -> Kept | Rejected:
         return await self.worker(item)
 
-    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        """The top-level manifest: the scoring store's status and usage, plus the selection."""
-        selection = write_selection(self.config, self.passed) if status == "complete" else None
+    def derive(self, status: str) -> dict[str, Any]:
+        """At an end, A_k is selected from scoring/ (data.jsonl, rejected.jsonl, errors.jsonl);
+        the top-level manifest shows the selection, the prefilter and the input."""
         prefilter_counts = dict(self.prefilter.counts)
-        body: dict[str, Any] = {
-            "stage": "curate", "status": status, "fingerprint": manifest["fingerprint"],
-            "settings": {"rater": self.rater, "select": self.config.select.describe(), **self.prefilter.describe()},
+        fields: dict[str, Any] = {
+            "settings": {"rater": self.rater.identity, "select": self.config.select.describe(),
+                         **self.prefilter.describe()},
             "input": {"path": str(self.source), "records": self.input_total, "limit": self.opts.limit},
-            "prefilter": prefilter_counts, "run": manifest.get("run"), "usage": manifest.get("usage"),
-            **({"backend": manifest["backend"]} if manifest.get("backend") else {}),
-            "duration_s": round(float(self.previous.get("duration_s", 0.0)) + time.time() - self.wall_start, 3),
-            "sessions": int(self.previous.get("sessions", 0)) + 1, "versions": versions()}
+            "prefilter": prefilter_counts}
+        selection = write_selection(self.config, self.passed) if status == "complete" else None
         if selection:
-            body.update(selection)
+            fields.update(selection)
         else:
             dropped = {k: v for k, v in prefilter_counts.items() if k != "passed"}
-            body["counts"] = {"kept": 0, "rejected": sum(dropped.values()), "errors": 0,
-                              "rejected_by_reason": dropped}
-        write_json(self.out / "manifest.json", body)
-        return body
+            fields["counts"] = counts(0, sum(dropped.values()), 0, dropped)
+        return fields
 
 
 def run_curate(settings: CurateSettings, opts: RunOptions) -> dict[str, Any]:

@@ -1,30 +1,24 @@
-"""manifest.json for a training run: what went in, what came out, how fast, on what versions.
+"""The training fields of a `gen train` manifest: what went in, what came out, how fast.
 
-Written at each checkpoint (status "running") and at the end ("complete", as every stage), atomically, so a
-reader never sees half a file and `gen report` can describe an interrupted run too.
+The manifest itself is written as every stage's is (generators.core.manifest, which adds
+duration_s, sessions and versions), at each checkpoint (status "running") and at the end
+("complete"), atomically, so a reader never sees half a file and `gen report` can describe an
+interrupted run too.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import resource
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from generators.core.io import read_json, write_json
-
-from generators.core.store import versions as store_versions
-
 from training.config import TrainConfig
 from training.tokenize import EncodeStats, Example
 
-
-def versions() -> dict[str, str]:
-    return store_versions("accelerate", "tokenizers", "bitsandbytes")
+TRAINING_PACKAGES = ("accelerate", "tokenizers", "bitsandbytes")  # versions named beside the common ones
 
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
@@ -50,16 +44,6 @@ def data_summary(train: list[Example], eval_: list[Example], stats: EncodeStats)
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
-
-
-def write(out: Path, manifest: dict[str, Any]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "manifest.json", json.loads(json.dumps(manifest, default=str)))
-
-
-def read(out: Path) -> dict[str, Any] | None:
-    """The run's manifest, None when there is none; an unreadable one is a UsageError."""
-    return read_json(out / "manifest.json", what="run manifest")
 
 
 def argv() -> list[str]:

@@ -25,7 +25,8 @@ import torch
 import prompts
 from generators.backends.embedded import resolve_model
 from generators.core.errors import BaleenError, UsageError
-from generators.core.store import FolderLock, make_folder
+from generators.core.manifest import Manifest
+from generators.core.store import FolderLock, lock_folder
 
 from training import checkpoint, distributed, manifest
 from training.collate import Batch, collate, plan_batches
@@ -244,14 +245,15 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, Any]], None] | Non
         raise distributed.shared(exc) if ctx.world > 1 else exc
     device = distributed.pick_device(cfg.device, ctx)
     ctx.start(device)
-    lock = None
+    lock: FolderLock | None = None
+    run_manifest: Manifest | None = None
     error: BaleenError | None = None
     plan: dict[str, Any] | None = None
     if ctx.main:  # only rank 0 touches --out, and tells the others what it found there
         try:
-            make_folder(out)
-            lock = FolderLock(out)  # one trainer per --out; the OS frees it if this process is killed
-            plan = _look(out, prep)
+            lock = lock_folder(out)  # one trainer per --out, as for every stage; the OS frees a killed one's
+            run_manifest = Manifest(out, "train", extra_versions=manifest.TRAINING_PACKAGES)
+            plan = _look(out, run_manifest.previous, prep)
         except BaleenError as exc:
             error = exc
     try:
@@ -261,7 +263,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, Any]], None] | Non
             log(f"{out}: this run already finished; nothing to do (use a new --out to train again)")
             result = plan["done"]
         else:
-            result = _train(cfg, prep, out, plan["resume"], device, ctx, t_start, on_step, log)
+            result = _train(cfg, prep, out, plan["resume"], device, ctx, t_start, on_step, log, run_manifest)
     finally:
         if lock is not None:
             lock.release()
@@ -269,9 +271,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, Any]], None] | Non
     return result
 
 
-def _look(out: Path, prep: Prepared) -> dict[str, Any]:
-    """What --out holds: a finished run of these settings, or the checkpoint to resume from."""
-    done = manifest.read(out)
+def _look(out: Path, done: dict[str, Any], prep: Prepared) -> dict[str, Any]:
+    """What --out holds (`done`: its manifest): a finished run of these settings, or the
+    checkpoint to resume from."""
     if done and done.get("status") == "complete" and done.get("fingerprint") == prep.fingerprint \
             and (out / "adapter_model.safetensors").exists():
         return {"done": done, "resume": None}
@@ -281,7 +283,7 @@ def _look(out: Path, prep: Prepared) -> dict[str, Any]:
 
 def _train(cfg: TrainConfig, prep: Prepared, out: Path, resume: str | None, device: torch.device,
            ctx: Dist, t_start: float, on_step: Callable[[int, dict[str, Any]], None] | None,
-           log: Log) -> dict[str, Any]:
+           log: Log, run_manifest: Manifest | None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # the same LoRA initialisation on every rank
     batch_size = cfg.batch_size
     if cfg.small_data_batch_size and len(prep.train) < 3000:
@@ -335,9 +337,10 @@ def _train(cfg: TrainConfig, prep: Prepared, out: Path, resume: str | None, devi
         f"{f' x {ctx.world} processes' if ctx.world > 1 else ''}, {where}")
 
     def snapshot(status: str, step: int, final_eval: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The manifest's training fields as they stand (see `publish`)."""
         t = state["train_seconds"] or 1e-9
-        return {
-            "stage": "train", "status": status, "command": manifest.argv(), "fingerprint": prep.fingerprint,
+        fields = {
+            "command": manifest.argv(), "fingerprint": prep.fingerprint,
             "base_model": prep.base_path, "direction": cfg.direction,
             "settings": manifest.config_dict(cfg), "batching": info,
             "tag_texts": {k: prep.tag_texts[k] for k in ("seed", "augmented")}, "weights": weights,
@@ -353,9 +356,17 @@ def _train(cfg: TrainConfig, prep: Prepared, out: Path, resume: str | None, devi
                            "train_seconds": round(state["train_seconds"], 3),
                            "tokens_per_s": round(state["tokens"] / t, 1),
                            "supervised_tokens_per_s": round(state["supervised_tokens"] / t, 1)},
-            "memory": manifest.peak_memory_mb(device), "versions": manifest.versions(),
+            "memory": manifest.peak_memory_mb(device),
             "durations": {"this_session_s": round(time.perf_counter() - t_start, 2)},
         }
+        return fields
+
+    def publish(status: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Rank 0 writes the manifest, as every stage does (generators.core.manifest adds
+        duration_s, sessions and versions); the other ranks only return it."""
+        if run_manifest is None:
+            return {"stage": "train", "status": status, **fields}
+        return run_manifest.write(status, fields)
 
     def save_checkpoint(step: int) -> None:
         adapter, optim_state = checkpoint.gather(model, optimizer, sharded)  # every rank: FSDP gathers
@@ -363,7 +374,7 @@ def _train(cfg: TrainConfig, prep: Prepared, out: Path, resume: str | None, devi
         if ctx.main:
             checkpoint.save(out, step, peft_model, optim_state, scheduler,
                             {"fingerprint": prep.fingerprint, **state}, cfg.save_total_limit, adapter, rngs)
-            manifest.write(out, snapshot("running", step))
+            publish("running", snapshot("running", step))
 
     eval_model = model if sharded else peft_model
     model.train()
@@ -415,17 +426,17 @@ def _train(cfg: TrainConfig, prep: Prepared, out: Path, resume: str | None, devi
     if final_eval:
         log(f"held-out loss {final_eval['loss']:.4f} {final_eval['per_tag']}")
     adapter = checkpoint.gather_adapter(model) if sharded else None  # every rank takes part
-    result = snapshot("complete", total, final_eval)
+    fields = snapshot("complete", total, final_eval)
     if not ctx.main:
-        return result
+        return publish("complete", fields)
     if adapter is None:
         peft_model.save_pretrained(out)
     else:
         peft_model.save_pretrained(out, state_dict=adapter)
     if cfg.merge:
         merge_adapter(prep.base_path, out, out / "merged")
-        result["merged"] = str(out / "merged")
-    manifest.write(out, result)
+        fields["merged"] = str(out / "merged")
+    result = publish("complete", fields)
     shutil.rmtree(checkpoint.checkpoints_dir(out), ignore_errors=True)
     log(f"adapter written to {out} ({total} steps, {result['throughput']['tokens_per_s']} tokens/s)")
     return result

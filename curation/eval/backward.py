@@ -5,16 +5,16 @@ cleaning, salvage and the post-filters), and compares it with the real instructi
 over words, exact match, and the share that the post-filters would keep."""
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-import prompts
-from generators.core.adapters import adapter_identity
-from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
+from generators.backtranslate.backward import backward_generation, write_instruction
 from generators.backtranslate.postfilter import PostFilterConfig
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, stable_id
 from generators.core.runner import Item, Kept, Rejected
+from generators.core.stage import Generation
 
 from curation.eval.base import EvalStage
 from curation.eval.metrics import normalized, rouge_l
@@ -34,31 +34,27 @@ class BackwardEvalStage(EvalStage):
     def load_inputs(self) -> None:
         self.pairs = load_pairs(self.pairs_path, limit=self.opts.limit)
 
-    def eval_settings(self) -> dict[str, Any]:
-        self.sampling = self.opts.sampling(**SAMPLING)
-        self.generation = {**self.engine_settings(),
-                           "adapter": adapter_identity(self.adapter) if self.adapter else None,
-                           "template": prompts.template_id(TEMPLATE), "sampling": self.sampling.describe()}
-        return {**self.generation, "postfilter": self.postfilter.describe()}
+    @cached_property
+    def generation(self) -> Generation:
+        """Exactly what `gen backtranslate` writes instructions with, derived once."""
+        return backward_generation(self)
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.generation.identity, "postfilter": self.postfilter.describe()}
 
     def input_summary(self) -> dict[str, Any]:
         return {"pairs": str(self.pairs_path), "count": len(self.pairs), "limit": self.opts.limit}
 
-    def items(self) -> Iterable[Item]:
-        for position, pair in enumerate(self.pairs):
-            item_id = stable_id("eval-backward", pair.id, pair.answer, self.generation)
-            self.order[item_id] = position
-            yield Item(id=item_id, source="eval", input={"id": pair.id}, extra={"pair": pair})
-
-    def total(self) -> int | None:
-        return len(self.pairs)
+    def eval_items(self) -> list[Item]:
+        return [Item(id=stable_id("eval-backward", pair.id, pair.answer, self.generation.identity), source="eval",
+                     input={"id": pair.id}, extra={"pair": pair}) for pair in self.pairs]
 
     async def work(self, item: Item) -> Kept | Rejected:
         assert self.engine is not None
         pair: Pair = item.extra["pair"]
         seed = derive_seed(self.opts.seed, item.id)
-        result, verdict = await write_instruction(self.engine, pair.answer, sampling=self.sampling, seed=seed,
-                                                  postfilter=self.postfilter)
+        result, verdict = await write_instruction(self.engine, pair.answer, sampling=self.generation.sampling,
+                                                  seed=seed, postfilter=self.postfilter)
         return Kept([{"id": pair.id, "reference": pair.instruction, "prediction": verdict.instruction,
                       "raw": result.text, "finish": result.finish, "verdict": verdict.reason or "kept",
                       "salvaged": verdict.salvaged, "meta": {"seed": seed}}])

@@ -1,5 +1,5 @@
 """What the three `gen eval` stages share: the generation skeleton (lock, fingerprint, resume,
-usage on every line, signals) with the per-item lines in ITEMS/, and, once every item is done, a
+usage on every line, signals) with the per-item lines in items/ (its `sub_store`), and, once every item is done, a
 derived results file and a manifest with the metrics at the top of --out.
 
 Folder (--out DIR):
@@ -15,35 +15,30 @@ The metrics are computed from RESULTS alone, so anyone can recompute them from t
 from __future__ import annotations
 
 import abc
-import time
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
-from generators.core.io import atomic_lines, dumps, read_json, read_lines, write_json
+from generators.core.io import atomic_lines, dumps, read_lines
+from generators.core.runner import Item
 from generators.core.stage import Stage
-from generators.core.store import item_of, versions
-
-ITEMS = "items"
+from generators.core.store import item_of
 
 
 class EvalStage(Stage):
+    sub_store = "items"
     results_name = "results.jsonl"
 
-    def __init__(self, opts: Any, out: Path, *, adapter: str | None = None) -> None:
-        super().__init__(opts, out, adapter=adapter)
-        self.wall_start = time.time()
-        self.order: dict[str, int] = {}  # item id -> input position, for this run's input
-
-    def store_dir(self) -> Path:
-        return self.out / ITEMS
-
-    def settings(self) -> dict[str, Any]:
-        self.previous = read_json(self.out / "manifest.json", what="run manifest") or {}
-        return self.eval_settings()
-
     @abc.abstractmethod
-    def eval_settings(self) -> dict[str, Any]:
-        """The fingerprint: everything that changes an item's line."""
+    def eval_items(self) -> list[Item]:
+        """One Item per evaluated unit of this run's input, in input order."""
+
+    @cached_property
+    def work_items(self) -> list[Item]:
+        """The items, built once: the skeleton runs them, and RESULTS follows their order."""
+        return self.eval_items()
+
+    def items(self) -> list[Item]:
+        return self.work_items
 
     @abc.abstractmethod
     def result_row(self, line: dict[str, Any], rejected: str | None) -> dict[str, Any]:
@@ -57,29 +52,24 @@ class EvalStage(Stage):
         return {}
 
     def _rows(self) -> list[dict[str, Any]]:
+        order = {item.id: position for position, item in enumerate(self.work_items)}
         found: dict[str, dict[str, Any]] = {}
         items = self.store_dir()
         for name, kind in (("data.jsonl", None), ("rejected.jsonl", "rejected")):
             for _, line in read_lines(items / name):
                 item = item_of(line)
-                if item in self.order and item not in found:
+                if item in order and item not in found:
                     found[item] = self.result_row(line, line.get("reject") if kind else None)
-        return [found[item] for item in sorted(found, key=self.order.__getitem__)]
+        return [found[item] for item in sorted(found, key=order.__getitem__)]
 
-    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "stage": self.name, "status": status, "fingerprint": manifest["fingerprint"],
-            "settings": manifest.get("settings"), "input": self.input_summary(),
-            "counts": manifest.get("counts"), "run": manifest.get("run"), "usage": manifest.get("usage"),
-            **({"backend": manifest["backend"]} if manifest.get("backend") else {}),
-            "duration_s": round(float(self.previous.get("duration_s", 0.0)) + time.time() - self.wall_start, 3),
-            "sessions": int(self.previous.get("sessions", 0)) + 1, "versions": versions()}
+    def derive(self, status: str) -> dict[str, Any]:
+        """Once every item is done: RESULTS and errors.jsonl from items/, and the metrics."""
+        fields: dict[str, Any] = {"input": self.input_summary()}
         if status == "complete":
             rows = self._rows()
             atomic_lines(self.out / self.results_name, (dumps(row) for row in rows))
             errors = [dumps(line) for _, line in read_lines(self.store_dir() / "errors.jsonl")]
             atomic_lines(self.out / "errors.jsonl", errors)
-            body["results"] = self.results_name
-            body["metrics"] = self.metrics(rows)
-        write_json(self.out / "manifest.json", body)
-        return body
+            fields["results"] = self.results_name
+            fields["metrics"] = self.metrics(rows)
+        return fields

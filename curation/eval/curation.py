@@ -7,17 +7,20 @@ Humpback's Table 7), and the share of ratings that stayed unparsed."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from generators.core.adapters import adapter_identity
 from generators.core.errors import UsageError
 from generators.core.options import RunOptions, backend_kind
 from generators.core.records import instruction, make_record, stable_id
-from generators.core.runner import Item, Kept, Rejected
+from generators.core.runner import Item, Kept, Rejected, Worker
+from generators.core.stage import Generation
 
 from curation.rubric import check_template
-from curation.scoring import rater_sampling, rater_settings, rating_worker
+from curation.scoring import rater_generation, rating_worker
 from curation.settings import CurateSettings
 from curation.eval.base import EvalStage
 from curation.eval.candidates import KINDS, make_candidates
@@ -48,33 +51,36 @@ class CurationEvalStage(EvalStage):
         self.pairs = load_pairs(self.pairs_path, limit=self.opts.limit)
         self.candidates = make_candidates(self.pairs, self.kinds, self.opts.seed)
 
-    def eval_settings(self) -> dict[str, Any]:
+    @cached_property
+    def rater(self) -> Generation:
+        """The rater `gen curate` would use, derived once; its identity names the adapter and --rate."""
         assert self.engine is not None
-        self.sampling = rater_sampling(self.rater_config, self.opts)
-        rater = rater_settings(self.rater_config, self.opts, self.engine.backend, self.sampling)
-        rater["adapter"] = adapter_identity(self.adapter) if self.adapter else None
-        rater["rate"] = self.rater_config.rate
-        self.rater = rater
-        self.worker = rating_worker(self.engine, self.rater_config, self.sampling, self.engine.backend.name,
-                                    rater["template"])
-        return {"rater": rater, "negatives": list(self.kinds)}
+        rater = rater_generation(self.rater_config, self.opts, self.engine.backend)
+        return replace(rater, identity={**rater.identity, "rate": self.rater_config.rate,
+                                        "adapter": adapter_identity(self.adapter) if self.adapter else None})
+
+    @cached_property
+    def worker(self) -> Worker:
+        assert self.engine is not None
+        return rating_worker(self.engine, self.rater_config, self.rater)
+
+    def settings(self) -> dict[str, Any]:
+        return {"rater": self.rater.identity, "negatives": list(self.kinds)}
 
     def input_summary(self) -> dict[str, Any]:
         return {"pairs": str(self.pairs_path), "count": len(self.pairs), "limit": self.opts.limit,
                 "candidates": len(self.candidates)}
 
-    def items(self) -> Iterable[Item]:
+    def eval_items(self) -> list[Item]:
+        items = []
         for position, c in enumerate(self.candidates):
-            item_id = stable_id("eval-curation", c.kind, c.instruction, c.answer, self.rater)
-            self.order[item_id] = position
+            item_id = stable_id("eval-curation", c.kind, c.instruction, c.answer, self.rater.identity)
             record = make_record(id=item_id, source="eval", meta={"pair": c.pair, "kind": c.kind, "label": c.label},
                                  messages=[{"role": "user", "content": c.instruction},
                                            {"role": "assistant", "content": c.answer}])
-            yield Item(id=item_id, source="eval", input={"pair": c.pair, "kind": c.kind},
-                       extra={"record": record, "position": position, "candidate": c})
-
-    def total(self) -> int | None:
-        return len(self.candidates)
+            items.append(Item(id=item_id, source="eval", input={"pair": c.pair, "kind": c.kind},
+                              extra={"record": record, "position": position, "candidate": c}))
+        return items
 
     async def work(self, item: Item) -> Kept | Rejected:
         """Rate one candidate; candidates the rater sees identically (with --rate instruction, every

@@ -7,8 +7,9 @@ fitted on this run alone; only from 20 instructions on)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 
@@ -22,6 +23,7 @@ from generators.core.flags import flag
 from generators.core.options import RunOptions, backend_kind, engine_settings, make_backend
 from generators.core.records import derive_seed, stable_id
 from generators.core.runner import Item, Kept, Rejected
+from generators.core.stage import Generation
 
 from curation.rate import attempt_sampling
 from curation.eval.base import EvalStage
@@ -94,37 +96,43 @@ class WinrateStage(EvalStage):
         self.judge = self.add_engine(make_backend(self.judge_opts, model=c.judge_model, run_dir=str(self.out)),
                                      share_with=self.engine)
 
-    def eval_settings(self) -> dict[str, Any]:
+    @cached_property
+    def answers(self) -> Generation:
+        """How both models answer, derived once: sampling, the tag's system sentence (its template
+        id), and the identity of every model involved, which each item id hashes."""
         assert self.engine is not None
         c = self.config
-        self.answer_sampling = self.opts.sampling(**ANSWER_SAMPLING)
-        self.system = prompts.render(f"tag_{c.tag}") if c.tag != "none" else None
-        self.identity = {
+        sampling = self.opts.sampling(**ANSWER_SAMPLING)
+        tag = prompts.template_id(f"tag_{c.tag}") if c.tag != "none" else None
+        identity = {
             "model": {**self.engine_settings(), "adapter": adapter_identity(c.adapter) if c.adapter else None},
             "baseline": {**engine_settings(self.opts, self.baseline.backend),
                          "adapter": adapter_identity(c.baseline_adapter) if c.baseline_adapter else None},
-            "judge": {**engine_settings(self.judge_opts, self.judge.backend), "template": prompts.template_id(JUDGE_TEMPLATE),
+            "judge": {**engine_settings(self.judge_opts, self.judge.backend),
+                      "template": prompts.template_id(JUDGE_TEMPLATE),
                       "sampling": JUDGE_SAMPLING.describe(), "retries": JUDGE_RETRIES},
-            "answers": {"sampling": self.answer_sampling.describe(),
-                        "tag": f"{prompts.template_id('tag_' + c.tag)}" if c.tag != "none" else None}}
-        return self.identity
+            "answers": {"sampling": sampling.describe(), "tag": tag}}
+        return Generation(sampling=sampling, template=tag or "", identity=identity)
+
+    @cached_property
+    def system(self) -> str | None:
+        """The system sentence of --tag, or None for --tag none."""
+        return prompts.render(f"tag_{self.config.tag}") if self.config.tag != "none" else None
+
+    def settings(self) -> dict[str, Any]:
+        return self.answers.identity
 
     def input_summary(self) -> dict[str, Any]:
         return {"instructions": str(self.config.instructions), "count": len(self.instructions), "limit": self.opts.limit}
 
-    def items(self) -> Iterable[Item]:
-        for position, text in enumerate(self.instructions):
-            item_id = stable_id("eval-winrate", text, self.identity)
-            self.order[item_id] = position
-            yield Item(id=item_id, source="eval", input={"instruction": text[:500]}, extra={"instruction": text})
-
-    def total(self) -> int | None:
-        return len(self.instructions)
+    def eval_items(self) -> list[Item]:
+        return [Item(id=stable_id("eval-winrate", text, self.answers.identity), source="eval",
+                     input={"instruction": text[:500]}, extra={"instruction": text}) for text in self.instructions]
 
     async def _answer(self, engine: Engine, instruction: str, seed: int) -> str:
         messages = ([{"role": "system", "content": self.system}] if self.system else []) + \
                    [{"role": "user", "content": instruction}]
-        result = await engine.complete(ChatRequest.of(messages, replace(self.answer_sampling, seed=seed)))
+        result = await engine.complete(ChatRequest.of(messages, replace(self.answers.sampling, seed=seed)))
         return result.text.strip()
 
     async def _judge(self, instruction: str, first: str, second: str, seed: int) -> tuple[str | None, str]:

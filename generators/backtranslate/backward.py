@@ -7,14 +7,30 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from typing import Any
+
 import prompts
 from generators.backends.base import ChatRequest, ChatResult, Sampling
+from generators.core.adapters import adapter_identity
 from generators.core.engine import Engine
+from generators.core.stage import Generation, Stage
 from generators.backtranslate.postfilter import InstructionVerdict, PostFilterConfig, judge_instruction
 
 # Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}
 TEMPLATE = "backward"
+
+
+def backward_generation(stage: Stage) -> Generation:
+    """What writes an instruction, for `gen backtranslate` and `gen eval backward` alike: the
+    sampling, the template id, and the identity every item id hashes (the engine, the adapter's
+    identity, template, sampling)."""
+    sampling = stage.opts.sampling(**SAMPLING)
+    template = prompts.template_id(TEMPLATE)
+    identity: dict[str, Any] = {**stage.engine_settings(),
+                                "adapter": adapter_identity(stage.adapter) if stage.adapter else None,
+                                "template": template, "sampling": sampling.describe()}
+    return Generation(sampling=sampling, template=template, identity=identity)
 
 
 async def write_instruction(engine: Engine, text: str, *, sampling: Sampling, seed: int, header: str = "",

@@ -14,24 +14,23 @@ import hashlib
 import itertools
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
 import click
 
-import prompts
 from generators.inputs.corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
 from generators.inputs.corpus.filters import Prechecked
-from generators.core.adapters import adapter_identity
 from generators.core.errors import UsageError
 from generators.core.flags import flag
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
 from generators.core.shard import shard_option
-from generators.core.stage import Stage, run_stage
+from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
-from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
+from generators.backtranslate.backward import backward_generation, write_instruction
 from generators.backtranslate.postfilter import REASONS, PostFilterConfig
 
 
@@ -155,16 +154,17 @@ class BacktranslateStage(Stage):
     def backend_extra(self) -> dict[str, Any]:
         return {"gpu_memory_utilization": self.config.gpu_memory_utilization}
 
+    @cached_property
+    def generation(self) -> Generation:
+        """What writes the instructions, derived once from the flags and the engine."""
+        return backward_generation(self)
+
     def settings(self) -> dict[str, Any]:
-        self.sampling = self.opts.sampling(**SAMPLING)
-        self.template = prompts.template_id(TEMPLATE)
-        self.adapter_id = adapter_identity(self.adapter) if self.adapter else None
-        self.generation = {**self.engine_settings(), "adapter": self.adapter_id, "template": self.template,
-                           "sampling": self.sampling.describe()}
-        return {**self.generation, "segments": self.config.segments.describe(),
+        return {**self.generation.identity, "segments": self.config.segments.describe(),
                 "postfilter": self.config.postfilter.describe()}
 
     def prime(self, store: RunStore) -> None:
+        """The dedup memory learns every segment already written; the manifest's counters read the store."""
         self._store = store
         for text in _written_segments(store):
             if _digest(text) not in self.written:
@@ -198,7 +198,7 @@ class BacktranslateStage(Stage):
         seen: set[str] = set()
         for count, segment in enumerate(self.segments(), start=1):
             for sample in range(self.config.samples):
-                item_id = stable_id("backtranslate", segment.text, self.generation, sample)
+                item_id = stable_id("backtranslate", segment.text, self.generation.identity, sample)
                 if item_id in seen:
                     continue
                 seen.add(item_id)
@@ -212,13 +212,14 @@ class BacktranslateStage(Stage):
         assert self.engine is not None
         segment: Segment = item.extra["segment"]
         seed = derive_seed(self.opts.seed, item.id)
-        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.sampling, seed=seed,
-                                                  header=segment.header or "", postfilter=self.config.postfilter)
+        result, verdict = await write_instruction(self.engine, segment.text, sampling=self.generation.sampling,
+                                                  seed=seed, header=segment.header or "", postfilter=self.config.postfilter)
         instruction = verdict.instruction
         meta: dict[str, Any] = {
             "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,
             "segment": segment.index, "sample": item.extra["sample"], "seed": seed,
-            "model": self.engine.model, "adapter": self.adapter_id, "template": self.template,
+            "model": self.engine.model, "adapter": self.generation.identity["adapter"],
+            "template": self.generation.template,
             "finish": "length" if result.finish == "length" else "natural"}
         if instruction != result.text.strip():
             meta["raw"] = result.text

@@ -55,6 +55,7 @@ class ItemFailed(Exception):
 
 
 Worker = Callable[[Item], Awaitable["Kept | Rejected"]]
+ManifestWriter = Callable[[str], dict[str, Any]]  # status -> the manifest written (the skeleton's)
 
 
 def pending_items(items: Iterable[Item], store: RunStore, fatal: list[BaleenError]) -> Iterator[Item]:
@@ -72,9 +73,9 @@ class Settler:
     rejected or error, with its usage), the progress bar, a manifest every few seconds, and the
     guard that stops a run failing with the same bug on every item."""
 
-    def __init__(self, store: RunStore, engine: Engine, *, manifest_extra: Callable[[], dict[str, Any]],
+    def __init__(self, store: RunStore, engine: Engine, *, write_manifest: ManifestWriter,
                  total: int | None, progress: bool) -> None:
-        self.store, self.engine, self.manifest_extra = store, engine, manifest_extra
+        self.store, self.engine, self.write_manifest = store, engine, write_manifest
         self.bar = tqdm(total=total, desc=store.stage, unit="item", disable=not progress or None, leave=False,
                         dynamic_ncols=True)
         self.unexpected = 0  # consecutive items that failed with a bug rather than a request error
@@ -130,7 +131,7 @@ class Settler:
         self.bar.update(1)
         self.show()
         if time.monotonic() - self.last_manifest > MANIFEST_EVERY_S:
-            store.write_manifest(status="running", extra=self.manifest_extra())
+            self.write_manifest("running")
             self.last_manifest = time.monotonic()
         is_bug = isinstance(outcome, Exception) and not isinstance(outcome, (RequestFailed, ItemFailed))
         self.unexpected = self.unexpected + 1 if is_bug else 0
@@ -141,18 +142,18 @@ class Settler:
         return None
 
     def finish(self) -> dict[str, Any]:
-        return self.store.write_manifest(status="complete", extra=self.manifest_extra())
+        return self.write_manifest("complete")
 
 
 async def run_items(items: Iterable[Item], worker: Worker, *, store: RunStore, engine: Engine,
-                    concurrency: int, manifest_extra: Callable[[], dict[str, Any]],
+                    concurrency: int, write_manifest: ManifestWriter,
                     total: int | None = None, progress: bool = True,
                     unsettled: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run every pending item in this process; returns the manifest written at the end.
     `unsettled` collects the usage of items that ended without a line (stopped by a fatal error)."""
     fatal: list[BaleenError] = []
     pending = pending_items(items, store, fatal)
-    settler = Settler(store, engine, manifest_extra=manifest_extra, total=total, progress=progress)
+    settler = Settler(store, engine, write_manifest=write_manifest, total=total, progress=progress)
 
     async def lane() -> None:
         for item in pending:  # one shared generator: lanes pull items one at a time

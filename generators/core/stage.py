@@ -10,10 +10,17 @@ filter). `run_stage` does the rest, in an order that keeps the run folder's prom
   4. lock --out, check the fingerprint, write    a second writer or other settings: exit 2;
      the manifest (status running)                the fingerprint is on disk before any request
   5. start the backend (load the model)          a model that cannot load: exit 1, before any item
-  6. prime (dedup memory from earlier lines), run the items (in this process, or with
-     --executor ray on model replicas that each load the model in step 5's place), write the manifest
+  6. prime (learn from earlier lines), build the items (once), run them (in this process, or
+     with --executor ray on model replicas that each load the model in step 5's place), write
+     the manifest
   7. on a fatal error: manifest "stopped"; on SIGINT/SIGTERM: manifest "interrupted", the
      rerun command, exit 130/143; always: close files, backends and the lock.
+
+Every hook has one job and no hidden order: `settings()` only returns the settings; what a stage
+derives from them (sampling, template, the identity its item ids hash) is a cached property,
+computed once from the flags and the engines; `items()` is called once. The manifest is built
+here alone (generators.core.manifest): a stage adds its fields (`manifest_extra`, `derive`) and
+never writes one itself.
 """
 from __future__ import annotations
 
@@ -23,16 +30,30 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
-from generators.core.accounting import empty_usage, sum_usage
+from generators.backends.base import Sampling
 from generators.backends.urls import redact_url
+from generators.core.accounting import empty_usage, sum_usage
 from generators.core.engine import Engine
 from generators.core.errors import BaleenError, Interrupted
+from generators.core.manifest import Manifest
 from generators.core.options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
 from generators.core.runner import Item, Kept, Rejected, run_items
-from generators.core.store import FolderLock, RunStore, make_folder
+from generators.core.store import FolderLock, RunStore, lock_folder
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a stage derives from its settings and engines, once: the sampling and the prompt
+    template its requests use, and `identity`, the settings every item id hashes (so changing
+    any of them makes new items instead of reusing old lines)."""
+    sampling: Sampling
+    template: str
+    identity: dict[str, Any]
 
 
 class Stage(abc.ABC):
@@ -40,6 +61,12 @@ class Stage(abc.ABC):
 
     name: ClassVar[str]
     usage_at: ClassVar[tuple[str, ...]] = ("meta", "usage")
+    # A stage whose lines go to a sub-folder (curate: "scoring", gen eval: "items") derives the
+    # top-level files from them: `derive` writes those files and returns the top-level manifest's
+    # own fields; the skeleton writes both manifests.
+    sub_store: ClassVar[str | None] = None
+    # The stage name the store's lines and fingerprint carry, where it differs from `name`.
+    store_name: ClassVar[str | None] = None
 
     def __init__(self, opts: RunOptions, out: Path, *, adapter: str | None = None) -> None:
         self.opts = opts
@@ -59,11 +86,13 @@ class Stage(abc.ABC):
 
     @abc.abstractmethod
     def settings(self) -> dict[str, Any]:
-        """Everything that changes the data: the run's fingerprint is made from this."""
+        """Everything that changes the data: the run's fingerprint is made from this. Pure: it
+        returns the settings and sets nothing (it may be called more than once)."""
 
     @abc.abstractmethod
     def items(self) -> Iterable[Item]:
-        """The work, one Item per input unit, with stable ids."""
+        """The work, one Item per input unit, with stable ids. Called once, by the skeleton,
+        after `prime`: a list (its pending part sizes the progress bar) or a stream."""
 
     @abc.abstractmethod
     async def work(self, item: Item) -> Kept | Rejected:
@@ -71,6 +100,13 @@ class Stage(abc.ABC):
 
     def manifest_extra(self) -> dict[str, Any]:
         """What the stage adds to its manifest (input description, its own counters)."""
+        return {}
+
+    def derive(self, status: str) -> dict[str, Any]:
+        """Rewrite the files derived from the lines (self-chat's preferences, curate's selection,
+        an eval's results) and return the fields they add to the top-level manifest. Called at
+        every session boundary: when the run starts (status running) and at every end
+        (complete, stopped, interrupted)."""
         return {}
 
     def backend_extra(self) -> dict[str, Any]:
@@ -83,14 +119,17 @@ class Stage(abc.ABC):
                                                    **self.backend_extra()))
 
     def store_dir(self) -> Path:
-        """Where the append-only lines go (curate keeps them in a sub-folder)."""
-        return self.out
+        """Where the append-only lines go: --out, or its `sub_store` folder."""
+        return self.out / self.sub_store if self.sub_store else self.out
 
     def prime(self, store: RunStore) -> None:
-        """Learn from lines an earlier session wrote (dedup memory) before new items run."""
+        """Learn from what the folder already holds (dedup memory, curate's prefilter decisions)
+        before the items are built."""
 
-    def total(self) -> int | None:
-        """Items still to do, for the progress bar (None: unknown, streaming)."""
+    def total(self, items: Iterable[Item], done: set[str]) -> int | None:
+        """Items still to do, for the progress bar (None: unknown, a stream)."""
+        if isinstance(items, Collection):
+            return sum(1 for item in items if item.id not in done)
         return None
 
     def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
@@ -102,11 +141,6 @@ class Stage(abc.ABC):
     def ray_spare_cpus(self) -> float:
         """CPUs to leave free beside the model replicas for Ray tasks the stage runs itself."""
         return 0.0
-
-    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Called with the store's manifest at every end (complete, stopped, interrupted);
-        returns the stage's final manifest (curate derives its selection here)."""
-        return manifest
 
     # -- helpers for stages ----------------------------------------------------------------
     def add_engine(self, backend: Any, *, share_with: Engine | None = None) -> Engine:
@@ -167,20 +201,59 @@ async def _main(stage: Stage) -> dict[str, Any]:
             loop.remove_signal_handler(signum)
 
 
-async def _execute(stage: Stage, store: RunStore, extra: Any, unsettled: dict[str, Any]) -> dict[str, Any]:
+async def _execute(stage: Stage, store: RunStore, manifests: "Manifests", unsettled: dict[str, Any]) -> dict[str, Any]:
     """The items through the chosen executor: this process, or model replicas on Ray."""
     opts = stage.opts
-    common = dict(store=store, engine=stage.engine, manifest_extra=extra, total=stage.total(),
-                  progress=not opts.no_progress, unsettled=unsettled)
+    items = stage.items()
+    common = dict(store=store, engine=stage.engine, write_manifest=manifests.write,
+                  total=stage.total(items, store.done), progress=not opts.no_progress, unsettled=unsettled)
     if opts.executor == "ray":
         from generators.executors.ray_executor import run_items_ray
 
-        return await run_items_ray(stage, stage.items(), review=stage.review, **common)
+        return await run_items_ray(stage, items, review=stage.review, **common)
 
     async def worker(item: Item) -> Kept | Rejected:
         return stage.review(item, await stage.work(item))
 
-    return await run_items(stage.items(), worker, concurrency=opts.concurrency, **common)
+    return await run_items(items, worker, concurrency=opts.concurrency, **common)
+
+
+class Manifests:
+    """The one place a stage's manifests are written: the store's (every few seconds while items
+    settle, and at each session boundary) and, for a stage with a sub-store, the top-level one,
+    made of the store's fields and what `Stage.derive` returns."""
+
+    def __init__(self, stage: Stage, store: RunStore, unsettled: dict[str, Any]) -> None:
+        self.stage, self.store, self.unsettled = stage, store, unsettled
+        self.top = Manifest(stage.out, stage.name) if stage.sub_store else None
+        self.priced = bool(stage.engine and stage.engine.accounting.price is not None)
+        self.derived: dict[str, Any] = {}
+
+    def run_fields(self) -> dict[str, Any]:
+        """What every manifest of the run shows: the run's flags, usage (every line's plus what
+        items cut short by a stop spent), this session's time and the backends' reports."""
+        stage = self.stage
+        reports = {e.backend.name: e.backend.report() for e in stage.engines}
+        backends = {name: report for name, report in reports.items() if report}
+        return {"run": run_settings(stage.opts), "usage": usage_summary(self.store.usage, self.unsettled, self.priced),
+                "session_s": round(time.monotonic() - stage.started, 3),
+                **({"backend": backends} if backends else {})}
+
+    def write(self, status: str, *, boundary: bool | None = None) -> dict[str, Any]:
+        """Write the manifest(s) for `status`; at a session boundary (the start, every end) the
+        stage's derived files are rewritten first. Returns the top-level manifest."""
+        if boundary is None:
+            boundary = status != "running"
+        if boundary:
+            self.derived = self.stage.derive(status)
+        run = self.run_fields()
+        if self.top is None:
+            return self.store.write_manifest(status=status, extra={**run, **self.stage.manifest_extra(),
+                                                                   **self.derived})
+        stored = self.store.write_manifest(status=status, extra={**run, **self.stage.manifest_extra()})
+        if not boundary:
+            return stored
+        return self.top.write(status, {**self.store.fields(), **run, **self.derived})
 
 
 async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
@@ -194,39 +267,28 @@ async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
     try:
         stage.build_engines()
         settings = stage.settings()
-        make_folder(stage.out)
-        lock = FolderLock(stage.out)
-        store = RunStore(stage.store_dir(), stage=stage.name, settings=settings,
+        lock = lock_folder(stage.out)
+        store = RunStore(stage.store_dir(), stage=stage.store_name or stage.name, settings=settings,
                          retry_errors=opts.retry_errors, usage_at=stage.usage_at)
         for engine in stage.engines:
             engine.accounting.prior = dict(store.usage)
-        priced = bool(stage.engine and stage.engine.accounting.price is not None)
-
-        def extra() -> dict[str, Any]:
-            reports = {e.backend.name: e.backend.report() for e in stage.engines}
-            backends = {name: report for name, report in reports.items() if report}
-            return {"run": run_settings(opts), **stage.manifest_extra(),
-                    "usage": usage_summary(store.usage, unsettled, priced),
-                    "session_s": round(time.monotonic() - stage.started, 3),
-                    **({"backend": backends} if backends else {})}
-
-        stage.on_end("running", store.write_manifest(status="running", extra=extra()))
+        manifests = Manifests(stage, store, unsettled)
+        manifests.write("running", boundary=True)
         try:
             if opts.executor != "ray":  # with Ray, each replica loads its own model
                 for engine in stage.engines:
                     await engine.start()
             stage.prime(store)
-            manifest = await _execute(stage, store, extra, unsettled)
+            return await _execute(stage, store, manifests, unsettled)
         except BaleenError:
-            stage.on_end("stopped", store.write_manifest(status="stopped", extra=extra()))
+            manifests.write("stopped")
             raise
         except asyncio.CancelledError:
             if not received:
                 raise
-            stage.on_end("interrupted", store.write_manifest(status="interrupted", extra=extra()))
+            manifests.write("interrupted")
             raise Interrupted(f"interrupted; rerun to continue where it stopped: {rerun_command()}",
                               received[0]) from None
-        return stage.on_end("complete", manifest)
     except asyncio.CancelledError:
         if not received:
             raise

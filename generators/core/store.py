@@ -28,8 +28,8 @@ from typing import Any, Iterator
 
 from generators.core.accounting import add_usage, empty_usage
 from generators.core.errors import UsageError
-from generators.core.filtering import meanings
-from generators.core.io import dumps, os_error, read_json, read_lines, write_json
+from generators.core.io import dumps, os_error, read_lines
+from generators.core.manifest import Manifest, counts
 from generators.core.records import Record, stable_id
 
 FILES = {"kept": "data.jsonl", "rejected": "rejected.jsonl", "error": "errors.jsonl"}
@@ -50,7 +50,9 @@ def make_folder(path: Path) -> None:
 
 
 class FolderLock:
-    """An exclusive flock on DIR/.lock for the life of the process that holds it."""
+    """An exclusive flock on DIR/.lock for the life of the process that holds it (or of a
+    `with` block). Every command that writes a run folder takes it first: the stages (through
+    the skeleton) and `gen train`."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK
@@ -74,10 +76,17 @@ class FolderLock:
             os.close(self._fd)
             self._fd = -1
 
+    def __enter__(self) -> "FolderLock":
+        return self
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The folder's manifest, {} when there is none; unreadable is a UsageError."""
-    return read_json(folder / "manifest.json", what="run manifest") or {}
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def lock_folder(path: Path) -> FolderLock:
+    """Create --out if needed and take its lock: a second writer is refused with one line (exit 2)."""
+    make_folder(path)
+    return FolderLock(path)
 
 
 def check_fingerprint(folder: Path, previous: dict[str, Any], fingerprint: str) -> None:
@@ -136,10 +145,9 @@ class RunStore:
         self.reasons: Counter[str] = Counter()
         self.done: set[str] = set()
         self.usage = empty_usage()  # what every line written so far records
-        self.started = time.time()
         make_folder(self.dir)
-        self.previous = read_manifest(self.dir)
-        check_fingerprint(self.dir, self.previous, self.fingerprint)
+        self.manifest = Manifest(self.dir, stage)
+        check_fingerprint(self.dir, self.manifest.previous, self.fingerprint)
         self._scan(retry_errors)
         try:
             self._handles = {kind: (self.dir / name).open("a", encoding="utf-8") for kind, name in FILES.items()}
@@ -221,25 +229,14 @@ class RunStore:
         self.done.add(item)
 
     # -- manifest and closing --------------------------------------------------------------
+    def fields(self) -> dict[str, Any]:
+        """What the store knows for the manifest: fingerprint, settings and counts."""
+        return {"fingerprint": self.fingerprint, "settings": self.settings,
+                "counts": counts(self.counts["kept"], self.counts["rejected"], self.counts["error"], self.reasons)}
+
     def write_manifest(self, *, status: str, extra: dict[str, Any]) -> dict[str, Any]:
         """Atomically (re)write manifest.json with settings, counts and whatever the stage adds."""
-        prior_duration = float(self.previous.get("duration_s", 0.0)) if self.previous else 0.0
-        manifest = {
-            "stage": self.stage, "status": status, "fingerprint": self.fingerprint,
-            "settings": self.settings,
-            "counts": {"kept": self.counts["kept"], "rejected": self.counts["rejected"],
-                       "errors": self.counts["error"], "rejected_by_reason": dict(self.reasons)},
-            "reasons": meanings(self.reasons),
-            "duration_s": round(prior_duration + time.time() - self.started, 3),
-            "sessions": int(self.previous.get("sessions", 0)) + 1 if self.previous else 1,
-            "versions": versions(),
-            **extra,
-        }
-        try:
-            write_json(self.dir / "manifest.json", manifest)
-        except OSError as exc:
-            raise os_error(exc, self.dir / "manifest.json") from None
-        return manifest
+        return self.manifest.write(status, {**self.fields(), **extra})
 
     def close(self) -> None:
         for handle in self._handles.values():
@@ -250,16 +247,3 @@ class RunStore:
             except OSError:
                 pass
 
-
-def versions(*extra: str) -> dict[str, str]:
-    """Python and the versions of the packages that shape the data (plus `extra` ones), for manifests."""
-    import platform
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for name in ("baleen", "openai", "transformers", "torch", "peft", "vllm", *extra):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out

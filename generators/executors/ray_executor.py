@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 from generators.core.accounting import add_usage, empty_usage
 from generators.core.engine import Engine
 from generators.core.errors import BaleenError, FatalError, UsageError, first_line
-from generators.core.runner import Item, ItemFailed, Settler, pending_items
+from generators.core.runner import Item, ItemFailed, ManifestWriter, Settler, pending_items
 from generators.core.store import RunStore
 from generators.executors.ray_cluster import RayCluster
 from generators.executors.replica import Replica
@@ -63,7 +63,7 @@ def book(engine: Engine, usage: dict[str, Any]) -> None:
 
 
 async def run_items_ray(stage: Any, items: Iterable[Item], *, store: RunStore, engine: Engine,
-                        manifest_extra: Callable[[], dict[str, Any]], total: int | None = None,
+                        write_manifest: ManifestWriter, total: int | None = None,
                         progress: bool = True, unsettled: dict[str, Any] | None = None,
                         review: Callable[[Item, Any], Any] | None = None) -> dict[str, Any]:
     """Run every pending item on Ray replicas; returns the manifest written at the end."""
@@ -89,7 +89,7 @@ async def run_items_ray(stage: Any, items: Iterable[Item], *, store: RunStore, e
                     raise fatal_of(result) if "fatal" in result else FatalError(
                         f"a worker could not start: {result.get('bug') or result}")
             return await _drive(ray, actors, window, items, store=store, engine=engine,
-                                manifest_extra=manifest_extra, total=total, progress=progress,
+                                write_manifest=write_manifest, total=total, progress=progress,
                                 unsettled=unsettled, review=review)
         finally:
             for actor in actors:
@@ -97,7 +97,7 @@ async def run_items_ray(stage: Any, items: Iterable[Item], *, store: RunStore, e
 
 
 async def _drive(ray: Any, actors: list[Any], window: int, items: Iterable[Item], *, store: RunStore,
-                 engine: Engine, manifest_extra: Callable[[], dict[str, Any]], total: int | None, progress: bool,
+                 engine: Engine, write_manifest: ManifestWriter, total: int | None, progress: bool,
                  unsettled: dict[str, Any] | None, review: Callable[[Item, Any], Any] | None) -> dict[str, Any]:
     fatal: list[BaleenError] = []
     pending = iter(pending_items(items, store, fatal))
@@ -108,7 +108,7 @@ async def _drive(ray: Any, actors: list[Any], window: int, items: Iterable[Item]
     retry: deque[Item] = deque()
     deaths: Counter[str] = Counter()
     exhausted = False
-    settler = Settler(store, engine, manifest_extra=manifest_extra, total=total, progress=progress)
+    settler = Settler(store, engine, write_manifest=write_manifest, total=total, progress=progress)
 
     async def next_item() -> Item | None:
         # read in a thread: a corpus stream may wait on preparation tasks while outcomes settle here

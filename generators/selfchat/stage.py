@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 
@@ -16,7 +17,7 @@ from generators.core.records import make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
 from generators.core.shard import shard_option
 from generators.inputs.seeds import Seed, load_seeds
-from generators.core.stage import Stage, run_stage
+from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
 from generators.selfchat.dialog import Dialog, agents_dialog, transcript_dialog
 from generators.selfchat.feedback import (JUDGE_SAMPLING, TEMPLATE as JUDGE_TEMPLATE, FeedbackSettings, FeedbackTally, Judge,
@@ -154,30 +155,28 @@ class SelfChatStage(Stage):
                                                     run_dir=str(self.out)), share_with=self.engine)
         self.judge = Judge(judge_engine, feedback.n)
 
-    # -- settings --------------------------------------------------------------------------
-    def template(self) -> str:
+    # -- settings and what they derive -----------------------------------------------------
+    @cached_property
+    def generation(self) -> Generation:
+        """What makes the dialogs, derived once from the flags and the engines: the sampling, the
+        template id, and the identity every item id hashes (changing it makes new items)."""
         if self.config.mode == "transcript":
-            return prompts.template_id("selfchat_transcript")
-        return f"{prompts.template_id('selfchat_user')},{prompts.template_id(self.config.assistant_prompt)}"
-
-    def sampling(self) -> Any:
-        local = self.capabilities.local
-        return self.opts.sampling(**(LOCAL_SAMPLING if local else API_SAMPLING))
-
-    def generation(self) -> dict[str, Any]:
-        """What makes the dialogs: part of every item id, so changing it makes new items."""
-        generation = {**self.engine_settings(), "mode": self.config.mode, "template": self.template(),
-                      "sampling": self.sampling().describe()}
+            template = prompts.template_id("selfchat_transcript")
+        else:
+            template = f"{prompts.template_id('selfchat_user')},{prompts.template_id(self.config.assistant_prompt)}"
+        sampling = self.opts.sampling(**(LOCAL_SAMPLING if self.capabilities.local else API_SAMPLING))
+        identity = {**self.engine_settings(), "mode": self.config.mode, "template": template,
+                    "sampling": sampling.describe()}
         if self.config.mode == "agents":
-            generation.update(max_turns=self.config.max_turns, user_model=self.user_model_label(),
-                              opening=self.config.opening)
+            identity.update(max_turns=self.config.max_turns, user_model=self.user_model_label(),
+                            opening=self.config.opening)
         if self.judge is not None:
             assert self.config.feedback is not None
-            generation["feedback"] = {"n": self.config.feedback.n, "judge_model": self.judge_label(),
-                                      "judge_backend": self.judge_options().resolved_backend(),
-                                      "template": prompts.template_id(JUDGE_TEMPLATE),
-                                      "sampling": JUDGE_SAMPLING.describe()}
-        return generation
+            identity["feedback"] = {"n": self.config.feedback.n, "judge_model": self.judge_label(),
+                                    "judge_backend": self.judge_options().resolved_backend(),
+                                    "template": prompts.template_id(JUDGE_TEMPLATE),
+                                    "sampling": JUDGE_SAMPLING.describe()}
+        return Generation(sampling=sampling, template=template, identity=identity)
 
     def judge_label(self) -> str | None:
         """The judge's model name as the records and the fingerprint carry it."""
@@ -193,29 +192,23 @@ class SelfChatStage(Stage):
         return self.config.user_model
 
     def settings(self) -> dict[str, Any]:
-        self._generation = self.generation()
-        self._sampling = self.sampling()
-        self._template = self.template()
-        return {**self._generation, "filters": self.config.filters.describe(),
+        return {**self.generation.identity, "filters": self.config.filters.describe(),
                 "max_seed_chars": self.config.max_seed_chars}
 
     # -- items -----------------------------------------------------------------------------
     def prime(self, store: RunStore) -> None:
+        """The dedup memory and the feedback tally learn the lines earlier sessions wrote."""
         for record in store.iter_lines("kept"):
             self.dialog_filter.remember(record["messages"])
             self.tally.add(record, kept=True)
         if self.judge is not None:
             for record in store.iter_lines("rejected"):
                 self.tally.add(record, kept=False)
-        self._done = store.done
-        self._items = [Item(id=stable_id("selfchat", seed.source, seed.text, self._generation), source=seed.source,
-                            input=seed.text, extra={"seed": seed}) for seed in self.seeds]
 
-    def items(self) -> Iterable[Item]:
-        return self._items
-
-    def total(self) -> int | None:
-        return sum(1 for item in self._items if item.id not in self._done)
+    def items(self) -> list[Item]:
+        identity = self.generation.identity
+        return [Item(id=stable_id("selfchat", seed.source, seed.text, identity), source=seed.source,
+                     input=seed.text, extra={"seed": seed}) for seed in self.seeds]
 
     async def work(self, item: Item) -> Kept | Rejected:
         seed: Seed = item.extra["seed"]
@@ -223,11 +216,11 @@ class SelfChatStage(Stage):
             return Rejected(self.record(seed, item.id, Dialog(messages=[], finish="natural")), "seed_too_long")
         assert self.engine is not None and self.user_engine is not None
         if self.config.mode == "transcript":
-            dialog = await transcript_dialog(self.engine, seed.text, self._sampling, item_id=item.id,
+            dialog = await transcript_dialog(self.engine, seed.text, self.generation.sampling, item_id=item.id,
                                              base_seed=self.opts.seed)
         else:
             shared = self.user_engine is self.engine
-            dialog = await agents_dialog(self.engine, self.user_engine, seed.text, self._sampling,
+            dialog = await agents_dialog(self.engine, self.user_engine, seed.text, self.generation.sampling,
                                          item_id=item.id, base_seed=self.opts.seed,
                                          max_turns=self.config.max_turns, opening=self.config.opening,
                                          assistant_prompt=self.config.assistant_prompt,
@@ -257,7 +250,7 @@ class SelfChatStage(Stage):
     def record(self, seed: Seed, item_id: str, dialog: Dialog) -> dict[str, Any]:
         assert self.engine is not None
         meta: dict[str, Any] = {"seed": seed.text, "model": self.engine.model, "mode": self.config.mode,
-                                "template": self._template, "finish": dialog.finish,
+                                "template": self.generation.template, "finish": dialog.finish,
                                 "turns": len(dialog.messages) // 2}
         if self.config.mode == "agents":
             meta["user_model"] = self.user_model_label() or self.engine.model
@@ -278,12 +271,12 @@ class SelfChatStage(Stage):
                                  "judge_base_url": redact_url(self.judge_options().base_url)}
         return extra
 
-    def on_end(self, status: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    def derive(self, status: str) -> dict[str, Any]:
         """preferences.jsonl is derived from data.jsonl at every end: never appended to, so a
         kill between a record and its pairs cannot lose or repeat a pair."""
         if self.judge is not None:
             write_preferences(self.out)
-        return manifest
+        return {}
 
 
 def run_selfchat(settings: SelfChatSettings, opts: RunOptions) -> dict[str, Any]:

@@ -72,3 +72,5 @@ def test_a_new_stage_gets_the_whole_run_folder_contract(tmp_path, api_server, mo
 
     restate_command.main(argv, standalone_mode=False)  # a rerun resumes: nothing new to do
     assert server.requests_total == 5 and len(read_jsonl(out / "data.jsonl")) == 5
+    again = json.loads((out / "manifest.json").read_text())
+    assert again["sessions"] == 2 and again["status"] == "complete"

@@ -88,6 +88,7 @@ def test_crash_then_rerun_resumes_to_the_same_weights(base, data, tmp_path):
     assert json.loads((b / "manifest.json").read_text())["status"] == "running"
     resumed = train(config(base, data, b, save_every=3), log=quiet)
     assert resumed["progress"]["resumed_from"] == [3]
+    assert resumed["sessions"] == 2 and "duration_s" in resumed  # the manifest every stage writes
     wa, wb = load_file(str(tmp_path / "a" / "adapter_model.safetensors")), load_file(str(b / "adapter_model.safetensors"))
     assert wa.keys() == wb.keys()
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)

@@ -23,7 +23,8 @@ def run(tmp_path, worker, n=6):
     items = [Item(id=f"i{k}", source="s", input=k) for k in range(n)]
     try:
         return asyncio.run(run_items(items, worker, store=store, engine=Engine(NoModel()), concurrency=2,
-                                     manifest_extra=dict, total=n, progress=False))
+                                     write_manifest=lambda status: store.write_manifest(status=status, extra={}),
+                                     total=n, progress=False))
     finally:
         store.close()
 

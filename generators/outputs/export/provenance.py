@@ -16,7 +16,7 @@ from typing import Any
 
 from generators.core.filtering import meanings
 from generators.core.records import Record
-from generators.core.store import versions
+from generators.core.manifest import versions
 from generators.outputs.export.source import Run, Source
 
 # settings keys that hold filters and thresholds, in the stages that have them
