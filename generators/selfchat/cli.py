@@ -12,7 +12,8 @@ from generators.core.shard import shard_option
 from generators.core.options import RunOptions, model_options
 from generators.core.report_line import print_summary
 from generators.selfchat.feedback import FeedbackSettings
-from generators.selfchat.filters import DialogFilterConfig
+from generators.core.filtering import filter_options, filter_values
+from generators.selfchat.filters import DIALOG_FILTERS
 from generators.selfchat.stage import MAX_SEED_CHARS, SelfChatSettings, run_selfchat
 
 
@@ -33,12 +34,7 @@ from generators.selfchat.stage import MAX_SEED_CHARS, SelfChatSettings, run_self
                    "(selfchat_assistant_brief suits small local models).")
 @click.option("--max-seed-chars", type=click.IntRange(1), default=MAX_SEED_CHARS, show_default=True,
               help="Reject seeds longer than this (reason seed_too_long) instead of sending them.")
-@click.option("--min-answer-chars", type=click.IntRange(0), default=None,
-              help="Reject dialogs with an assistant turn shorter than this (default 20).")
-@click.option("--block", "block", multiple=True, metavar="REGEX",
-              help="Extra pattern that rejects a dialog (reason 'blocked'); repeatable.")
-@click.option("--no-default-filters", is_flag=True, help="Drop the built-in refusal/identity patterns.")
-@click.option("--keep-duplicates", is_flag=True, help="Do not reject dialogs that repeat an earlier one.")
+@filter_options(DIALOG_FILTERS)
 @click.option("--feedback", type=int, default=None, metavar="N",
               help="agents mode: sample N (2-16) answers per assistant turn, let --judge-model pick the best and "
                    "continue from it (Baize v2); judged turns also go to preferences.jsonl.")
@@ -58,10 +54,7 @@ def selfchat_command(**kwargs: Any) -> None:
     """
     opts = RunOptions.from_kwargs(kwargs)
     feedback = feedback_settings(kwargs)
-    filters = DialogFilterConfig.with_overrides(min_answer_chars=kwargs["min_answer_chars"],
-                                          extra_block=list(kwargs["block"]),
-                                          drop_defaults=kwargs["no_default_filters"],
-                                          no_dedup=kwargs["keep_duplicates"])
+    filters = filter_values(DIALOG_FILTERS, kwargs)
     settings = SelfChatSettings(seeds=kwargs["seeds"], out=kwargs["out"], text_field=kwargs["field"],
                                 shard=kwargs["shard"], mode=kwargs["mode"], max_turns=kwargs["max_turns"],
                                 user_model=kwargs["user_model"], opening=kwargs["opening"],

@@ -9,15 +9,16 @@ import prompts
 from generators.backends.urls import redact_url
 from generators.core.errors import UsageError
 from generators.core.options import RunOptions, backend_kind, check_options, make_backend
-from generators.core.records import make_record, stable_id
+from generators.core.records import Record, make_record, stable_id
 from generators.core.runner import Item, Kept, Rejected
 from generators.inputs.seeds import Seed, load_seeds
+from generators.core.rejudge import Rejudge, Verdict
 from generators.core.stage import Stage, run_stage
 from generators.core.store import RunStore
 from generators.selfchat.dialog import Dialog, agents_dialog, transcript_dialog
 from generators.selfchat.feedback import (JUDGE_SAMPLING, TEMPLATE as JUDGE_TEMPLATE, FeedbackSettings, FeedbackTally, Judge,
                        write_preferences)
-from generators.selfchat.filters import DialogFilter, DialogFilterConfig
+from generators.selfchat.filters import DIALOG_REASONS, Chat, dialog_chain
 
 # Baize's teacher ran at the API's default sampling; a local model needs its own settings.
 API_SAMPLING = {"max_tokens": 1024}
@@ -37,7 +38,7 @@ class SelfChatSettings:
     opening: str = "seed"
     assistant_prompt: str = "selfchat_assistant"
     max_seed_chars: int = MAX_SEED_CHARS
-    filters: DialogFilterConfig = field(default_factory=DialogFilterConfig)
+    filters: dict[str, Any] = field(default_factory=dict)  # the dialog filter flags (defaults where absent)
     feedback: FeedbackSettings | None = None  # --feedback N with its judge (agents mode)
 
 
@@ -51,7 +52,9 @@ class SelfChatStage(Stage):
         self.user_engine = None
         self.judge: Judge | None = None
         self.tally = FeedbackTally()
-        self.dialog_filter = DialogFilter(settings.filters)
+        self.filters = dialog_chain(settings.filters)
+        # with --executor ray the checks of one dialog run in the replicas, dedup where lines are written
+        self.content_filters, self.dedup_filters = self.filters.split()
 
     # -- checks and inputs -----------------------------------------------------------------
     def check(self) -> None:
@@ -176,19 +179,39 @@ class SelfChatStage(Stage):
         self._generation = self.generation()
         self._sampling = self.sampling()
         self._template = self.template()
-        return {**self._generation, "filters": self.config.filters.describe(),
-                "max_seed_chars": self.config.max_seed_chars}
+        return {**self._generation, "max_seed_chars": self.config.max_seed_chars}
+
+    def rejudge(self) -> Rejudge:
+        """Other filter flags on a folder: the stored dialogs are judged again, in seed order."""
+        position = {self.item_id(seed): i for i, seed in enumerate(self.seeds)}
+
+        def judge() -> Verdict:
+            chain = dialog_chain(self.config.filters)
+
+            def verdict(record: Record) -> tuple[Record, str | None]:
+                chat = Chat(record.get("messages") or [], seed=(record.get("meta") or {}).get("seed"))
+                old = record.get("reject")
+                if old is not None and (old not in DIALOG_REASONS or not chat.turns):
+                    return record, old  # decided before the filters (parse, seed length): nothing to judge
+                return record, chain.check(chat)
+            return verdict
+
+        return Rejudge(filters=self.filters.settings(), judge=judge,
+                       order=lambda record: position.get((record.get("meta") or {}).get("item"), len(position)))
+
+    def item_id(self, seed: Seed) -> str:
+        return stable_id("selfchat", seed.source, seed.text, self._generation)
 
     # -- items -----------------------------------------------------------------------------
     def prime(self, store: RunStore) -> None:
         for record in store.iter_lines("kept"):
-            self.dialog_filter.remember(record["messages"])
+            self.filters.remember(Chat(record["messages"]))
             self.tally.add(record, kept=True)
         if self.judge is not None:
             for record in store.iter_lines("rejected"):
                 self.tally.add(record, kept=False)
         self._done = store.done
-        self._items = [Item(id=stable_id("selfchat", seed.source, seed.text, self._generation), source=seed.source,
+        self._items = [Item(id=self.item_id(seed), source=seed.source,
                             input=seed.text, extra={"seed": seed}) for seed in self.seeds]
 
     def items(self) -> Iterable[Item]:
@@ -214,7 +237,7 @@ class SelfChatStage(Stage):
                                          user_model=self.config.user_model if shared else None,
                                          judge=self.judge)
         record = self.record(seed, item.id, dialog)
-        reason = dialog.reject or self.dialog_filter.check_content(dialog.messages, seed=seed.text)
+        reason = dialog.reject or self.content_filters.check(Chat(dialog.messages, seed=seed.text))
         if reason:
             if dialog.raw is not None:
                 record["meta"]["raw"] = dialog.raw
@@ -224,8 +247,10 @@ class SelfChatStage(Stage):
     def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
         """Catch repeated dialogs and count the verdicts in the process that writes the line (with
         --executor ray, `work` runs in replicas that each see only their own dialogs)."""
-        if isinstance(outcome, Kept) and self.dialog_filter.is_duplicate(outcome.records[0]["messages"]):
-            outcome = Rejected(outcome.records[0], "duplicate")
+        if isinstance(outcome, Kept):
+            reason = self.dedup_filters.check(Chat(outcome.records[0]["messages"]))
+            if reason is not None:
+                outcome = Rejected(outcome.records[0], reason)
         if self.judge is not None:
             if isinstance(outcome, Kept):
                 for record in outcome.records:
@@ -251,7 +276,7 @@ class SelfChatStage(Stage):
         return make_record(id=item_id, source=seed.source, messages=dialog.messages, meta=meta)
 
     def manifest_extra(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"seeds": {"spec": self.config.seeds, "field": self.config.text_field,
+        extra: dict[str, Any] = {"filters": self.filters.settings(), "seeds": {"spec": self.config.seeds, "field": self.config.text_field,
                                            "shard": self.config.shard, "count": len(self.seeds)}}
         if self.judge is not None and self.config.feedback is not None:
             extra["feedback"] = {**self.tally.describe(self.config.feedback), "judge_model": self.judge_label(),
