@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from curation.filters import RecordFilterConfig
 from curation.rubric import TEMPLATE
 from curation.select import SelectConfig
 
@@ -14,7 +14,7 @@ class CurateSettings:
     input: Path
     out: Path
     select: SelectConfig = field(default_factory=SelectConfig)
-    filters: RecordFilterConfig = field(default_factory=RecordFilterConfig)
+    filters: dict[str, Any] = field(default_factory=dict)  # the record filter flags (curation.filters)
     adapter: str | None = None
     template: str = TEMPLATE
     retries_unparsed: int = 2

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import prompts
 from generators.core.adapters import adapter_identity
 from generators.backtranslate.backward import SAMPLING, TEMPLATE, write_instruction
-from generators.backtranslate.postfilter import PostFilterConfig
+from generators.backtranslate.postfilter import instruction_chain
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, stable_id
 from generators.core.runner import Item, Kept, Rejected
@@ -26,10 +26,10 @@ class BackwardEvalStage(EvalStage):
     results_name = "predictions.jsonl"
 
     def __init__(self, opts: RunOptions, out: Path, pairs: Path, *, adapter: str | None = None,
-                 postfilter: PostFilterConfig | None = None) -> None:
+                 postfilter: dict[str, Any] | None = None) -> None:
         super().__init__(opts, out, adapter=adapter)
         self.pairs_path = Path(pairs)
-        self.postfilter = postfilter or PostFilterConfig()
+        self.postfilter = instruction_chain(postfilter)  # the post-filter flags, as gen backtranslate takes them
 
     def load_inputs(self) -> None:
         self.pairs = load_pairs(self.pairs_path, limit=self.opts.limit)
@@ -39,7 +39,7 @@ class BackwardEvalStage(EvalStage):
         self.generation = {**self.engine_settings(),
                            "adapter": adapter_identity(self.adapter) if self.adapter else None,
                            "template": prompts.template_id(TEMPLATE), "sampling": self.sampling.as_dict()}
-        return {**self.generation, "postfilter": self.postfilter.describe()}
+        return {**self.generation, "postfilter": self.postfilter.settings()}
 
     def input_summary(self) -> dict[str, Any]:
         return {"pairs": str(self.pairs_path), "count": len(self.pairs), "limit": self.opts.limit}
@@ -58,7 +58,7 @@ class BackwardEvalStage(EvalStage):
         pair: Pair = item.extra["pair"]
         seed = derive_seed(self.opts.seed, item.id)
         result, verdict = await write_instruction(self.engine, pair.answer, sampling=self.sampling, seed=seed,
-                                                  postfilter=self.postfilter)
+                                                  filters=self.postfilter)
         return Kept([{"id": pair.id, "reference": pair.instruction, "prediction": verdict.instruction,
                       "raw": result.text, "finish": result.finish, "verdict": verdict.reason or "kept",
                       "salvaged": verdict.salvaged, "meta": {"seed": seed}}])

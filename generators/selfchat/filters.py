@@ -80,6 +80,12 @@ def prepare(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
 
 
+def joined_sides(turns: Sequence[dict[str, str]]) -> dict[str, str]:
+    """The assistant's turns and everyone else's, each prepared and joined (one search per side)."""
+    return {"user": _SEP.join(prepare(m["content"]) for m in turns if m["role"] != "assistant"),
+            "assistant": _SEP.join(prepare(m["content"]) for m in turns if m["role"] == "assistant")}
+
+
 @dataclass
 class Chat:
     """The subject of the dialog filters: a dialog's messages and, when known, its seed."""
@@ -94,8 +100,7 @@ class Chat:
     @cached_property
     def sides(self) -> dict[str, str]:
         """Each side's turns, prepared and joined (one search per side, not one per turn)."""
-        return {role: _SEP.join(prepare(m["content"]) for m in self.turns if m["role"] == role)
-                for role in ("user", "assistant")}
+        return joined_sides(self.turns)
 
 
 # -- the filters, in the order they run ---------------------------------------------------------
