@@ -150,23 +150,21 @@ class TruncatedInstruction(FilterBase):
         return "instruction_truncated" if c.finish == "length" else None
 
 
+@dataclass
 class TooLongInstruction(FilterBase):
     name = "instruction_too_long"
     reasons = ("instruction_too_long",)
     options = (click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
                             help="Reject longer instructions (instruction_too_long)."),)
+    max_chars: int = 1000
 
-    def __init__(self, max_chars: int = 1000) -> None:
-        if max_chars < 1:
-            raise UsageError(f"--max-instruction-chars {max_chars}: must be 1 or more")
-        self.max_chars = max_chars
+    def __post_init__(self) -> None:
+        if self.max_chars < 1:
+            raise UsageError(f"--max-instruction-chars {self.max_chars}: must be 1 or more")
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any]) -> "TooLongInstruction":
         return cls(values["max_instruction_chars"])
-
-    def settings(self) -> dict[str, Any]:
-        return {"max_chars": self.max_chars}
 
     def check(self, c: Candidate) -> str | None:
         return "instruction_too_long" if len(c.instruction) > self.max_chars else None
@@ -180,26 +178,26 @@ class MetaInstruction(FilterBase):
         return "meta_instruction" if is_meta(c.instruction) else None
 
 
+@dataclass
 class CopiesSegment(FilterBase):
     name = "copies_segment"
     reasons = ("copies_segment",)
     options = (click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
                             help="Reject instructions copying more consecutive words of the text they answer "
                                  "(copies_segment)."),)
+    run: int = 12            # this many consecutive words copied from the body: a copy
+    fraction: float = 0.6    # ... or this share of the instruction's word 4-grams
+    min_words: int = 12      # the share test only applies to instructions this long
 
-    def __init__(self, run: int = 12, fraction: float = 0.6, min_words: int = 12) -> None:
-        if run < 2:
-            raise UsageError(f"--max-copied-words {run - 1}: must be 1 or more")
-        if not 0.0 < fraction <= 1.0:
-            raise UsageError(f"copy fraction {fraction}: must be in (0, 1]")
-        self.run, self.fraction, self.min_words = run, fraction, min_words
+    def __post_init__(self) -> None:
+        if self.run < 2:
+            raise UsageError(f"--max-copied-words {self.run - 1}: must be 1 or more")
+        if not 0.0 < self.fraction <= 1.0:
+            raise UsageError(f"copy fraction {self.fraction}: must be in (0, 1]")
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any]) -> "CopiesSegment":
         return cls(run=values["max_copied_words"] + 1)
-
-    def settings(self) -> dict[str, Any]:
-        return {"run": self.run, "fraction": self.fraction, "min_words": self.min_words}
 
     def check(self, c: Candidate) -> str | None:
         copied = copies_segment(c.instruction, c.segment_text, c.header, run=self.run, fraction=self.fraction,
@@ -207,17 +205,16 @@ class CopiesSegment(FilterBase):
         return "copies_segment" if copied else None
 
 
+@dataclass
 class RestatesAnswer(FilterBase):
     name = "restates_answer"
     reasons = ("restates_answer",)
+    share: float = 0.6       # a non-request with this share of its content words in the segment
+    min_words: int = 5       # ... and at least this many content words restates it
 
-    def __init__(self, share: float = 0.6, min_words: int = 5) -> None:
-        if not 0.0 < share <= 1.0:
-            raise UsageError(f"restate share {share}: must be in (0, 1]")
-        self.share, self.min_words = share, min_words
-
-    def settings(self) -> dict[str, Any]:
-        return {"share": self.share, "min_words": self.min_words}
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share <= 1.0:
+            raise UsageError(f"restate share {self.share}: must be in (0, 1]")
 
     def check(self, c: Candidate) -> str | None:
         restates = restates_answer(c.instruction, c.segment_text, c.header, share=self.share,

@@ -67,15 +67,13 @@ def _digest(text: str) -> bytes:
 class ResumingPipeline(SegmentPipeline):
     """The corpus filters, told which segment texts this run already wrote: each is let through
     once without a check (it is already in the dedup memory, so the check would call it a
-    duplicate of itself); a second copy of it is then a duplicate as usual."""
+    duplicate of itself); a second copy of it is then a duplicate as usual. `check` goes through
+    `decide`, so this one place covers both ways of reading the corpus."""
 
     def __init__(self, config: SegmentFilterConfig, written: set[bytes]) -> None:
         super().__init__(config)
         self.written = written
         self.resumed = 0
-
-    def check(self, segment: Segment) -> str | None:
-        return None if self._resumes(segment) else super().check(segment)
 
     def decide(self, pre: Prechecked) -> str | None:
         return None if self._resumes(pre.segment) else super().decide(pre)

@@ -17,6 +17,7 @@ means. Manifests take their reason meanings from here, docs/filters.md carries t
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any, Callable, ClassVar, Generic, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
@@ -51,8 +52,8 @@ class FilterBase:
 
     def settings(self) -> dict[str, Any]:
         """Plain JSON-able settings, for the manifest (not the fingerprint: filters decide what is
-        kept, not what is asked)."""
-        return {}
+        kept, not what is asked): a dataclass filter's fields, else none."""
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
     def remember(self, subject: Any) -> None:
         """Prime the memory with a subject an earlier session kept (dedup filters)."""

@@ -15,7 +15,6 @@ after 2 is finished on the next open (`finish_pending`). Either way no line is l
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -58,7 +57,6 @@ def finish_pending(folder: Path) -> None:
             temporary = folder / (name + SUFFIX)
             if temporary.exists():
                 temporary.replace(folder / name)
-        _sync_dir(folder)
         marker.unlink()
     for name in FILES:
         (folder / (name + SUFFIX)).unlink(missing_ok=True)
@@ -96,13 +94,6 @@ def rejudge_folder(folder: Path, stage: str, settings: dict[str, Any], rejudge: 
     for name, new in zip(FILES, (kept, rejected)):
         atomic_lines(folder / (name + SUFFIX), new)
     write_json(folder / REJUDGE, {"files": list(FILES)})
-    finish_pending(folder)
+    finish_pending(folder)  # renames: a SIGKILL cannot undo one, and REJUDGE goes last
     return moved
 
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
