@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from curation.decontaminate import Decontaminator, load_eval_prompts  # noqa: E402
 from curation.dedup import InstructionDedup  # noqa: E402
-from curation.filters import RecordFilterConfig, RecordFilter  # noqa: E402
+from curation.filters import record_chain  # noqa: E402
 from curation.prefilter import Prefilter  # noqa: E402
 
 SHARED = Path(os.environ.get("BALEEN_BENCH_DATA", ".")) / "alpaca_eval_instructions.jsonl"
@@ -93,7 +93,7 @@ def main() -> None:
     start = time.perf_counter()
     deco = Decontaminator(evals, bleu=args.bleu)
     print(f"index build            {time.perf_counter() - start:8.3f} s")
-    flt = RecordFilter(RecordFilterConfig())
+    flt = record_chain()
     speed, _ = rate(flt.check, data)
     print(f"filters                {speed:10.0f} records/s")
     speed, matches = rate(deco.check, data)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from generators.backtranslate.postfilter import judge_instruction  # noqa: E402
-from generators.selfchat.filters import DialogFilter, DialogFilterConfig  # noqa: E402
+from generators.selfchat.filters import Chat, dialog_chain  # noqa: E402
 
 QUALITY = ROOT / "tests" / "data" / "quality"
 
@@ -68,11 +68,11 @@ def backward_outputs(path: Path) -> None:
 
 
 def dialogs(path: Path, name: str) -> None:
-    flt = DialogFilter(DialogFilterConfig())
+    flt = dialog_chain()
     counts: Counter[str] = Counter()
     off = 0
     for row in rows(path):
-        reason = flt.check(row["messages"], seed=row["seed"])
+        reason = flt.check(Chat(row["messages"], seed=row["seed"]))
         counts[reason or "kept"] += 1
         if reason is None and row.get("on_topic") is False:
             off += 1

@@ -38,7 +38,6 @@ def options(model: Path, workers: int, max_tokens: int, concurrency: int):
 
 def model_rate(model: Path, corpus: Path, out: Path, workers: int, args: argparse.Namespace) -> tuple[int, float]:
     """(items, items/s between the first and the last settled item) for one run."""
-    from generators.backtranslate.postfilter import PostFilterConfig
     from generators.backtranslate.stage import BacktranslateSettings, BacktranslateStage
     from generators.core.stage import run_stage
 
@@ -49,7 +48,7 @@ def model_rate(model: Path, corpus: Path, out: Path, workers: int, args: argpars
             stamps.append(time.monotonic())
             return super().review(item, outcome)
 
-    settings = BacktranslateSettings(corpus=str(corpus), out=out, postfilter=PostFilterConfig(require_request=False),
+    settings = BacktranslateSettings(corpus=str(corpus), out=out, postfilter={"allow_non_requests": True},
                                      prep_workers=1)
     run_stage(Timed(settings, options(model, workers, args.max_tokens, args.concurrency)))
     return len(stamps), (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9)

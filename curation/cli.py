@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
+from generators.core.filtering import filter_options, filter_values
 from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
 from generators.core.report_line import print_summary
 
-from curation.filters import RecordFilterConfig
+from curation.filters import RECORD_FILTERS
 from curation.settings import CurateSettings
 from curation.stage import run_curate
 from curation.select import SelectConfig
@@ -21,12 +22,7 @@ from curation.select import SelectConfig
 @options(CurateSettings, stop="adapter")
 @options(SelectConfig)
 @options(CurateSettings, start="adapter", stop="out")
-@click.option("--min-words", type=click.IntRange(0), default=None, help="Drop instructions shorter (default 2).")
-@click.option("--max-words", type=click.IntRange(1), default=None, help="Drop instructions longer (default 1024).")
-@click.option("--lang", type=click.Choice(["en", "any"]), default="en", show_default=True,
-              help="en: drop records that do not look English (letters and stopwords heuristic).")
-@click.option("--block", multiple=True, metavar="REGEX", help="Extra pattern that drops a record (reason 'blocked').")
-@click.option("--no-default-filters", is_flag=True, help="Drop the built-in refusal/identity patterns.")
+@filter_options(RECORD_FILTERS)
 @click.option("--no-dedup", is_flag=True, help="Keep near-duplicate instructions.")
 @click.option("--near-dup-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
               help="Jaccard similarity (word 3-grams) above which an instruction is a near duplicate.")
@@ -51,9 +47,7 @@ def curate_command(**kwargs: Any) -> None:
     gen curate --input runs/aug --backend hf --model BASE --adapter runs/m0 --threshold 4 --out runs/cur0
     """
     opts = RunOptions.from_kwargs(kwargs)
-    filters = RecordFilterConfig.with_overrides(min_words=kwargs["min_words"], max_words=kwargs["max_words"],
-                                          lang=kwargs["lang"], extra_block=list(kwargs["block"]),
-                                          drop_defaults=kwargs["no_default_filters"])
+    filters = filter_values(RECORD_FILTERS, kwargs)
     settings = from_options(CurateSettings, kwargs, select=from_options(SelectConfig, kwargs), filters=filters,
                             dedup=not kwargs["no_dedup"])
     manifest = run_curate(settings, opts)

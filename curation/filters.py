@@ -1,62 +1,28 @@
 """Cheap per-record checks run before rating, so no request is spent on junk.
 
-Reasons, in the order checked:
-  no_instruction     no user turn with text
-  no_output          no assistant turn with text
-  too_short          instruction has fewer than min_words words
-  too_long           instruction has more than max_words words
-  not_english        --lang en and the text does not look English (see looks_english)
-  refusal            an assistant turn refuses or hedges as a model
-  identity           a teacher's identity (OpenAI, ChatGPT, GPT-4, ...) on either side
-  blocked            a --block pattern matched on either side
-The refusal and identity patterns are the self-chat ones (generators.core.blocks), with the
-same sides: a person may say "I'm sorry, but I can't", an assistant may not.
+One small filter class per check, in RECORD_FILTERS (the order they run; the first reason wins):
+  NoInstruction         no_instruction     no user turn with text
+  NoOutput              no_output          no assistant turn with text
+  InstructionLength     too_short/too_long the instruction has fewer than --min-words or more than
+                                           --max-words words
+  English               not_english        --lang en and the text does not look English (looks_english)
+  RecordBlockPatterns   refusal, identity, blocked: the self-chat patterns
+                        (generators.selfchat.filters), with the same sides: a person may say "I'm
+                        sorry, but I can't", an assistant may not
+Each class declares its own flags. The prefilter (curation/prefilter.py) puts them in one chain
+with duplicate ids, decontamination and dedup.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping
 
-from generators.core.blocks import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, compile_block_patterns
+import click
+
 from generators.core.errors import UsageError
+from generators.core.filtering import FilterBase, FilterChain, build_chain
+from generators.core.blocks import BlockPatterns, joined_sides
 from generators.core.records import Record, instruction, turns
-from generators.core.text import FUNCTION_WORDS, letter_runs, normalize_quotes
-
-
-
-
-@dataclass
-class RecordFilterConfig:
-    min_words: int = 2
-    max_words: int = 1024
-    lang: str = "en"                 # "en" or "any"
-    min_ascii_ratio: float = 0.85    # share of letters that are ASCII
-    min_stopword_ratio: float = 0.08  # share of words that are English stopwords (texts of 12+ words)
-    block_patterns: dict[str, list[str]] = field(
-        default_factory=lambda: {k: list(v) for k, v in DEFAULT_BLOCK_PATTERNS.items()})
-
-    @classmethod
-    def with_overrides(cls, *, min_words: int | None = None, max_words: int | None = None,
-                       lang: str | None = None, extra_block: Sequence[str] = (),
-                       drop_defaults: bool = False) -> "RecordFilterConfig":
-        config = cls()
-        if min_words is not None:
-            config.min_words = min_words
-        if max_words is not None:
-            config.max_words = max_words
-        if lang is not None:
-            config.lang = lang
-        patterns = {} if drop_defaults else config.block_patterns
-        if extra_block:
-            patterns = {**patterns, EXTRA_REASON: [*patterns.get(EXTRA_REASON, []), *extra_block]}
-        config.block_patterns = patterns
-        return config
-
-    def describe(self) -> dict[str, Any]:
-        return {"min_words": self.min_words, "max_words": self.max_words, "lang": self.lang,
-                "min_ascii_ratio": self.min_ascii_ratio, "min_stopword_ratio": self.min_stopword_ratio,
-                "block_patterns": {k: list(v) for k, v in self.block_patterns.items()}}
-
+from generators.core.text import FUNCTION_WORDS, letter_runs
 
 def looks_english(text: str, *, min_ascii_ratio: float = 0.85, min_stopword_ratio: float = 0.08) -> bool:
     """Most letters ASCII and, for texts long enough to tell, enough English function words.
@@ -73,40 +39,96 @@ def looks_english(text: str, *, min_ascii_ratio: float = 0.85, min_stopword_rati
     return True
 
 
-class RecordFilter:
-    """check(record) -> None to keep, else the reason (see the module docstring)."""
+def _shown(record: Record) -> list[dict[str, str]]:
+    return [m for m in turns(record) if m["role"] != "system"]
 
-    name = "record"
-    reasons = ("no_instruction", "no_output", "too_short", "too_long", "not_english",
-               *DEFAULT_BLOCK_PATTERNS, EXTRA_REASON)
 
-    def __init__(self, config: RecordFilterConfig) -> None:
-        if config.min_words < 0 or config.max_words < config.min_words:
-            raise UsageError(f"--min-words {config.min_words} / --max-words {config.max_words}: "
-                             "need 0 <= min <= max")
-        if config.lang not in ("en", "any"):
-            raise UsageError(f"--lang {config.lang}: expected en or any")
-        self.config = config
-        self._blocks = compile_block_patterns(config.block_patterns, BOTH_SIDES)
+class NoInstruction(FilterBase):
+    name = "no_instruction"
+    reasons = ("no_instruction",)
 
     def check(self, record: Record) -> str | None:
-        shown = [m for m in turns(record) if m["role"] != "system"]
-        if not instruction(record).strip():
-            return "no_instruction"
-        if not any(m["role"] == "assistant" and m["content"].strip() for m in shown):
-            return "no_output"
+        return None if instruction(record).strip() else "no_instruction"
+
+
+class NoOutput(FilterBase):
+    name = "no_output"
+    reasons = ("no_output",)
+
+    def check(self, record: Record) -> str | None:
+        answered = any(m["role"] == "assistant" and m["content"].strip() for m in _shown(record))
+        return None if answered else "no_output"
+
+
+class InstructionLength(FilterBase):
+    name = "instruction_length"
+    reasons = ("too_short", "too_long")
+    options = (
+        click.option("--min-words", type=click.IntRange(0), default=2, show_default=True,
+                     help="Drop instructions shorter."),
+        click.option("--max-words", type=click.IntRange(1), default=1024, show_default=True,
+                     help="Drop instructions longer."),
+    )
+
+    def __init__(self, min_words: int = 2, max_words: int = 1024) -> None:
+        if min_words < 0 or max_words < min_words:
+            raise UsageError(f"--min-words {min_words} / --max-words {max_words}: need 0 <= min <= max")
+        self.min_words, self.max_words = min_words, max_words
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "InstructionLength":
+        return cls(values["min_words"], values["max_words"])
+
+    def settings(self) -> dict[str, Any]:
+        return {"min_words": self.min_words, "max_words": self.max_words}
+
+    def check(self, record: Record) -> str | None:
         n = len(instruction(record).split())
-        if n < self.config.min_words:
-            return "too_short"
-        if n > self.config.max_words:
-            return "too_long"
-        if self.config.lang == "en":
-            text = "\n".join(m["content"] for m in shown)
-            if not looks_english(text, min_ascii_ratio=self.config.min_ascii_ratio,
-                                 min_stopword_ratio=self.config.min_stopword_ratio):
-                return "not_english"
-        prepared = [(m["role"], normalize_quotes(m["content"])) for m in shown]
-        for reason, regex, both in self._blocks:
-            if any((both or role == "assistant") and regex.search(text) for role, text in prepared):
-                return reason
-        return None
+        return "too_short" if n < self.min_words else "too_long" if n > self.max_words else None
+
+
+class English(FilterBase):
+    name = "english"
+    reasons = ("not_english",)
+    options = (click.option("--lang", type=click.Choice(["en", "any"]), default="en", show_default=True,
+                            help="en: drop records that do not look English (letters and stopwords heuristic)."),)
+
+    def __init__(self, min_ascii_ratio: float = 0.85, min_stopword_ratio: float = 0.08) -> None:
+        self.min_ascii_ratio = min_ascii_ratio        # share of letters that are ASCII
+        self.min_stopword_ratio = min_stopword_ratio  # share of words that are English stopwords (12+ words)
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "English | None":
+        if values["lang"] not in ("en", "any"):
+            raise UsageError(f"--lang {values['lang']}: expected en or any")
+        return cls() if values["lang"] == "en" else None
+
+    def settings(self) -> dict[str, Any]:
+        return {"min_ascii_ratio": self.min_ascii_ratio, "min_stopword_ratio": self.min_stopword_ratio}
+
+    def check(self, record: Record) -> str | None:
+        text = "\n".join(m["content"] for m in _shown(record))
+        english = looks_english(text, min_ascii_ratio=self.min_ascii_ratio, min_stopword_ratio=self.min_stopword_ratio)
+        return None if english else "not_english"
+
+
+class RecordBlockPatterns(BlockPatterns):
+    """The self-chat block patterns on a record's turns."""
+
+    options = (
+        click.option("--block", "block", multiple=True, metavar="REGEX",
+                     help="Extra pattern that drops a record (reason 'blocked')."),
+        click.option("--no-default-filters", is_flag=True, help="Drop the built-in refusal/identity patterns."),
+    )
+
+    def sides(self, record: Record) -> dict[str, str]:
+        return joined_sides(_shown(record))
+
+
+RECORD_FILTERS: tuple[type[FilterBase], ...] = (NoInstruction, NoOutput, InstructionLength, English,
+                                                RecordBlockPatterns)
+
+
+def record_chain(values: Mapping[str, Any] | None = None) -> FilterChain[Record]:
+    """The record checks as the flag values ask for them (defaults where none given)."""
+    return build_chain(RECORD_FILTERS, values)

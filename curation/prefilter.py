@@ -14,7 +14,7 @@ from generators.core.records import Record
 
 from curation.decontaminate import Decontaminator
 from curation.dedup import InstructionDedup
-from curation.filters import RecordFilterConfig, RecordFilter
+from curation.filters import record_chain
 
 
 @dataclass
@@ -43,12 +43,13 @@ class DuplicateIds:
 
 @dataclass
 class Prefilter:
-    filters: RecordFilterConfig = field(default_factory=RecordFilterConfig)
+    filters: dict[str, Any] = field(default_factory=dict)  # the record filter flags (defaults where absent)
     decontaminator: Decontaminator | None = None
     dedup: InstructionDedup | None = None
 
     def __post_init__(self) -> None:
-        chain: list[Filter[Record]] = [DuplicateIds(), RecordFilter(self.filters)]
+        self.records = record_chain(self.filters)
+        chain: list[Filter[Record]] = [DuplicateIds(), *self.records.filters]
         chain += [f for f in (self.decontaminator, self.dedup) if f is not None]
         self.chain = FilterChain(chain)
 
@@ -57,7 +58,7 @@ class Prefilter:
         return self.chain.counts
 
     def describe(self) -> dict[str, Any]:
-        return {"filters": self.filters.describe(),
+        return {"filters": self.records.settings(),
                 "decontaminate": self.decontaminator.describe() if self.decontaminator else None,
                 "dedup": self.dedup.describe() if self.dedup else None}
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
 from generators.core.flags import flag
 
-from curation.filters import RecordFilterConfig
 from curation.rubric import INSTRUCTION_TEMPLATE, RATES, TEMPLATE, default_template
 from curation.select import SelectConfig
 
@@ -44,7 +44,7 @@ class CurateSettings:
         help="Ask for token logprobs with this many alternatives (expected score); 0: do not ask.")
     out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/curate"), show_default=True,
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json, scoring/).")
-    filters: RecordFilterConfig = field(default_factory=RecordFilterConfig)
+    filters: dict[str, Any] = field(default_factory=dict)  # the record filter flags (curation.filters)
     dedup: bool = True
     near_dup_threshold: float = 0.8
     decontaminate: tuple[Path, ...] = ()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.backtranslate.backward import backward_generation, write_instruction
-from generators.backtranslate.postfilter import PostFilterConfig
+from generators.backtranslate.postfilter import instruction_chain
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, stable_id
 from generators.core.runner import Item, Kept, Rejected
@@ -26,10 +26,10 @@ class BackwardEvalStage(EvalStage):
     results_name = "predictions.jsonl"
 
     def __init__(self, opts: RunOptions, out: Path, pairs: Path, *, adapter: str | None = None,
-                 postfilter: PostFilterConfig | None = None) -> None:
+                 postfilter: dict[str, Any] | None = None) -> None:
         super().__init__(opts, out, adapter=adapter)
         self.pairs_path = Path(pairs)
-        self.postfilter = postfilter or PostFilterConfig()
+        self.postfilter = instruction_chain(postfilter)  # the post-filter flags, as gen backtranslate takes them
 
     def load_inputs(self) -> None:
         self.pairs = load_pairs(self.pairs_path, limit=self.opts.limit)
@@ -40,7 +40,7 @@ class BackwardEvalStage(EvalStage):
         return backward_generation(self)
 
     def settings(self) -> dict[str, Any]:
-        return {**self.generation.identity, "postfilter": self.postfilter.describe()}
+        return {**self.generation.identity, "postfilter": self.postfilter.settings()}
 
     def input_summary(self) -> dict[str, Any]:
         return {"pairs": str(self.pairs_path), "count": len(self.pairs), "limit": self.opts.limit}
@@ -54,7 +54,7 @@ class BackwardEvalStage(EvalStage):
         pair: Pair = item.extra["pair"]
         seed = derive_seed(self.opts.seed, item.id)
         result, verdict = await write_instruction(self.engine, pair.answer, sampling=self.generation.sampling,
-                                                  seed=seed, postfilter=self.postfilter)
+                                                  seed=seed, filters=self.postfilter)
         return Kept([{"id": pair.id, "reference": pair.instruction, "prediction": verdict.instruction,
                       "raw": result.text, "finish": result.finish, "verdict": verdict.reason or "kept",
                       "salvaged": verdict.salvaged, "meta": {"seed": seed}}])

@@ -14,7 +14,8 @@ from generators.backends.base import ChatRequest, ChatResult, Sampling
 from generators.core.adapters import adapter_identity
 from generators.core.engine import Engine
 from generators.core.stage import Generation, Stage
-from generators.backtranslate.postfilter import InstructionVerdict, PostFilterConfig, judge_instruction
+from generators.core.filtering import FilterChain
+from generators.backtranslate.postfilter import Candidate, InstructionVerdict, judge_instruction
 
 # Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}
@@ -34,9 +35,9 @@ def backward_generation(stage: Stage) -> Generation:
 
 
 async def write_instruction(engine: Engine, text: str, *, sampling: Sampling, seed: int, header: str = "",
-                            postfilter: PostFilterConfig | None = None) -> tuple[ChatResult, InstructionVerdict]:
+                            filters: FilterChain[Candidate] | None = None) -> tuple[ChatResult, InstructionVerdict]:
     """The backward model's answer for `text` and its verdict (cleaned, salvaged, filtered)."""
     request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=text)}],
                              replace(sampling, seed=seed))
     result = await engine.complete(request)
-    return result, judge_instruction(result.text, text, header, result.finish, postfilter)
+    return result, judge_instruction(result.text, text, header, result.finish, filters)

@@ -9,29 +9,20 @@ from generators.inputs.corpus import SegmentFilterConfig
 from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
 from generators.core.report_line import print_summary
-from generators.backtranslate.postfilter import PostFilterConfig
+from generators.core.filtering import filter_options, filter_values
+from generators.backtranslate.postfilter import INSTRUCTION_FILTERS
 from generators.backtranslate.stage import BacktranslateSettings, run_backtranslate
 
 
 def postfilter_options(func: Callable) -> Callable:
-    """The post-filter flags, shared with `gen eval backward` (which judges the same way)."""
-    for flag in reversed([
-        click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
-                     help="Reject longer instructions (instruction_too_long)."),
-        click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
-                     help="Reject instructions copying more consecutive words of the text they answer "
-                          "(copies_segment)."),
-        click.option("--allow-non-requests", is_flag=True, help="Turn off the not_a_request check."),
-    ]):
-        func = flag(func)
-    return func
+    """The post-filter flags (declared on their filter classes), shared with `gen eval backward`
+    (which judges the same way)."""
+    return filter_options(INSTRUCTION_FILTERS)(func)
 
 
-def postfilter_config(kwargs: dict[str, Any]) -> PostFilterConfig:
-    """The post-filter flags (popped from a command's keyword arguments) as a config."""
-    return PostFilterConfig(max_chars=kwargs.pop("max_instruction_chars"),
-                            copy_run=kwargs.pop("max_copied_words") + 1,
-                            require_request=not kwargs.pop("allow_non_requests"))
+def postfilter_config(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The post-filter flag values, popped from a command's keyword arguments."""
+    return filter_values(INSTRUCTION_FILTERS, kwargs)
 
 
 @click.command("backtranslate")

@@ -4,7 +4,8 @@ A backward model trained on few seed pairs (or not trained at all) often answers
 ("Instruction: ..."), quotes, talk about the text it was shown ("This text is an excellent answer
 to the question: ..."), a copy or a restatement of that text. Labels and quotes are stripped
 (`clean_instruction`); meta-text that quotes a real question gives that question back (salvaged);
-the rest is rejected under one reason each, checked in this order:
+the rest is rejected under one reason each, by one small filter class per check
+(INSTRUCTION_FILTERS, in this order; the first reason wins):
 
   empty_instruction      nothing left after cleaning
   instruction_truncated  generation hit max_tokens, so the request is cut off
@@ -23,54 +24,30 @@ the rest is rejected under one reason each, checked in this order:
                          turned off. Titles, problem statements and tasks with their input pass:
                          real users write "SQL query to select the latest row per group".
 
-`judge_instruction` runs all of it (clean, salvage, filter) in one place, for every caller. The
+The flags (--max-instruction-chars, --max-copied-words, --allow-non-requests) are declared on
+their classes. `judge_instruction` runs all of it (clean, salvage, filter) in one place, for
+every caller. The
 parts live beside this module: `cleaning.py` (labels, quotes), `asking.py` (does a text ask
 anything), `meta.py` (meta-text and the question it quotes).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import click
 
 from generators.core.errors import UsageError
+from generators.core.filtering import FilterBase, FilterChain, build_chain, family_reasons
 from generators.core.text import content_words, coverage, words
 from generators.backtranslate.asking import is_request, is_statement
 from generators.backtranslate.cleaning import clean_instruction
 from generators.backtranslate.meta import is_meta, salvage_question
 
-__all__ = ["REASONS", "Candidate", "InstructionFilter", "InstructionVerdict", "PostFilterConfig", "clean_instruction",
-           "copies_segment", "is_meta", "is_request", "is_statement", "judge_instruction", "longest_common_run",
-           "restates_answer", "salvage_question", "split_heading"]
-
-REASONS = ("empty_instruction", "instruction_truncated", "instruction_too_long", "meta_instruction",
-           "copies_segment", "restates_answer", "not_a_request")
-
-
-@dataclass(frozen=True)
-class PostFilterConfig:
-    """Thresholds of the instruction checks; `describe()` goes into the run's fingerprint."""
-
-    max_chars: int = 1000
-    copy_run: int = 12          # this many consecutive words copied from the body: a copy
-    copy_fraction: float = 0.6  # ... or this share of the instruction's word 4-grams
-    copy_min_words: int = 12    # the share test only applies to instructions this long
-    require_request: bool = True  # the not_a_request check (--allow-non-requests turns it off)
-    restate_share: float = 0.6  # a non-request with this share of its content words in the segment
-    restate_min_words: int = 5  # ... and at least this many content words restates it
-    salvage: bool = True        # meta-text that quotes a question keeps that question
-
-    def __post_init__(self) -> None:
-        if self.max_chars < 1:
-            raise UsageError(f"--max-instruction-chars {self.max_chars}: must be 1 or more")
-        if self.copy_run < 2:
-            raise UsageError(f"--max-copied-words {self.copy_run - 1}: must be 1 or more")
-        if not 0.0 < self.copy_fraction <= 1.0:
-            raise UsageError(f"copy fraction {self.copy_fraction}: must be in (0, 1]")
-        if not 0.0 < self.restate_share <= 1.0:
-            raise UsageError(f"restate share {self.restate_share}: must be in (0, 1]")
-
-    def describe(self) -> dict[str, object]:
-        return asdict(self)
+__all__ = ["INSTRUCTION_FILTERS", "INSTRUCTION_REASONS", "Candidate", "InstructionVerdict", "clean_instruction",
+           "copies_segment", "instruction_chain", "is_meta", "is_request", "is_statement", "judge_instruction",
+           "longest_common_run", "restates_answer", "salvage_question", "split_heading"]
 
 
 def longest_common_run(a: list[str], b: list[str], free: frozenset[str] | set[str] = frozenset()) -> int:
@@ -118,33 +95,36 @@ def split_heading(segment_text: str, header: str) -> tuple[str, str]:
     return header, segment_text
 
 
-def copies_segment(instruction: str, segment_text: str, header: str, config: PostFilterConfig) -> bool:
-    """A long run of the body's words, or most 4-grams found in it; the heading's words are free."""
+def copies_segment(instruction: str, segment_text: str, header: str, *, run: int = 12, fraction: float = 0.6,
+                   min_words: int = 12) -> bool:
+    """A run of `run` of the body's words, or `fraction` of its 4-grams found in it (instructions of
+    `min_words` or more); the heading's words are free."""
     heading, body_text = split_heading(segment_text, header)
     mine, body, free = words(instruction), words(body_text), frozenset(words(heading))
-    if longest_common_run(mine, body, free) >= config.copy_run:
+    if longest_common_run(mine, body, free) >= run:
         return True
-    if len(mine) < config.copy_min_words:
+    if len(mine) < min_words:
         return False
     grams = [tuple(mine[i:i + 4]) for i in range(len(mine) - 3)]
     theirs = {tuple(body[i:i + 4]) for i in range(len(body) - 3)}
     copied = sum(g in theirs and not free.issuperset(g) for g in grams)
-    return copied >= config.copy_fraction * len(grams)
+    return copied >= fraction * len(grams)
 
 
-def restates_answer(instruction: str, segment_text: str, header: str, config: PostFilterConfig) -> bool:
-    """Asks nothing and takes most of its content words from the segment's body (the heading's
-    words are not counted: a title is a fair instruction)."""
+def restates_answer(instruction: str, segment_text: str, header: str, *, share: float = 0.6,
+                    min_words: int = 5) -> bool:
+    """Asks nothing and takes `share` or more of its content words (at least `min_words`, the
+    heading's not counted: a title is a fair instruction) from the segment's body."""
     heading, body = split_heading(segment_text, header)
     mine = set(content_words(instruction)) - set(content_words(heading))
-    if len(mine) < config.restate_min_words or is_request(instruction):
+    if len(mine) < min_words or is_request(instruction):
         return False
-    return coverage(list(mine), set(content_words(body))) >= config.restate_share
+    return coverage(list(mine), set(content_words(body))) >= share
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One generated instruction with what it is checked against."""
+    """One generated instruction with what it is checked against: the subject of the filters."""
 
     instruction: str
     segment_text: str
@@ -152,35 +132,118 @@ class Candidate:
     finish: str = "stop"
 
 
-class InstructionFilter:
-    """Says why a generated (and cleaned) instruction is rejected, or None. Meta-text is
-    rejected here; salvaging the question it quotes is `judge_instruction`'s part."""
+# -- the filters, in the order they run ---------------------------------------------------------
 
-    name = "instruction"
-    reasons = REASONS
+class EmptyInstruction(FilterBase):
+    name = "empty_instruction"
+    reasons = ("empty_instruction",)
 
-    def __init__(self, config: PostFilterConfig | None = None) -> None:
-        self.config = config or PostFilterConfig()
+    def check(self, c: Candidate) -> str | None:
+        return None if c.instruction.strip() else "empty_instruction"
 
-    def check(self, candidate: Candidate) -> str | None:
-        c = self.config
-        instruction, segment_text = candidate.instruction, candidate.segment_text
-        header, finish = candidate.header, candidate.finish
-        if not instruction.strip():
-            return "empty_instruction"
-        if finish == "length":
-            return "instruction_truncated"
-        if len(instruction) > c.max_chars:
-            return "instruction_too_long"
-        if is_meta(instruction):
-            return "meta_instruction"
-        if copies_segment(instruction, segment_text, header, c):
-            return "copies_segment"
-        if restates_answer(instruction, segment_text, header, c):
-            return "restates_answer"
-        if c.require_request and is_statement(instruction):
-            return "not_a_request"
-        return None
+
+class TruncatedInstruction(FilterBase):
+    name = "instruction_truncated"
+    reasons = ("instruction_truncated",)
+
+    def check(self, c: Candidate) -> str | None:
+        return "instruction_truncated" if c.finish == "length" else None
+
+
+@dataclass
+class TooLongInstruction(FilterBase):
+    name = "instruction_too_long"
+    reasons = ("instruction_too_long",)
+    options = (click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
+                            help="Reject longer instructions (instruction_too_long)."),)
+    max_chars: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 1:
+            raise UsageError(f"--max-instruction-chars {self.max_chars}: must be 1 or more")
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "TooLongInstruction":
+        return cls(values["max_instruction_chars"])
+
+    def check(self, c: Candidate) -> str | None:
+        return "instruction_too_long" if len(c.instruction) > self.max_chars else None
+
+
+class MetaInstruction(FilterBase):
+    name = "meta_instruction"
+    reasons = ("meta_instruction",)
+
+    def check(self, c: Candidate) -> str | None:
+        return "meta_instruction" if is_meta(c.instruction) else None
+
+
+@dataclass
+class CopiesSegment(FilterBase):
+    name = "copies_segment"
+    reasons = ("copies_segment",)
+    options = (click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
+                            help="Reject instructions copying more consecutive words of the text they answer "
+                                 "(copies_segment)."),)
+    run: int = 12            # this many consecutive words copied from the body: a copy
+    fraction: float = 0.6    # ... or this share of the instruction's word 4-grams
+    min_words: int = 12      # the share test only applies to instructions this long
+
+    def __post_init__(self) -> None:
+        if self.run < 2:
+            raise UsageError(f"--max-copied-words {self.run - 1}: must be 1 or more")
+        if not 0.0 < self.fraction <= 1.0:
+            raise UsageError(f"copy fraction {self.fraction}: must be in (0, 1]")
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "CopiesSegment":
+        return cls(run=values["max_copied_words"] + 1)
+
+    def check(self, c: Candidate) -> str | None:
+        copied = copies_segment(c.instruction, c.segment_text, c.header, run=self.run, fraction=self.fraction,
+                                min_words=self.min_words)
+        return "copies_segment" if copied else None
+
+
+@dataclass
+class RestatesAnswer(FilterBase):
+    name = "restates_answer"
+    reasons = ("restates_answer",)
+    share: float = 0.6       # a non-request with this share of its content words in the segment
+    min_words: int = 5       # ... and at least this many content words restates it
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share <= 1.0:
+            raise UsageError(f"restate share {self.share}: must be in (0, 1]")
+
+    def check(self, c: Candidate) -> str | None:
+        restates = restates_answer(c.instruction, c.segment_text, c.header, share=self.share,
+                                   min_words=self.min_words)
+        return "restates_answer" if restates else None
+
+
+class NotARequest(FilterBase):
+    name = "not_a_request"
+    reasons = ("not_a_request",)
+    options = (click.option("--allow-non-requests", is_flag=True, help="Turn off the not_a_request check."),)
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "NotARequest | None":
+        return None if values["allow_non_requests"] else cls()
+
+    def check(self, c: Candidate) -> str | None:
+        return "not_a_request" if is_statement(c.instruction) else None
+
+
+INSTRUCTION_FILTERS: tuple[type[FilterBase], ...] = (
+    EmptyInstruction, TruncatedInstruction, TooLongInstruction, MetaInstruction, CopiesSegment, RestatesAnswer,
+    NotARequest)
+INSTRUCTION_REASONS = family_reasons(INSTRUCTION_FILTERS)
+
+
+def instruction_chain(values: Mapping[str, Any] | None = None) -> FilterChain[Candidate]:
+    """The instruction filters as the flag values ask for them (defaults where none given)."""
+    return build_chain(INSTRUCTION_FILTERS, values)
 
 
 @dataclass(frozen=True)
@@ -194,14 +257,15 @@ class InstructionVerdict:
 
 
 def judge_instruction(raw_text: str, segment_text: str, header: str = "", finish: str = "stop",
-                      config: PostFilterConfig | None = None) -> InstructionVerdict:
+                      filters: FilterChain[Candidate] | None = None, *, salvage: bool = True) -> InstructionVerdict:
     """Clean, salvage and filter one raw backward output in the one place every caller shares
-    (`gen backtranslate` and `gen eval backward` must judge alike). A salvaged question goes
-    through every check again; if it fails one, that reason is the verdict."""
-    flt = InstructionFilter(config)
+    (`gen backtranslate`, its re-judgement of stored lines, and `gen eval backward` must judge
+    alike). A salvaged question goes through every check again; if it fails one, that reason is
+    the verdict."""
+    flt = filters if filters is not None else instruction_chain()
     instruction = clean_instruction(raw_text)
     reason = flt.check(Candidate(instruction, segment_text, header, finish))
-    if reason != "meta_instruction" or not flt.config.salvage:
+    if reason != "meta_instruction" or not salvage:
         return InstructionVerdict(instruction, reason, False)
     question = salvage_question(instruction)
     if question is None:

@@ -25,13 +25,15 @@ from generators.inputs.corpus.filters import Prechecked
 from generators.core.errors import UsageError
 from generators.core.flags import flag
 from generators.core.options import RunOptions
-from generators.core.records import derive_seed, make_record, stable_id
+from generators.core.records import Record, derive_seed, make_record, stable_id
+from generators.core.rejudge import Rejudge, Verdict
 from generators.core.runner import Item, Kept, Rejected
 from generators.core.shard import shard_option
 from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
 from generators.backtranslate.backward import backward_generation, write_instruction
-from generators.backtranslate.postfilter import REASONS, PostFilterConfig
+from generators.backtranslate.postfilter import (INSTRUCTION_REASONS, InstructionVerdict, instruction_chain,
+                                                 judge_instruction)
 
 
 @dataclass
@@ -63,7 +65,7 @@ class BacktranslateSettings:
     out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/backtranslate"), show_default=True,
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
     segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
-    postfilter: PostFilterConfig = field(default_factory=PostFilterConfig)
+    postfilter: dict[str, Any] = field(default_factory=dict)  # the post-filter flags (defaults where absent)
 
 
 def corpus_source(spec: str) -> str:
@@ -86,15 +88,13 @@ def _digest(text: str) -> bytes:
 class ResumingPipeline(SegmentPipeline):
     """The corpus filters, told which segment texts this run already wrote: each is let through
     once without a check (it is already in the dedup memory, so the check would call it a
-    duplicate of itself); a second copy of it is then a duplicate as usual."""
+    duplicate of itself); a second copy of it is then a duplicate as usual. `check` goes through
+    `decide`, so this one place covers both ways of reading the corpus."""
 
     def __init__(self, config: SegmentFilterConfig, written: set[bytes]) -> None:
         super().__init__(config)
         self.written = written
         self.resumed = 0
-
-    def check(self, segment: Segment) -> str | None:
-        return None if self._resumes(segment) else super().check(segment)
 
     def decide(self, pre: Prechecked) -> str | None:
         return None if self._resumes(pre.segment) else super().decide(pre)
@@ -120,6 +120,17 @@ def _written_segments(store: RunStore) -> Iterator[str]:
                 yield text
 
 
+def note_verdict(meta: dict[str, Any], raw: str, verdict: InstructionVerdict) -> None:
+    """meta.raw where the kept instruction is not the raw output (or the pair is rejected), and
+    meta.salvaged where the instruction is a question salvaged from meta-text."""
+    meta.pop("raw", None)
+    meta.pop("salvaged", None)
+    if verdict.instruction != raw.strip() or verdict.reason:
+        meta["raw"] = raw
+    if verdict.salvaged:
+        meta["salvaged"] = True
+
+
 def _first_document(documents: Iterator[Document], spec: str) -> Iterator[Document]:
     """Read the first document now, so a bad file fails before any model loads."""
     first = next(documents, None)
@@ -136,6 +147,7 @@ class BacktranslateStage(Stage):
         self.config = settings
         self.written: set[bytes] = set()
         self.pipeline = ResumingPipeline(settings.segments, self.written)
+        self.postfilter = instruction_chain(settings.postfilter)
         self.source = corpus_source(settings.corpus)
         self._store: RunStore | None = None
         self.salvaged: set[str] = set()  # items kept with a salvaged instruction, this session
@@ -160,8 +172,25 @@ class BacktranslateStage(Stage):
         return backward_generation(self)
 
     def settings(self) -> dict[str, Any]:
-        return {**self.generation.identity, "segments": self.config.segments.describe(),
-                "postfilter": self.config.postfilter.describe()}
+        return {**self.generation.identity, "segments": self.config.segments.describe()}
+
+    def rejudge(self) -> Rejudge:
+        """Other post-filter flags on a folder: each stored pair is judged again from the backward
+        model's raw text (meta.raw, or the instruction itself when cleaning left it as it was)."""
+        def judge() -> Verdict:
+            chain = instruction_chain(self.config.postfilter)
+
+            def verdict(record: Record) -> tuple[Record, str | None]:
+                meta = record.setdefault("meta", {})
+                messages = record["messages"]
+                raw = meta.get("raw", messages[0]["content"])
+                finish = "length" if meta.get("finish") == "length" else "stop"
+                found = judge_instruction(raw, messages[1]["content"], meta.get("header") or "", finish, chain)
+                messages[0]["content"] = found.instruction
+                note_verdict(meta, raw, found)
+                return record, found.reason
+            return verdict
+        return Rejudge(filters=self.postfilter.settings(), judge=judge)
 
     def prime(self, store: RunStore) -> None:
         """The dedup memory learns every segment already written; the manifest's counters read the store."""
@@ -213,7 +242,7 @@ class BacktranslateStage(Stage):
         segment: Segment = item.extra["segment"]
         seed = derive_seed(self.opts.seed, item.id)
         result, verdict = await write_instruction(self.engine, segment.text, sampling=self.generation.sampling,
-                                                  seed=seed, header=segment.header or "", postfilter=self.config.postfilter)
+                                                  seed=seed, header=segment.header or "", filters=self.postfilter)
         instruction = verdict.instruction
         meta: dict[str, Any] = {
             "doc_id": segment.doc_id, "url": segment.url, "header": segment.header,
@@ -221,26 +250,23 @@ class BacktranslateStage(Stage):
             "model": self.engine.model, "adapter": self.generation.identity["adapter"],
             "template": self.generation.template,
             "finish": "length" if result.finish == "length" else "natural"}
-        if instruction != result.text.strip():
-            meta["raw"] = result.text
-        if verdict.salvaged:
-            meta["salvaged"] = True
+        note_verdict(meta, result.text, verdict)
         record = make_record(id=item.id, source=self.source, tag="augmented", meta=meta,
                              messages=[{"role": "user", "content": instruction},
                                        {"role": "assistant", "content": segment.text}])
         if verdict.reason:
-            meta.setdefault("raw", result.text)
             return Rejected(record, verdict.reason)
         return Kept([record])
 
     def manifest_extra(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
         completion = self.engine.accounting.completion_tokens if self.engine else 0
-        return {"corpus": {"spec": self.config.corpus, "corpus_dir": self.config.corpus_dir,
+        return {"filters": self.postfilter.settings(),
+                "corpus": {"spec": self.config.corpus, "corpus_dir": self.config.corpus_dir,
                            "field": self.config.text_field, "shard": self.config.shard,
                            "samples": self.config.samples},
                 "segments": {**self.pipeline.summary(), "resumed": self.pipeline.resumed},
-                "instructions": {"rejected": {r: self._store_reasons().get(r, 0) for r in REASONS},
+                "instructions": {"rejected": {r: self._store_reasons().get(r, 0) for r in INSTRUCTION_REASONS},
                                  "salvaged": len(self.salvaged | self._salvaged_before())},
                 "completion_tokens_per_s": round(completion / max(elapsed, 1e-9), 2)}
 

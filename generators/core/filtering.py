@@ -1,22 +1,29 @@
-"""One shape for every filter, and the one list of the reasons they give.
+"""One shape for every filter, the chain that runs them, and the one list of the reasons they give.
 
-A filter has a `name`, the `reasons` it can give, and `check(subject) -> reason or None`. The
-subject is whatever the stage has at that point: a dialog's messages (self-chat), a record
-(curate), a web segment (corpus), an instruction candidate (backtranslation). Dedup and
-decontamination are filters too: they remember what they passed. `FilterChain` runs filters in
-order (the first reason wins) and counts every verdict for the manifest.
+A filter is one small class: a `name`, the `reasons` it can give, and `check(subject) -> reason
+or None`. The subject is whatever the stage judges: a dialog (self-chat), an instruction
+candidate (backtranslation), a record (curate), a web segment (corpus). Dedup and
+decontamination are filters too: they remember what they passed (`remembers = True`, and
+`remember(subject)` primes them with what an earlier session kept). `FilterChain` runs a list of
+them in order (the first reason wins) and counts every verdict.
+
+A filter class declares its own flags (`options`, click decorators) and how it is built from the
+parsed values (`from_options`), so a command adds every filter flag of a family with one
+`filter_options(FAMILY)` and builds the chain with `build_chain(FAMILY, values)`.
 
 REASONS is the catalogue: every reason a stage writes into `reject` or a manifest, with what it
-means. Manifests take their reason meanings from here, and a test checks that no filter gives a
-reason missing from it.
+means. Manifests take their reason meanings from here, docs/filters.md carries the same table
+(a test compares them), and a test checks that no filter gives a reason missing from it.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from typing import Generic, Iterable, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Callable, ClassVar, Generic, Iterable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 S = TypeVar("S", contravariant=True)
 T = TypeVar("T")
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 @runtime_checkable
@@ -26,6 +33,30 @@ class Filter(Protocol[S]):
 
     def check(self, subject: S) -> str | None:
         """None to pass the subject on, else the reason it is dropped."""
+
+
+class FilterBase:
+    """What a filter class may declare beyond the `Filter` shape: its flags, how it is built from
+    them, its settings for the manifest, and a dedup memory. Subclasses set `name`, `reasons`
+    and `check`; the defaults here are a filter with no flags and no memory."""
+
+    name: ClassVar[str]
+    reasons: ClassVar[tuple[str, ...]]
+    options: ClassVar[tuple[Decorator, ...]] = ()   # click.option(...) decorators of its flags
+    remembers: ClassVar[bool] = False                # True: its verdict depends on earlier subjects
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "FilterBase | None":
+        """The filter as the parsed flags ask for it; None when they turn it off."""
+        return cls()
+
+    def settings(self) -> dict[str, Any]:
+        """Plain JSON-able settings, for the manifest (not the fingerprint: filters decide what is
+        kept, not what is asked): a dataclass filter's fields, else none."""
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+    def remember(self, subject: Any) -> None:
+        """Prime the memory with a subject an earlier session kept (dedup filters)."""
 
 
 class FilterChain(Generic[T]):
@@ -48,9 +79,70 @@ class FilterChain(Generic[T]):
         self.counts["passed"] += 1
         return None
 
-    def summary(self) -> dict[str, int]:
-        """Counts of every reason the chain can give (zeros included), for manifests."""
-        return {reason: self.counts.get(reason, 0) for reason in self.reasons}
+    def remember(self, subject: T) -> None:
+        for flt in self.filters:
+            if getattr(flt, "remembers", False):
+                flt.remember(subject)  # type: ignore[attr-defined]
+
+    def settings(self) -> dict[str, Any]:
+        """{filter name: its settings} for the manifest: what the last judgement used."""
+        return {f.name: (f.settings() if hasattr(f, "settings") else {}) for f in self.filters}  # type: ignore[attr-defined]
+
+    def split(self) -> tuple["FilterChain[T]", "FilterChain[T]"]:
+        """(the filters that judge a subject alone, the ones that remember earlier subjects): the
+        first part may run anywhere (model replicas), the second where every verdict is seen."""
+        alone = [f for f in self.filters if not getattr(f, "remembers", False)]
+        memory = [f for f in self.filters if getattr(f, "remembers", False)]
+        if self.filters != alone + memory:
+            raise ValueError("filters that remember must come last in a chain that is split")
+        return FilterChain(alone), FilterChain(memory)
+
+
+def option_names(family: Iterable[type]) -> list[str]:
+    """The keyword names of every flag the family's classes declare."""
+    def probe() -> None: ...
+    for cls in family:
+        for option in getattr(cls, "options", ()):
+            option(probe)
+    return [param.name for param in getattr(probe, "__click_params__", [])]
+
+
+def filter_options(family: Iterable[type]) -> Decorator:
+    """Every flag of a family of filter classes, as one click decorator (in the family's order)."""
+    decorators = [option for cls in family for option in getattr(cls, "options", ())]
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(decorators):
+            func = option(func)
+        return func
+    return apply
+
+
+def filter_values(family: Iterable[type], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The family's flag values, popped from a command's keyword arguments."""
+    return {name: kwargs.pop(name) for name in option_names(family) if name in kwargs}
+
+
+def build_chain(family: Iterable[type], values: Mapping[str, Any] | None = None) -> FilterChain[Any]:
+    """The chain of a family as the parsed flag values ask for it (defaults where none given)."""
+    defaults = _defaults(family)
+    given = {**defaults, **(values or {})}
+    built = [cls.from_options(given) for cls in family]  # type: ignore[attr-defined]
+    return FilterChain([f for f in built if f is not None])
+
+
+def _defaults(family: Iterable[type]) -> dict[str, Any]:
+    import click
+
+    @filter_options(family)
+    @click.command()
+    def probe(**_: Any) -> None: ...
+    return dict(probe.make_context("probe", []).params)  # what the flags give when none is passed
+
+
+def family_reasons(family: Iterable[type]) -> tuple[str, ...]:
+    """Every reason some class of the family can give, in order."""
+    return tuple(dict.fromkeys(r for cls in family for r in cls.reasons))  # type: ignore[attr-defined]
 
 
 REASONS: dict[str, str] = {
@@ -106,3 +198,9 @@ def meanings(reasons: Iterable[str]) -> dict[str, str]:
     """The meaning of each reason, for manifests and docs."""
     return {reason: REASONS.get(reason, "?") for reason in reasons}
 
+
+def reasons_table() -> str:
+    """REASONS as the Markdown table docs/filters.md carries (a unit test compares the two)."""
+    pipe = "\\|"  # a | inside a cell
+    rows = [f"| `{reason}` | {meaning.replace('|', pipe)} |" for reason, meaning in REASONS.items()]
+    return "\n".join(["| reason | meaning |", "|---|---|", *rows])

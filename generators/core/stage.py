@@ -8,7 +8,8 @@ filter). `run_stage` does the rest, in an order that keeps the run folder's prom
   2. read the inputs                             bad input: exit 2, no folder left behind
   3. build the backend(s), name the settings     the fingerprint is known
   4. lock --out, check the fingerprint, write    a second writer or other settings: exit 2;
-     the manifest (status running)                the fingerprint is on disk before any request
+     the manifest (status running)                the fingerprint is on disk before any request;
+                                                 other filter settings: the lines are judged again
   5. start the backend (load the model)          a model that cannot load: exit 1, before any item
   6. prime (learn from earlier lines), build the items (once), run them (in this process, or
      with --executor ray on model replicas that each load the model in step 5's place), write
@@ -43,6 +44,7 @@ from generators.core.errors import BaleenError, Interrupted
 from generators.core.manifest import Manifest
 from generators.core.options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
 from generators.core.runner import Item, Kept, Rejected, run_items
+from generators.core.rejudge import Rejudge, rejudge_folder
 from generators.core.store import FolderLock, RunStore, lock_folder
 
 
@@ -121,6 +123,11 @@ class Stage(abc.ABC):
     def store_dir(self) -> Path:
         """Where the append-only lines go: --out, or its `sub_store` folder."""
         return self.out / self.sub_store if self.sub_store else self.out
+
+    def rejudge(self) -> Rejudge | None:
+        """How to judge stored lines again when only the filter settings changed (filters are not
+        in the fingerprint); None: the stage keeps no filters apart from its settings."""
+        return None
 
     def prime(self, store: RunStore) -> None:
         """Learn from what the folder already holds (dedup memory, curate's prefilter decisions)
@@ -268,6 +275,7 @@ async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
         stage.build_engines()
         settings = stage.settings()
         lock = lock_folder(stage.out)
+        rejudge_folder(stage.store_dir(), stage.store_name or stage.name, settings, stage.rejudge())
         store = RunStore(stage.store_dir(), stage=stage.store_name or stage.name, settings=settings,
                          retry_errors=opts.retry_errors, usage_at=stage.usage_at)
         for engine in stage.engines:

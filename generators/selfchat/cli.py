@@ -10,18 +10,14 @@ from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
 from generators.core.report_line import print_summary
 from generators.selfchat.feedback import FeedbackSettings
-from generators.selfchat.filters import DialogFilterConfig
+from generators.core.filtering import filter_options, filter_values
+from generators.selfchat.filters import DIALOG_FILTERS
 from generators.selfchat.stage import SelfChatSettings, run_selfchat
 
 
 @click.command("selfchat")
 @options(SelfChatSettings, stop="out")
-@click.option("--min-answer-chars", type=click.IntRange(0), default=None,
-              help="Reject dialogs with an assistant turn shorter than this (default 20).")
-@click.option("--block", "block", multiple=True, metavar="REGEX",
-              help="Extra pattern that rejects a dialog (reason 'blocked'); repeatable.")
-@click.option("--no-default-filters", is_flag=True, help="Drop the built-in refusal/identity patterns.")
-@click.option("--keep-duplicates", is_flag=True, help="Do not reject dialogs that repeat an earlier one.")
+@filter_options(DIALOG_FILTERS)
 @options(FeedbackSettings)
 @options(SelfChatSettings, start="out")
 @model_options
@@ -34,10 +30,7 @@ def selfchat_command(**kwargs: Any) -> None:
     """
     opts = RunOptions.from_kwargs(kwargs)
     feedback = feedback_settings(kwargs)
-    filters = DialogFilterConfig.with_overrides(min_answer_chars=kwargs["min_answer_chars"],
-                                          extra_block=list(kwargs["block"]),
-                                          drop_defaults=kwargs["no_default_filters"],
-                                          no_dedup=kwargs["keep_duplicates"])
+    filters = filter_values(DIALOG_FILTERS, kwargs)
     settings = from_options(SelfChatSettings, kwargs, filters=filters, feedback=feedback)
     manifest = run_selfchat(settings, opts)
     print_summary(settings.out, manifest)

@@ -1,180 +1,209 @@
-"""Drop dialogs not worth training on, with a reason code for each (Baize filtered nothing).
+"""The dialog filters: which self-chat dialogs are worth training on (Baize filtered nothing).
 
-Reasons, in the order they are checked:
-  empty        no messages
-  one_sided    no user turn or no assistant turn
-  role_leak    a turn holds a speaker marker ([Human], [|AI|], a line starting "User:", ...): the
-               model wrote the other side's lines, or the parser was fooled
-  refusal      an assistant turn refuses or hedges as a model ("As an AI language model", "I'm sorry,
-               but I cannot", "I am unable to provide"); checked on assistant turns only, since a
-               person may well say "I'm sorry, but I can't make it"
-  identity     the teacher's identity leaks (OpenAI, ChatGPT, GPT-3/3.5/4, "a language model trained
-               by", "I am an AI assistant created by"); checked on BOTH sides, as Koala did, because a
-               question about ChatGPT invites an answer about the teacher, which we must not train
-               a different model to repeat. The cost: seeds about these products yield nothing.
-  blocked      a pattern the user added (--block); checked on both sides
-  short_answer an assistant turn shorter than min_answer_chars (after stripping)
-  template_echo a turn gives back the prompt's own example lines or its rules, or is a bare greeting
-               ("Hi there!" / "Hello! What would you like to talk about?", the format example
-               of Baize-style prompts): the teacher copied the example instead of talking about
-               the seed (checked right after role_leak)
-  meta_turn    a person turn talks about the exchange instead of asking ("You've already answered
-               the first question. The next question is: ...", "Let's continue the conversation")
-  repetitive   a turn that nearly repeats an earlier turn of the same side, or a person turn that
-               nearly repeats the answer before it (Dice overlap of their content words >=
-               repeat_threshold, so a few changed words still count): the person asks the same
-               question again, parrots the answer, or the assistant says the same thing twice,
-               which small teachers do a lot
-  off_topic    the dialog does not take up its seed (only when the seed is known): its turns,
-               leaving out a turn that only restates the seed, hold less than topic_share of the
-               seed's distinct content words. Lexical, with a light stem: no embedding model is
-               installed offline
-  duplicate    the same dialog (normalized text of every turn) as one kept earlier, in this run or a
-               resumed one (see DialogFilter.remember)
+Each check is one small class of the `generators.core.filtering` shape; DIALOG_FILTERS lists
+them in the order they run, and the first reason wins:
+
+  Empty           empty         no messages
+  OneSided        one_sided     no user turn or no assistant turn
+  RoleLeak        role_leak     a turn holds a speaker marker ([Human], [|AI|], a line starting
+                                "User:", ...): the model wrote the other side's lines
+  TemplateEcho    template_echo a turn gives back the prompt's own example lines or its rules, or is
+                                a bare greeting ("Hi there!"): the teacher copied the example
+  BlockPatterns   refusal       an assistant turn refuses or hedges as a model ("As an AI language
+                                model", "I'm sorry, but I cannot"); assistant turns only, since a
+                                person may well say "I'm sorry, but I can't make it"
+                  identity      the teacher's identity (OpenAI, ChatGPT, GPT-3/3.5/4, ...), on BOTH
+                                sides as Koala did: a question about ChatGPT invites an answer about
+                                the teacher, which a different model must not learn to repeat
+                  blocked       a --block pattern, on both sides (--no-default-filters drops the
+                                refusal and identity patterns)
+  ShortAnswer     short_answer  an assistant turn shorter than --min-answer-chars
+  MetaTurn        meta_turn     a person turn about the exchange instead of asking ("The next
+                                question is: ...", "Let's continue the conversation")
+  Repetitive      repetitive    a turn nearly repeating an earlier turn of the same side, or a person
+                                turn parroting the answer before it (Dice overlap of content words)
+  OffTopic        off_topic     the dialog does not take up its seed (lexical, with a light stem: no
+                                embedding model is installed offline); only when the seed is known
+  DuplicateDialogs duplicate    the same dialog (normalized turns) as one kept earlier, in this run
+                                or an earlier session (--keep-duplicates turns it off)
+
 Patterns are case-insensitive Python regexes, matched after NFKC and with curly quotes made plain.
+A new check is one class here and one entry in DIALOG_FILTERS (its flags are declared on it).
 """
 from __future__ import annotations
 
 import hashlib
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import Any, Sequence
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any, Mapping, Sequence
+
+import click
 
 import prompts
-from generators.core.blocks import BOTH_SIDES, DEFAULT_BLOCK_PATTERNS, EXTRA_REASON, compile_block_patterns
 from generators.core.errors import UsageError
-from generators.core.text import (content_words, coverage, dice, normalize_quotes, normalize_text, similarity,
-                                  words)
+from generators.core.blocks import SEP, BlockPatterns, joined_sides
+from generators.core.filtering import FilterBase, FilterChain, build_chain, family_reasons
+from generators.core.text import content_words, coverage, dice, normalize_quotes, normalize_text, similarity, words
 from generators.selfchat.parser import MARKER_RE
 
 REPEAT_MIN_WORDS = 4  # shorter turns repeat only when their normalized text is the same
 
 
 @dataclass
-class DialogFilterConfig:
-    min_answer_chars: int = 20          # any assistant turn shorter -> "short_answer"
-    block_patterns: dict[str, list[str]] = field(
-        default_factory=lambda: {k: list(v) for k, v in DEFAULT_BLOCK_PATTERNS.items()})
-    role_leak: bool = True              # a turn holding a speaker marker -> "role_leak"
-    repeat_threshold: float = 0.8       # a turn this similar to an earlier same-side turn -> "repetitive"
-    topic_share: float = 0.5            # share of the seed's content words a dialog must take up
-    template_echo: bool = True          # a turn echoing the prompt's example lines -> "template_echo"
-    meta_turns: bool = True             # a person turn about the conversation -> "meta_turn"
-    dedup: bool = True                  # a dialog repeating an earlier one -> "duplicate"
-    both_sides: frozenset[str] = BOTH_SIDES  # reasons whose patterns also apply to user turns
+class Chat:
+    """The subject of the dialog filters: a dialog's messages and, when known, its seed."""
+
+    messages: Sequence[dict[str, str]]
+    seed: str | None = None
+
+    @cached_property
+    def turns(self) -> list[dict[str, str]]:
+        return [m for m in self.messages if m.get("role") in ("user", "assistant")]
+
+    @cached_property
+    def sides(self) -> dict[str, str]:
+        """Each side's turns, prepared and joined (one search per side, not one per turn)."""
+        return joined_sides(self.turns)
+
+
+# -- the filters, in the order they run ---------------------------------------------------------
+
+class Empty(FilterBase):
+    name = "empty"
+    reasons = ("empty",)
+
+    def check(self, chat: Chat) -> str | None:
+        return None if chat.turns else "empty"
+
+
+class OneSided(FilterBase):
+    name = "one_sided"
+    reasons = ("one_sided",)
+
+    def check(self, chat: Chat) -> str | None:
+        return None if {m["role"] for m in chat.turns} == {"user", "assistant"} else "one_sided"
+
+
+class RoleLeak(FilterBase):
+    name = "role_leak"
+    reasons = ("role_leak",)
+
+    def check(self, chat: Chat) -> str | None:
+        return "role_leak" if MARKER_RE.search(SEP.join(m["content"] for m in chat.turns)) else None
+
+
+class TemplateEcho(FilterBase):
+    name = "template_echo"
+    reasons = ("template_echo",)
+
+    def check(self, chat: Chat) -> str | None:
+        return "template_echo" if any(echoes_template(m["content"]) for m in chat.turns) else None
+
+
+class ShortAnswer(FilterBase):
+    name = "short_answer"
+    reasons = ("short_answer",)
+    options = (click.option("--min-answer-chars", type=click.IntRange(0), default=20, show_default=True,
+                            help="Reject dialogs with an assistant turn shorter than this."),)
+
+    def __init__(self, min_chars: int = 20) -> None:
+        if min_chars < 0:
+            raise UsageError(f"--min-answer-chars {min_chars}: must be 0 or more")
+        self.min_chars = min_chars
 
     @classmethod
-    def with_overrides(cls, *, min_answer_chars: int | None = None, extra_block: Sequence[str] = (),
-                       drop_defaults: bool = False, no_dedup: bool = False) -> "DialogFilterConfig":
-        """Defaults changed by CLI flags: --min-answer-chars, --block REGEX (reason "blocked"),
-        --no-default-blocks, --no-dedup."""
-        config = cls()
-        if min_answer_chars is not None:
-            config = replace(config, min_answer_chars=min_answer_chars)
-        patterns = {} if drop_defaults else config.block_patterns
-        if extra_block:
-            patterns = {**patterns, EXTRA_REASON: [*patterns.get(EXTRA_REASON, []), *extra_block]}
-        return replace(config, block_patterns=patterns, dedup=not no_dedup)
+    def from_options(cls, values: Mapping[str, Any]) -> "ShortAnswer":
+        return cls(values["min_answer_chars"])
 
-    def describe(self) -> dict[str, Any]:
-        """Plain JSON-able settings, for the manifest and the run fingerprint."""
-        return {"min_answer_chars": self.min_answer_chars,
-                "block_patterns": {k: list(v) for k, v in self.block_patterns.items()},
-                "role_leak": self.role_leak, "dedup": self.dedup, "repeat_threshold": self.repeat_threshold,
-                "topic_share": self.topic_share, "template_echo": self.template_echo,
-                "meta_turns": self.meta_turns, "both_sides": sorted(self.both_sides)}
+    def settings(self) -> dict[str, Any]:
+        return {"min_chars": self.min_chars}
+
+    def check(self, chat: Chat) -> str | None:
+        short = any(m["role"] == "assistant" and len(m["content"].strip()) < self.min_chars for m in chat.turns)
+        return "short_answer" if short else None
 
 
-_SEP = "\n\x00\n"
+class MetaTurn(FilterBase):
+    name = "meta_turn"
+    reasons = ("meta_turn",)
+
+    def check(self, chat: Chat) -> str | None:
+        return "meta_turn" if any(m["role"] == "user" and is_meta_turn(m["content"]) for m in chat.turns) else None
 
 
-class DialogFilter:
-    """Checks dialogs (their messages) one by one; remembers the kept ones so repeats are caught."""
+class Repetitive(FilterBase):
+    name = "repetitive"
+    reasons = ("repetitive",)
 
-    name = "dialog"
-    reasons = ("empty", "one_sided", "role_leak", "template_echo", *DEFAULT_BLOCK_PATTERNS, EXTRA_REASON,
-               "short_answer", "meta_turn", "repetitive", "off_topic", "duplicate")
+    def __init__(self, threshold: float = 0.8) -> None:
+        self.threshold = threshold  # Dice overlap of content words that counts as a repeat; 1 turns it off
 
-    def __init__(self, config: DialogFilterConfig) -> None:
-        if config.min_answer_chars < 0:
-            raise UsageError(f"--min-answer-chars {config.min_answer_chars}: must be 0 or more")
-        if not 0.0 <= config.topic_share <= 1.0:
-            raise UsageError(f"topic share {config.topic_share}: must be in [0, 1]")
-        self.config = config
-        self._blocks = compile_block_patterns(config.block_patterns, config.both_sides)
-        # Fast path: one search per side finds out whether ANY pattern matches; only then are the
-        # reasons checked one by one (in order) to name the right one.
-        every = [p for patterns in config.block_patterns.values() for p in patterns]
-        both = [p for reason, patterns in config.block_patterns.items() if reason in config.both_sides
-                for p in patterns]
-        self._any_assistant = re.compile("|".join(f"(?:{p})" for p in every), re.IGNORECASE) if every else None
-        self._any_user = re.compile("|".join(f"(?:{p})" for p in both), re.IGNORECASE) if both else None
+    def settings(self) -> dict[str, Any]:
+        return {"threshold": self.threshold}
+
+    def check(self, chat: Chat) -> str | None:
+        return "repetitive" if self.threshold < 1 and _repeats_itself(chat.turns, self.threshold) else None
+
+
+class OffTopic(FilterBase):
+    name = "off_topic"
+    reasons = ("off_topic",)
+
+    def __init__(self, share: float = 0.5) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise UsageError(f"topic share {share}: must be in [0, 1]")
+        self.share = share  # of the seed's content words a dialog must take up
+
+    def settings(self) -> dict[str, Any]:
+        return {"share": self.share}
+
+    def check(self, chat: Chat) -> str | None:
+        return "off_topic" if chat.seed is not None and off_topic(chat.seed, chat.turns, self.share) else None
+
+
+class DuplicateDialogs(FilterBase):
+    """The same dialog as one passed before (or remembered from an earlier session)."""
+
+    name = "duplicate"
+    reasons = ("duplicate",)
+    remembers = True
+    options = (click.option("--keep-duplicates", is_flag=True,
+                            help="Do not reject dialogs that repeat an earlier one."),)
+
+    def __init__(self) -> None:
         self._seen: set[str] = set()
 
-    def check(self, messages: list[dict[str, str]], seed: str | None = None) -> str | None:
-        """None to keep the dialog (and remember it), else the reason to drop it. Without the
-        seed, off_topic is not checked."""
-        reason = self.check_content(messages, seed)
-        if reason is None and self.is_duplicate(messages):
-            return "duplicate"
-        return reason
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "DuplicateDialogs | None":
+        return None if values["keep_duplicates"] else cls()
 
-    def check_content(self, messages: list[dict[str, str]], seed: str | None = None) -> str | None:
-        """Every check that looks at this dialog alone (not `duplicate`, which needs every dialog
-        seen so far: with --executor ray it runs where the lines are written)."""
-        turns = [m for m in messages if m.get("role") in ("user", "assistant")]
-        if not turns:
-            return "empty"
-        roles = {m["role"] for m in turns}
-        if roles != {"user", "assistant"}:
-            return "one_sided"
-        # Turns are searched joined (one search, not one per turn); the separator line can match no
-        # pattern and no marker, so a match never spans two turns.
-        if self.config.role_leak and MARKER_RE.search(_SEP.join(m["content"] for m in turns)):
-            return "role_leak"
-        if self.config.template_echo and any(echoes_template(m["content"]) for m in turns):
-            return "template_echo"
-        sides = {role: _SEP.join(normalize_quotes(m["content"]) for m in turns if m["role"] == role)
-                 for role in ("user", "assistant")}
-        if ((self._any_assistant and self._any_assistant.search(sides["assistant"]))
-                or (self._any_user and self._any_user.search(sides["user"]))):
-            for reason, regex, both in self._blocks:
-                if regex.search(sides["assistant"]) or (both and regex.search(sides["user"])):
-                    return reason
-        if any(m["role"] == "assistant" and len(m["content"].strip()) < self.config.min_answer_chars
-               for m in turns):
-            return "short_answer"
-        if self.config.meta_turns and any(m["role"] == "user" and is_meta_turn(m["content"]) for m in turns):
-            return "meta_turn"
-        if self.config.repeat_threshold < 1 and _repeats_itself(turns, self.config.repeat_threshold):
-            return "repetitive"
-        if seed is not None and off_topic(seed, turns, self.config.topic_share):
-            return "off_topic"
+    def remember(self, chat: Chat) -> None:
+        self._seen.add(_dialog_key(chat))
+
+    def check(self, chat: Chat) -> str | None:
+        key = _dialog_key(chat)
+        if key in self._seen:
+            return "duplicate"
+        self._seen.add(key)
         return None
 
-    def is_duplicate(self, messages: list[dict[str, str]]) -> bool:
-        """True when the same dialog was kept before; else remember this one."""
-        if not self.config.dedup:
-            return False
-        key = _dialog_key([(m["role"], normalize_text(m["content"])) for m in messages
-                           if m.get("role") in ("user", "assistant")])
-        if key in self._seen:
-            return True
-        self._seen.add(key)
-        return False
 
-    def remember(self, messages: list[dict[str, str]]) -> None:
-        """Prime dedup with a dialog kept by an earlier run that this one resumes."""
-        if self.config.dedup:
-            self._seen.add(_dialog_key([(m["role"], normalize_text(m["content"])) for m in messages
-                                        if m.get("role") in ("user", "assistant")]))
+DIALOG_FILTERS: tuple[type[FilterBase], ...] = (
+    Empty, OneSided, RoleLeak, TemplateEcho, BlockPatterns, ShortAnswer, MetaTurn, Repetitive, OffTopic,
+    DuplicateDialogs)
+DIALOG_REASONS = family_reasons(DIALOG_FILTERS)
 
 
-def _dialog_key(turns: list[tuple[str, str]]) -> str:
+def dialog_chain(values: Mapping[str, Any] | None = None) -> FilterChain[Chat]:
+    """The dialog filters as the flag values ask for them (defaults where none given)."""
+    return build_chain(DIALOG_FILTERS, values)
+
+
+def _dialog_key(chat: Chat) -> str:
     """Hash of (role, normalized text) of every turn."""
-    blob = "\x1e".join(f"{role}\x1f{text}" for role, text in turns)
+    blob = "\x1e".join(f"{m['role']}\x1f{normalize_text(m['content'])}" for m in chat.turns)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

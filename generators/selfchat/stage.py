@@ -13,7 +13,8 @@ from generators.backends.urls import redact_url
 from generators.core.errors import UsageError
 from generators.core.flags import flag
 from generators.core.options import RunOptions, backend_kind, check_options, make_backend
-from generators.core.records import make_record, stable_id
+from generators.core.records import Record, make_record, stable_id
+from generators.core.rejudge import Rejudge, Verdict
 from generators.core.runner import Item, Kept, Rejected
 from generators.core.shard import shard_option
 from generators.inputs.seeds import Seed, load_seeds
@@ -22,7 +23,7 @@ from generators.core.store import RunStore
 from generators.selfchat.dialog import Dialog, agents_dialog, transcript_dialog
 from generators.selfchat.feedback import (JUDGE_SAMPLING, TEMPLATE as JUDGE_TEMPLATE, FeedbackSettings, FeedbackTally, Judge,
                        write_preferences)
-from generators.selfchat.filters import DialogFilter, DialogFilterConfig
+from generators.selfchat.filters import DIALOG_REASONS, Chat, dialog_chain
 
 # Baize's teacher ran at the API's default sampling; a local model needs its own settings.
 API_SAMPLING = {"max_tokens": 1024}
@@ -58,7 +59,7 @@ class SelfChatSettings:
         help="Reject seeds longer than this (reason seed_too_long) instead of sending them.")
     out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/selfchat"), show_default=True,
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
-    filters: DialogFilterConfig = field(default_factory=DialogFilterConfig)
+    filters: dict[str, Any] = field(default_factory=dict)  # the dialog filter flags (defaults where absent)
     feedback: FeedbackSettings | None = None  # --feedback N with its judge (agents mode)
 
 
@@ -72,7 +73,9 @@ class SelfChatStage(Stage):
         self.user_engine = None
         self.judge: Judge | None = None
         self.tally = FeedbackTally()
-        self.dialog_filter = DialogFilter(settings.filters)
+        self.filters = dialog_chain(settings.filters)
+        # with --executor ray the checks of one dialog run in the replicas, dedup where lines are written
+        self.content_filters, self.dedup_filters = self.filters.split()
 
     # -- checks and inputs -----------------------------------------------------------------
     def check(self) -> None:
@@ -192,22 +195,41 @@ class SelfChatStage(Stage):
         return self.config.user_model
 
     def settings(self) -> dict[str, Any]:
-        return {**self.generation.identity, "filters": self.config.filters.describe(),
-                "max_seed_chars": self.config.max_seed_chars}
+        return {**self.generation.identity, "max_seed_chars": self.config.max_seed_chars}
+
+    def rejudge(self) -> Rejudge:
+        """Other filter flags on a folder: the stored dialogs are judged again, in seed order."""
+        position = {self.item_id(seed): i for i, seed in enumerate(self.seeds)}
+
+        def judge() -> Verdict:
+            chain = dialog_chain(self.config.filters)
+
+            def verdict(record: Record) -> tuple[Record, str | None]:
+                chat = Chat(record.get("messages") or [], seed=(record.get("meta") or {}).get("seed"))
+                old = record.get("reject")
+                if old is not None and (old not in DIALOG_REASONS or not chat.turns):
+                    return record, old  # decided before the filters (parse, seed length): nothing to judge
+                return record, chain.check(chat)
+            return verdict
+
+        return Rejudge(filters=self.filters.settings(), judge=judge,
+                       order=lambda record: position.get((record.get("meta") or {}).get("item"), len(position)))
+
+    def item_id(self, seed: Seed) -> str:
+        return stable_id("selfchat", seed.source, seed.text, self.generation.identity)
 
     # -- items -----------------------------------------------------------------------------
     def prime(self, store: RunStore) -> None:
         """The dedup memory and the feedback tally learn the lines earlier sessions wrote."""
         for record in store.iter_lines("kept"):
-            self.dialog_filter.remember(record["messages"])
+            self.filters.remember(Chat(record["messages"]))
             self.tally.add(record, kept=True)
         if self.judge is not None:
             for record in store.iter_lines("rejected"):
                 self.tally.add(record, kept=False)
 
     def items(self) -> list[Item]:
-        identity = self.generation.identity
-        return [Item(id=stable_id("selfchat", seed.source, seed.text, identity), source=seed.source,
+        return [Item(id=self.item_id(seed), source=seed.source,
                      input=seed.text, extra={"seed": seed}) for seed in self.seeds]
 
     async def work(self, item: Item) -> Kept | Rejected:
@@ -227,7 +249,7 @@ class SelfChatStage(Stage):
                                          user_model=self.config.user_model if shared else None,
                                          judge=self.judge)
         record = self.record(seed, item.id, dialog)
-        reason = dialog.reject or self.dialog_filter.check_content(dialog.messages, seed=seed.text)
+        reason = dialog.reject or self.content_filters.check(Chat(dialog.messages, seed=seed.text))
         if reason:
             if dialog.raw is not None:
                 record["meta"]["raw"] = dialog.raw
@@ -237,8 +259,10 @@ class SelfChatStage(Stage):
     def review(self, item: Item, outcome: Kept | Rejected) -> Kept | Rejected:
         """Catch repeated dialogs and count the verdicts in the process that writes the line (with
         --executor ray, `work` runs in replicas that each see only their own dialogs)."""
-        if isinstance(outcome, Kept) and self.dialog_filter.is_duplicate(outcome.records[0]["messages"]):
-            outcome = Rejected(outcome.records[0], "duplicate")
+        if isinstance(outcome, Kept):
+            reason = self.dedup_filters.check(Chat(outcome.records[0]["messages"]))
+            if reason is not None:
+                outcome = Rejected(outcome.records[0], reason)
         if self.judge is not None:
             if isinstance(outcome, Kept):
                 for record in outcome.records:
@@ -264,7 +288,7 @@ class SelfChatStage(Stage):
         return make_record(id=item_id, source=seed.source, messages=dialog.messages, meta=meta)
 
     def manifest_extra(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"seeds": {"spec": self.config.seeds, "field": self.config.text_field,
+        extra: dict[str, Any] = {"filters": self.filters.settings(), "seeds": {"spec": self.config.seeds, "field": self.config.text_field,
                                            "shard": self.config.shard, "count": len(self.seeds)}}
         if self.judge is not None and self.config.feedback is not None:
             extra["feedback"] = {**self.tally.describe(self.config.feedback), "judge_model": self.judge_label(),

@@ -148,6 +148,23 @@ def test_post_filter_rejects_with_reasons_and_strips_labels(tmp_path):
         reasons = sorted(r["reject"] for r in read_jsonl(tmp_path / "out2" / "rejected.jsonl"))
         assert reasons == ["copies_segment", "empty_instruction", "meta_instruction"]
 
+    # the post-filters are not in the fingerprint: the same flags on the first folder judge its
+    # stored lines again (from meta.raw), with no request, to what a fresh run keeps
+    with ChatServer(reply=reply_with_meta) as server:
+        proc = bt(server, corpus, tmp_path / "out", tmp_path / "cache", "--allow-non-requests",
+                  "--max-instruction-chars", "5000")
+        assert proc.returncode == 0, proc.stderr
+        assert server.requests_total == 0
+    assert sorted(r["reject"] for r in read_jsonl(tmp_path / "out" / "rejected.jsonl")) == reasons
+
+    def pairs(folder):
+        return sorted((r["messages"][0]["content"], r["meta"].get("salvaged", False))
+                      for r in read_jsonl(folder / "data.jsonl"))
+    assert pairs(tmp_path / "out") == pairs(tmp_path / "out2") and len(pairs(tmp_path / "out")) == 5
+    manifest = manifest_of(tmp_path / "out")
+    assert manifest["instructions"]["rejected"]["not_a_request"] == 0 and manifest["instructions"]["salvaged"] == 1
+    assert "not_a_request" not in manifest["filters"] and manifest["filters"]["instruction_too_long"] == {"max_chars": 5000}
+
 
 def test_truncated_instructions_are_rejected(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", plain_pages(1))

@@ -177,6 +177,24 @@ def test_filters_and_decontamination_run_before_any_request(tmp_path):
         assert rejected["r4"]["reject"] == "contaminated_bleu" and rejected["r4"]["meta"]["curation"]["match"]["value"] > 20
 
 
+def test_a_rerun_with_a_filter_turned_off_rates_only_what_it_had_dropped(tmp_path):
+    """The record filters are not in the fingerprint: --no-default-filters on a finished folder
+    sends one request, for the refusal the patterns had dropped, and the manifest says so."""
+    records = [record(i, 5) for i in range(3)]
+    records[1]["messages"][1]["content"] = "As an AI language model, I cannot explain machines. QUALITY5"
+    inp = write(tmp_path / "in.jsonl", records)
+    with ChatServer(reply=judge) as server:
+        assert curate(server, inp, tmp_path / "out", tmp_path / "cache").returncode == 0
+        assert server.requests_total == 2
+        proc = curate(server, inp, tmp_path / "out", tmp_path / "cache", "--no-default-filters")
+        assert proc.returncode == 0, proc.stderr
+        assert server.requests_total == 3  # only r1, which no earlier session asked about
+        assert sorted(r["id"] for r in read_jsonl(tmp_path / "out" / "data.jsonl")) == ["r0", "r1", "r2"]
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+        assert manifest["prefilter"] == {"passed": 3}
+        assert manifest["settings"]["filters"]["block_patterns"]["patterns"] == {}
+
+
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     n = 40
     inp = write(tmp_path / "in.jsonl", [record(i, 1 + i % 5) for i in range(n)])

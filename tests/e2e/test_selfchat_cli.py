@@ -219,3 +219,40 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
         proc = selfchat(server, seeds, tmp_path / "out", tmp_path / "cache", "--temperature", "1.3")
         assert_one_line_error(proc, 2, "other settings")
 
+
+
+def test_a_rerun_with_other_filters_judges_the_stored_dialogs_again_without_a_request(tmp_path):
+    """Filters are not in the fingerprint: --no-default-filters on a finished folder sends nothing
+    and moves the refusals from rejected.jsonl to data.jsonl; the manifest names the filters used."""
+    seeds = write_seeds(tmp_path / "s.jsonl", QUESTIONS[:4] + ["Tell me about chatbots", "Tell me about robots"])
+
+    def reply(body):
+        text = body["messages"][-1]["content"]
+        for topic in ("chatbots", "robots"):
+            if topic in text:
+                return (f"[Human] Can you tell me about {topic}?\n[AI] As an AI language model, I can say that "
+                        f"{topic} help people with many tasks every day.")
+        from tests.chat_server import default_reply
+        return default_reply(body)
+
+    out = tmp_path / "out"
+    with ChatServer(reply=reply) as server:
+        assert selfchat(server, seeds, out, tmp_path / "cache").returncode == 0
+        assert [r["reject"] for r in read_jsonl(out / "rejected.jsonl")] == ["refusal", "refusal"]
+        assert server.requests_total == 6
+
+        proc = selfchat(server, seeds, out, tmp_path / "cache", "--no-default-filters")
+        assert proc.returncode == 0, proc.stderr
+        assert server.requests_total == 6  # judged again from the stored lines: no request
+        assert read_jsonl(out / "rejected.jsonl") == []
+        kept = read_jsonl(out / "data.jsonl")
+        assert len(kept) == 6 and len({r["id"] for r in kept}) == 6 and not any("reject" in r for r in kept)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["counts"]["kept"] == 6 and manifest["counts"]["rejected"] == 0
+        assert manifest["filters"]["block_patterns"]["patterns"] == {}
+        assert "filters" not in manifest["settings"]
+
+        proc = selfchat(server, seeds, out, tmp_path / "cache")  # back to the defaults: back again
+        assert proc.returncode == 0 and server.requests_total == 6
+        assert [r["reject"] for r in read_jsonl(out / "rejected.jsonl")] == ["refusal", "refusal"]
+        assert len(read_jsonl(out / "data.jsonl")) == 4

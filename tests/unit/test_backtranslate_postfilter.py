@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from generators.backtranslate.postfilter import (Candidate, InstructionFilter, PostFilterConfig, clean_instruction,
-                                                 is_meta, is_request, is_statement, judge_instruction,
-                                                 longest_common_run, salvage_question, split_heading)
+from generators.backtranslate.postfilter import (Candidate, CopiesSegment, RestatesAnswer, TooLongInstruction,
+                                                 clean_instruction, instruction_chain, is_meta, is_request,
+                                                 is_statement, judge_instruction, longest_common_run,
+                                                 salvage_question, split_heading)
 from generators.core.errors import UsageError
 
 SEGMENT = ("Boiling eggs\nPut the eggs in a pot of cold water and bring it to a rolling boil, then turn "
@@ -117,7 +118,7 @@ def test_a_salvaged_question_is_checked_again():
 
 def test_salvage_can_be_turned_off():
     raw = "This text is an excellent answer to the question: How long do I boil eggs?"
-    assert judge_instruction(raw, SEGMENT, config=PostFilterConfig(salvage=False)).reason == "meta_instruction"
+    assert judge_instruction(raw, SEGMENT, salvage=False).reason == "meta_instruction"
 
 
 def test_judge_cleans_like_clean_instruction():
@@ -126,7 +127,7 @@ def test_judge_cleans_like_clean_instruction():
 
 
 def test_each_reason():
-    f = InstructionFilter()
+    f = instruction_chain()
     check = lambda text, **kw: f.check(Candidate(text, SEGMENT, "Boiling eggs", **kw))  # noqa: E731
     assert check("") == "empty_instruction"
     assert check("How do I boil eggs?", finish="length") == "instruction_truncated"
@@ -145,24 +146,27 @@ def test_a_heading_is_not_a_copy():
     page = ("What are the signs and symptoms of X-linked Charcot-Marie-Tooth disease type 3? The list below "
             "gives the signs and symptoms for X-linked Charcot-Marie-Tooth disease type 3 and how often they occur.")
     assert split_heading(page, "")[0].startswith("What are the signs")
-    flt = InstructionFilter()
+    flt = instruction_chain()
     assert flt.check(Candidate("What are the symptoms of X-linked Charcot-Marie-Tooth disease type 3?", page)) is None
     lined = "Caring for cast iron pans after every single use at home\nDry the pan, oil it thinly and heat it."
     assert flt.check(Candidate("Caring for cast iron pans after every single use at home", lined)) is None
 
 
-def test_thresholds_are_configurable():
+def test_thresholds_follow_the_flags():
     ten_words = "Put the eggs in a pot of cold water and bring?"
-    assert InstructionFilter().check(Candidate(ten_words, SEGMENT)) is None
-    strict = InstructionFilter(PostFilterConfig(copy_run=8))
+    assert instruction_chain().check(Candidate(ten_words, SEGMENT)) is None
+    strict = instruction_chain({"max_copied_words": 7})
     assert strict.check(Candidate(ten_words, SEGMENT)) == "copies_segment"
-    loose = InstructionFilter(PostFilterConfig(max_chars=5000, require_request=False))
+    loose = instruction_chain({"max_instruction_chars": 5000, "allow_non_requests": True})
     assert loose.check(Candidate("I like toast.", SEGMENT)) is None
     assert loose.check(Candidate("Why " + "really " * 300 + "?", SEGMENT)) is None
+    assert [f.name for f in loose.filters][-1] == "restates_answer"  # not_a_request is off
     with pytest.raises(UsageError, match="max-instruction-chars"):
-        PostFilterConfig(max_chars=0)
+        TooLongInstruction(0)
+    with pytest.raises(UsageError, match="max-copied-words"):
+        CopiesSegment(run=1)
     with pytest.raises(UsageError, match="restate share"):
-        PostFilterConfig(restate_share=0)
+        RestatesAnswer(share=0)
 
 
 def test_longest_common_run():

@@ -8,7 +8,7 @@ import pytest
 from curation.bleu import bleu
 from curation.decontaminate import Decontaminator, load_eval_prompts
 from curation.dedup import InstructionDedup
-from curation.filters import RecordFilterConfig, RecordFilter, looks_english
+from curation.filters import looks_english, record_chain
 from curation.prefilter import Prefilter
 from generators.core.errors import UsageError
 
@@ -38,19 +38,19 @@ def rec(instruction, answer=ANSWER, rid=None, more=()):
     (rec("Tell me about bananas please", "Bananas are berries; zzsecret is a word."), "blocked"),
 ])
 def test_filters_give_a_reason(record, reason):
-    flt = RecordFilter(RecordFilterConfig.with_overrides(max_words=40, extra_block=[r"zzsecret"]))
+    flt = record_chain({"max_words": 40, "block": [r"zzsecret"]})
     assert flt.check(record) == reason
 
 
 def test_filters_keep_good_records_and_can_be_relaxed():
-    flt = RecordFilter(RecordFilterConfig())
+    flt = record_chain()
     assert flt.check(rec("How do magnets work?")) is None
     assert flt.check(rec("I'm sorry, but I can't make it to the party. What should I say?")) is None  # user side
     german = rec("Wie funktioniert ein Kühlschrank eigentlich genau?", "Ein Kühlschrank entzieht dem Innenraum "
                  "Wärme mit einem Kältemittel, das verdampft und wieder verdichtet wird.")
-    assert RecordFilter(RecordFilterConfig.with_overrides(lang="any")).check(german) is None
+    assert record_chain({"lang": "any"}).check(german) is None
     refusal = rec("How do I pick a lock?", "I'm sorry, but I cannot help with that request.")
-    assert RecordFilter(RecordFilterConfig.with_overrides(drop_defaults=True)).check(refusal) is None
+    assert record_chain({"no_default_filters": True}).check(refusal) is None
 
 
 def test_looks_english_heuristic():
@@ -61,9 +61,9 @@ def test_looks_english_heuristic():
 
 def test_bad_filter_settings_are_usage_errors():
     with pytest.raises(UsageError):
-        RecordFilter(RecordFilterConfig.with_overrides(min_words=10, max_words=5))
+        record_chain({"min_words": 10, "max_words": 5})
     with pytest.raises(UsageError):
-        RecordFilter(RecordFilterConfig.with_overrides(extra_block=["(unclosed"]))
+        record_chain({"block": ["(unclosed"]})
 
 
 def test_near_duplicate_instructions_are_counted():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from generators.backtranslate.postfilter import is_request, judge_instruction
-from generators.selfchat.filters import DialogFilter, DialogFilterConfig
+from generators.selfchat.filters import Chat, dialog_chain
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "quality"
 
@@ -64,8 +64,8 @@ def test_dialogs_of_a_capable_teacher_are_kept():
     """20 multi-turn dialogs written by hand as a capable teacher would, on varied seeds."""
     data = rows("teacher_dialogs.jsonl")
     assert len(data) == 20
-    flt = DialogFilter(DialogFilterConfig())
-    reasons = Counter(flt.check(r["messages"], seed=r["seed"]) for r in data)
+    flt = dialog_chain()
+    reasons = Counter(flt.check(Chat(r["messages"], seed=r["seed"])) for r in data)
     assert reasons[None] >= 0.95 * len(data), reasons
 
 
@@ -78,9 +78,9 @@ def test_every_kept_smollm2_dialog_is_about_its_seed():
     assert {r["mode"] for r in data} == {"transcript", "agents"}
     off_topic = 0
     for run in sorted({r["run"] for r in data}):
-        flt = DialogFilter(DialogFilterConfig())  # one run's dedup memory, as in a real run
+        flt = dialog_chain()  # one run's dedup memory, as in a real run
         for row in (r for r in data if r["run"] == run and r["messages"]):  # empty: the stage rejected it
-            reason = flt.check(row["messages"], seed=row["seed"])
+            reason = flt.check(Chat(row["messages"], seed=row["seed"]))
             assert reason is not None or row["on_topic"], (run, row["seed"], row["messages"][:2])
             off_topic += not row["on_topic"]
     assert off_topic >= 5  # the sample holds dialogs the filter must turn down

@@ -1,4 +1,4 @@
-"""Dialog filters: one test per reason, plus overrides and resumed-run dedup."""
+"""Dialog filters: one test per reason, plus flags and resumed-run dedup."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,9 @@ import json
 import pytest
 
 from generators.core.errors import UsageError
-from generators.selfchat.filters import DialogFilter, DialogFilterConfig
+from generators.core.filtering import FilterChain, option_names
+from generators.selfchat.filters import (DEFAULT_BLOCK_PATTERNS, DIALOG_FILTERS, Chat, OffTopic,
+                                       dialog_chain)
 
 GOOD_ANSWER = "Boil it for nine minutes, then cool it in cold water."
 
@@ -16,9 +18,16 @@ def dialog(*turns: str) -> list[dict[str, str]]:
     return [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)]
 
 
+def checker(values: dict | None = None, without: tuple[str, ...] = ()):
+    """The dialog chain as flag values ask for it (less the filters named), as a function."""
+    chain = dialog_chain(values)
+    chain = FilterChain([f for f in chain.filters if f.name not in without])
+    return lambda messages, seed=None: chain.check(Chat(messages, seed))
+
+
 @pytest.fixture
 def check():
-    return DialogFilter(DialogFilterConfig()).check
+    return checker()
 
 
 def test_good_dialog_is_kept(check):
@@ -60,9 +69,8 @@ def test_role_leak_ignores_mid_line_colon_words(check):
     assert check(dialog("Explain chat logs.", answer)) is None
 
 
-def test_role_leak_can_be_turned_off():
-    config = DialogFilterConfig(role_leak=False)
-    assert DialogFilter(config).check(dialog("q?", GOOD_ANSWER + "\n[Human] more")) is None
+def test_role_leak_can_be_left_out():
+    assert checker(without=("role_leak",))(dialog("q?", GOOD_ANSWER + "\n[Human] more")) is None
 
 
 @pytest.mark.parametrize("answer", [
@@ -128,63 +136,67 @@ def test_rejected_dialogs_are_not_remembered(check):
 def test_remember_primes_dedup_from_a_resumed_run(tmp_path):
     earlier = tmp_path / "data.jsonl"
     earlier.write_text(json.dumps({"messages": dialog("How do I boil an egg?", GOOD_ANSWER)}) + "\n")
-    dialog_filter = DialogFilter(DialogFilterConfig())
+    chain = dialog_chain()
     for line in earlier.read_text().splitlines():
-        dialog_filter.remember(json.loads(line)["messages"])
-    assert dialog_filter.check(dialog("How do I boil an egg?", GOOD_ANSWER)) == "duplicate"
+        chain.remember(Chat(json.loads(line)["messages"]))
+    assert chain.check(Chat(dialog("How do I boil an egg?", GOOD_ANSWER))) == "duplicate"
 
 
 def test_no_dedup_keeps_repeats():
-    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(no_dedup=True))
-    assert dialog_filter.check(dialog("q?", GOOD_ANSWER)) is None
-    assert dialog_filter.check(dialog("q?", GOOD_ANSWER)) is None
+    check = checker({"keep_duplicates": True})
+    assert check(dialog("q?", GOOD_ANSWER)) is None
+    assert check(dialog("q?", GOOD_ANSWER)) is None
 
 
 def test_override_min_answer_chars():
-    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(min_answer_chars=2))
-    assert dialog_filter.check(dialog("q?", "Yes.")) is None
-    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(min_answer_chars=200))
-    assert dialog_filter.check(dialog("q?", GOOD_ANSWER)) == "short_answer"
+    assert checker({"min_answer_chars": 2})(dialog("q?", "Yes.")) is None
+    assert checker({"min_answer_chars": 200})(dialog("q?", GOOD_ANSWER)) == "short_answer"
 
 
 def test_override_extra_block_applies_to_both_sides():
-    dialog_filter = DialogFilter(DialogFilterConfig.with_overrides(extra_block=[r"\bcasino\b"]))
-    assert dialog_filter.check(dialog("Best casino tips?", GOOD_ANSWER)) == "blocked"
-    assert dialog_filter.check(dialog("Tips?", GOOD_ANSWER + " Try a casino.")) == "blocked"
-    assert dialog_filter.check(dialog("As an AI language model, what?", GOOD_ANSWER)) is None
-    assert dialog_filter.check(dialog("q?", "As an AI language model, I think it is fine.")) == "refusal"
+    check = checker({"block": [r"\bcasino\b"]})
+    assert check(dialog("Best casino tips?", GOOD_ANSWER)) == "blocked"
+    assert check(dialog("Tips?", GOOD_ANSWER + " Try a casino.")) == "blocked"
+    assert check(dialog("As an AI language model, what?", GOOD_ANSWER)) is None
+    assert check(dialog("q?", "As an AI language model, I think it is fine.")) == "refusal"
 
 
 def test_override_drop_defaults():
-    config = DialogFilterConfig.with_overrides(drop_defaults=True)
-    assert config.block_patterns == {}
-    dialog_filter = DialogFilter(config)
-    assert dialog_filter.check(dialog("About ChatGPT?", "As an AI language model, ChatGPT is me.")) is None
-    config = DialogFilterConfig.with_overrides(drop_defaults=True, extra_block=["forbidden"])
-    assert list(config.block_patterns) == ["blocked"]
-    assert DialogFilter(config).check(dialog("q?", "this is forbidden knowledge indeed")) == "blocked"
+    assert dialog_chain({"no_default_filters": True}).settings()["block_patterns"]["patterns"] == {}
+    check = checker({"no_default_filters": True})
+    assert check(dialog("About ChatGPT?", "As an AI language model, ChatGPT is me.")) is None
+    values = {"no_default_filters": True, "block": ["forbidden"]}
+    assert list(dialog_chain(values).settings()["block_patterns"]["patterns"]) == ["blocked"]
+    assert checker(values)(dialog("q?", "this is forbidden knowledge indeed")) == "blocked"
 
 
-def test_with_overrides_leaves_class_defaults_alone():
-    DialogFilterConfig.with_overrides(drop_defaults=True, extra_block=["x"], min_answer_chars=1)
-    fresh = DialogFilterConfig()
-    assert fresh.min_answer_chars == 20 and "refusal" in fresh.block_patterns and "blocked" not in fresh.block_patterns
+def test_flags_leave_the_defaults_alone():
+    dialog_chain({"no_default_filters": False, "block": ["x"], "min_answer_chars": 1})
+    fresh = dialog_chain().settings()
+    assert fresh["short_answer"] == {"min_chars": 20} and "blocked" not in fresh["block_patterns"]["patterns"]
+    assert "blocked" not in DEFAULT_BLOCK_PATTERNS and "refusal" in fresh["block_patterns"]["patterns"]
+
+
+def test_every_filter_flag_is_declared_on_its_class():
+    by_class = {cls.__name__: option_names([cls]) for cls in DIALOG_FILTERS if cls.options}
+    assert by_class == {"BlockPatterns": ["block", "no_default_filters"], "ShortAnswer": ["min_answer_chars"],
+                        "DuplicateDialogs": ["keep_duplicates"]}
 
 
 def test_bad_regex_is_a_usage_error():
     with pytest.raises(UsageError, match=r"not a valid regex"):
-        DialogFilter(DialogFilterConfig.with_overrides(extra_block=["(unclosed"]))
+        dialog_chain({"block": ["(unclosed"]})
 
 
 def test_negative_min_answer_chars_is_a_usage_error():
     with pytest.raises(UsageError, match="min-answer-chars"):
-        DialogFilter(DialogFilterConfig.with_overrides(min_answer_chars=-1))
+        dialog_chain({"min_answer_chars": -1})
 
 
-def test_describe_is_json_ready():
-    described = DialogFilterConfig.with_overrides(extra_block=["x"]).describe()
+def test_settings_are_json_ready():
+    described = dialog_chain({"block": ["x"]}).settings()
     assert json.loads(json.dumps(described)) == described
-    assert described["block_patterns"]["blocked"] == ["x"]
+    assert described["block_patterns"]["patterns"]["blocked"] == ["x"]
 
 
 def test_order_role_leak_before_refusal_before_short(check):
@@ -219,9 +231,8 @@ def test_the_prompts_rules_given_back_are_a_template_echo(check):
     assert check(dialog("How do I boil an egg?", rule)) == "template_echo"
 
 
-def test_echo_can_be_turned_off():
-    config = DialogFilterConfig(template_echo=False)
-    assert DialogFilter(config).check(dialog("Hi there!", "Hello! What would you like to talk about?")) is None
+def test_echo_can_be_left_out():
+    assert checker(without=("template_echo",))(dialog("Hi there!", "Hello! What would you like to talk about?")) is None
 
 
 @pytest.mark.parametrize("turn", [
@@ -253,29 +264,26 @@ def test_meta_turns_are_checked_on_the_person_side_only(check):
 
 
 def test_off_topic_needs_the_seed():
-    flt = DialogFilter(DialogFilterConfig())
     about_cats = dialog("What do cats eat?", "Cats eat meat: commercial cat food, cooked chicken or fish.")
-    assert flt.check(about_cats) is None
-    assert DialogFilter(DialogFilterConfig()).check(about_cats, seed="How do I boil an egg?") == "off_topic"
+    assert checker()(about_cats) is None
+    assert checker()(about_cats, seed="How do I boil an egg?") == "off_topic"
 
 
 def test_a_dialog_that_takes_up_its_seed_is_on_topic():
-    flt = DialogFilter(DialogFilterConfig())
     talk = dialog("My eggs crack when I boil them. What am I doing wrong?",
                   "Lower them gently into simmering water, and start with eggs at room temperature.")
-    assert flt.check(talk, seed="How to boil eggs without cracking") is None
+    assert checker()(talk, seed="How to boil eggs without cracking") is None
 
 
 def test_a_seed_without_content_words_is_never_off_topic():
-    flt = DialogFilter(DialogFilterConfig())
-    assert flt.check(dialog("What do cats eat?", "Cats eat meat, mostly."), seed="Hi!") is None
+    assert checker()(dialog("What do cats eat?", "Cats eat meat, mostly."), seed="Hi!") is None
 
 
 def test_topic_share_is_checked():
     with pytest.raises(UsageError, match="topic share"):
-        DialogFilter(DialogFilterConfig(topic_share=1.5))
-    loose = DialogFilter(DialogFilterConfig(topic_share=0))
-    assert loose.check(dialog("What do cats eat?", "Cats eat meat, mostly."), seed="Boiling eggs") is None
+        OffTopic(1.5)
+    loose = FilterChain([OffTopic(0)])
+    assert loose.check(Chat(dialog("What do cats eat?", "Cats eat meat, mostly."), seed="Boiling eggs")) is None
 
 
 def test_short_follow_ups_sharing_a_word_are_not_repeats(check):
@@ -293,4 +301,4 @@ def test_a_person_turn_parroting_the_answer_is_repetitive(check):
 def test_a_dialog_that_only_restates_its_seed_is_off_topic():
     seed = "What should I know about storage and disposal of Simeprevir ?"
     talk = dialog(seed, "Recycling means reusing materials such as paper and glass instead of throwing them away.")
-    assert DialogFilter(DialogFilterConfig()).check(talk, seed=seed) == "off_topic"
+    assert checker()(talk, seed=seed) == "off_topic"

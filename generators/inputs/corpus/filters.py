@@ -165,30 +165,13 @@ class SegmentPipeline:
 
     def check(self, segment: Segment) -> str | None:
         """Why the segment is rejected, or None; a kept segment enters the dedup index."""
-        c = self.config
-        size = len(segment.text)
-        if size < c.min_chars:
-            return "too_short"
-        if size > c.max_chars:
-            return "too_long"
-        if c.check_headers:
-            why = header_reason(segment, c)
-            if why:
-                return why
-        dedup = c.dedup or c.near_dedup
-        if dedup:  # exact duplicates first: a hash is cheaper than the sentence check
-            key, normal = self.index.key(segment.text)
-            if self.index.is_exact_duplicate(key):
-                return "duplicate"
-        if has_repeated_sentences(segment.text, n=c.repeat_ngram, threshold=c.repeat_threshold,
-                                  min_words=c.repeat_min_words):
-            return "repeated_sentences"
-        return self.index.check_near(key, normal) if dedup else None
+        return self.decide(self.precheck(segment, portable=False))
 
-    # -- the same checks split in two, for documents read by other processes ------------------
-    def precheck(self, segment: Segment) -> "Prechecked":
+    # -- the checks in two parts, so documents may be read by other processes ----------------------
+    def precheck(self, segment: Segment, *, portable: bool = True) -> "Prechecked":
         """Every check that needs no memory of other segments (length, header, repeated
-        sentences, the dedup key and MinHash values): safe to run in parallel readers."""
+        sentences, the dedup key; with `portable`, the MinHash values too, so that a parallel
+        reader computes them): safe to run in parallel readers."""
         c = self.config
         size = len(segment.text)
         reason = "too_short" if size < c.min_chars else "too_long" if size > c.max_chars else None
@@ -201,23 +184,24 @@ class SegmentPipeline:
         if not (c.dedup or c.near_dedup):
             return Prechecked(segment, None, repeated=repeated)
         key, normal = self.index.key(segment.text)
+        if not portable:
+            return Prechecked(segment, None, repeated=repeated, key=key, normal=normal)
         values = self.index.signature_values(normal) if c.near_dedup and not repeated else None
         return Prechecked(segment, None, repeated=repeated, key=key, values=values)
 
     def decide(self, pre: "Prechecked") -> str | None:
-        """The rest of `check` for a prechecked segment, in `check`'s order, so the same
-        segments are kept and each rejection is counted under the same reason."""
+        """The verdict on a prechecked segment, in the one order of the checks: its own reason
+        (length, header), an exact duplicate (a hash is cheaper than the rest), repeated
+        sentences, then a near duplicate (a kept segment enters the dedup index)."""
         if pre.reason is not None:
             return pre.reason
-        c = self.config
-        dedup = c.dedup or c.near_dedup
-        if dedup and pre.key is not None and self.index.is_exact_duplicate(pre.key):
+        if pre.key is not None and self.index.is_exact_duplicate(pre.key):
             return "duplicate"
         if pre.repeated:
             return "repeated_sentences"
-        if not dedup or pre.key is None:
+        if pre.key is None:
             return None
-        return self.index.check_near(pre.key, "", values=pre.values)
+        return self.index.check_near(pre.key, pre.normal, values=pre.values)
 
     def run_prechecked(self, documents: Iterable[list["Prechecked"]]) -> Iterator[Segment]:
         """`run` for documents whose segments parallel readers already prechecked, one list per
@@ -260,6 +244,7 @@ class Prechecked:
     repeated: bool = False
     key: int | None = None
     values: bytes | None = None
+    normal: str = ""  # the normalized text, when the MinHash is computed where the index lives
 
 
 def precheck_part(spec: str, *, corpus_dir: str | None, field: str | None, shard: tuple[int, int] | None,

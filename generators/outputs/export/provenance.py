@@ -89,6 +89,8 @@ def filters(manifest: dict[str, Any]) -> dict[str, Any]:
                   "tag_texts": manifest.get("tag_texts")}
     else:
         picked = {key: settings.get(key) for key in FILTER_KEYS}
+        if isinstance(manifest.get("filters"), dict):  # the filters of the last judgement, apart from settings
+            picked["filters"] = manifest["filters"]
     return {k: v for k, v in picked.items() if v not in (None, {}, [])}
 
 
