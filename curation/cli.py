@@ -23,19 +23,6 @@ from curation.select import SelectConfig
 @options(SelectConfig)
 @options(CurateSettings, start="adapter", stop="out")
 @filter_options(RECORD_FILTERS)
-@click.option("--no-dedup", is_flag=True, help="Keep near-duplicate instructions.")
-@click.option("--near-dup-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
-              help="Jaccard similarity (word 3-grams) above which an instruction is a near duplicate.")
-@click.option("--decontaminate", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
-              help="Evaluation prompts to keep out of training (.jsonl with instruction/question/prompt/text, "
-                   "or .txt); repeatable.")
-@click.option("--decontaminate-ngram", type=click.IntRange(1), default=8, show_default=True,
-              help="Word n-gram size for the overlap rule.")
-@click.option("--decontaminate-overlap", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Drop a record holding at least this share of an eval prompt's n-grams (0: any one).")
-@click.option("--decontaminate-bleu", type=click.FloatRange(0, 100), default=None,
-              help="Also drop a record whose request has sentence BLEU above this against an eval prompt "
-                   "(Koala used 20).")
 @options(CurateSettings, start="out")
 @model_options
 def curate_command(**kwargs: Any) -> None:
@@ -48,8 +35,7 @@ def curate_command(**kwargs: Any) -> None:
     """
     opts = RunOptions.from_kwargs(kwargs)
     filters = filter_values(RECORD_FILTERS, kwargs)
-    settings = from_options(CurateSettings, kwargs, select=from_options(SelectConfig, kwargs), filters=filters,
-                            dedup=not kwargs["no_dedup"])
+    settings = from_options(CurateSettings, kwargs, select=from_options(SelectConfig, kwargs), filters=filters)
     manifest = run_curate(settings, opts)
     print_summary(settings.out, manifest)
     scores = manifest.get("scores") or {}

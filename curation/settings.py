@@ -42,16 +42,29 @@ class CurateSettings:
     top_logprobs: int = flag(
         "--top-logprobs", type=click.IntRange(0, 20), default=10, show_default=True,
         help="Ask for token logprobs with this many alternatives (expected score); 0: do not ask.")
+    dedup: bool = flag("--no-dedup", default=True, is_flag=True, flag_value=False,
+                       help="Keep near-duplicate instructions.")
+    near_dup_threshold: float = flag(
+        "--near-dup-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
+        help="Jaccard similarity (word 3-grams) above which an instruction is a near duplicate.")
+    decontaminate: tuple[Path, ...] = flag(
+        "--decontaminate", default=(), multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+        help="Evaluation prompts to keep out of training (.jsonl with instruction/question/prompt/text, "
+             "or .txt); repeatable.")
+    decontaminate_ngram: int = flag("--decontaminate-ngram", type=click.IntRange(1), default=8, show_default=True,
+                                    help="Word n-gram size for the overlap rule.")
+    decontaminate_overlap: float = flag(
+        "--decontaminate-overlap", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+        help="Drop a record holding at least this share of an eval prompt's n-grams (0: any one).")
+    decontaminate_bleu: float | None = flag(
+        "--decontaminate-bleu", type=click.FloatRange(0, 100), default=None,
+        help="Also drop a record whose request has sentence BLEU above this against an eval prompt "
+             "(Koala used 20).")
     out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/curate"), show_default=True,
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json, scoring/).")
     filters: dict[str, Any] = field(default_factory=dict)  # the record filter flags (curation.filters)
-    dedup: bool = True
-    near_dup_threshold: float = 0.8
-    decontaminate: tuple[Path, ...] = ()
-    decontaminate_ngram: int = 8
-    decontaminate_overlap: float = 0.5
-    decontaminate_bleu: float | None = None
 
     def __post_init__(self) -> None:
         if self.template is None:
             self.template = default_template(self.rate)
+        self.decontaminate = tuple(self.decontaminate)

@@ -79,7 +79,7 @@ def backward_command(**kwargs: Any) -> None:
 @PAIRS
 @BASE
 @ADAPTER
-@options(CurateSettings, start="rate", stop="out")
+@options(CurateSettings, start="rate", stop="dedup")
 @click.option("--negatives", default=",".join(KINDS), show_default=True,
               help="Kinds of negatives made from the pairs: mismatched (another pair's answer), truncated "
                    "(answer cut to its first sentence), copied (the answer's first sentence as instruction).")

@@ -86,7 +86,9 @@ def settings_classes():
 
     return [("selfchat", SelfChatSettings, ()), ("selfchat", FeedbackSettings, ()),
             ("backtranslate", BacktranslateSettings, ()), ("curate", CurateSettings, ()), ("curate", SelectConfig, ()),
-            ("eval curation", CurateSettings, ("input", "adapter", "out")),
+            ("eval curation", CurateSettings, ("input", "adapter", "out", "dedup", "near_dup_threshold",
+                                               "decontaminate", "decontaminate_ngram", "decontaminate_overlap",
+                                               "decontaminate_bleu")),
             ("eval winrate", WinrateSettings, ()), ("train", TrainConfig, ())]
 
 
@@ -94,7 +96,7 @@ def test_each_stage_command_takes_its_settings_flags_from_the_settings_fields():
     for path, cls, own in settings_classes():
         made = options_of(command_named(path))
         for f, meta in flag_fields(cls):
-            if f.name in own:  # the command declares its own (another default or help)
+            if f.name in own:  # the command declares its own (another default or help), or has none
                 continue
             option = made[f.name]
             assert option.opts + option.secondary_opts == [o for d in meta.decls for o in d.split("/")], (path, f.name)

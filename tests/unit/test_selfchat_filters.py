@@ -7,8 +7,8 @@ import pytest
 
 from generators.core.errors import UsageError
 from generators.core.filtering import FilterChain, option_names
-from generators.selfchat.filters import (DEFAULT_BLOCK_PATTERNS, DIALOG_FILTERS, Chat, OffTopic,
-                                       dialog_chain)
+from generators.core.blocks import DEFAULT_BLOCK_PATTERNS
+from generators.selfchat.filters import DIALOG_FILTERS, Chat, OffTopic, dialog_chain
 
 GOOD_ANSWER = "Boil it for nine minutes, then cool it in cold water."
 
