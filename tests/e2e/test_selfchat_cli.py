@@ -241,7 +241,8 @@ def test_a_rerun_with_other_filters_judges_the_stored_dialogs_again_without_a_re
         assert [r["reject"] for r in read_jsonl(out / "rejected.jsonl")] == ["refusal", "refusal"]
         assert server.requests_total == 6
 
-        proc = selfchat(server, seeds, out, tmp_path / "cache", "--no-default-filters")
+        # --no-cache: a dialog asked again would reach the server, not the response cache
+        proc = selfchat(server, seeds, out, tmp_path / "cache", "--no-default-filters", "--no-cache")
         assert proc.returncode == 0, proc.stderr
         assert server.requests_total == 6  # judged again from the stored lines: no request
         assert read_jsonl(out / "rejected.jsonl") == []
@@ -252,7 +253,7 @@ def test_a_rerun_with_other_filters_judges_the_stored_dialogs_again_without_a_re
         assert manifest["filters"]["block_patterns"]["patterns"] == {}
         assert "filters" not in manifest["settings"]
 
-        proc = selfchat(server, seeds, out, tmp_path / "cache")  # back to the defaults: back again
+        proc = selfchat(server, seeds, out, tmp_path / "cache", "--no-cache")  # back to the defaults: back again
         assert proc.returncode == 0 and server.requests_total == 6
         assert [r["reject"] for r in read_jsonl(out / "rejected.jsonl")] == ["refusal", "refusal"]
         assert len(read_jsonl(out / "data.jsonl")) == 4
