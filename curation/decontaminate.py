@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from generators.core.errors import UsageError
+from generators.core.filtering import FilterBase
 from generators.core.io import iter_jsonl
 from generators.core.records import Record, user_turns
 from generators.core.text import FUNCTION_WORDS, tokens
@@ -80,12 +81,13 @@ class Match:
     value: float  # overlap ratio or BLEU
 
 
-class Decontaminator:
+class Decontaminator(FilterBase):
     """A filter of records whose user turns hold an evaluation prompt; `last` is the match behind
     the latest verdict (which prompt, how close), for the rejected line."""
 
     name = "decontaminate"
-    reasons = ("contaminated_ngram", "contaminated_bleu")
+    reasons = {"contaminated_ngram": "shares at least --decontaminate-overlap of an evaluation prompt's n-grams",
+               "contaminated_bleu": "sentence BLEU above --decontaminate-bleu against an evaluation prompt"}
     last: "Match | None" = None
 
     def __init__(self, prompts: Iterable[str], *, ngram: int = 8, overlap: float = 0.5,
@@ -121,7 +123,7 @@ class Decontaminator:
                 for gram in {g for g in _grams(toks, 2) if _content(g)}:
                     self._bigrams[gram].append(i)
 
-    def describe(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
         return {"prompts": len(self.prompts), "ngram": self.ngram, "overlap": self.overlap, "bleu": self.bleu}
 
     def check(self, record: Record) -> str | None:

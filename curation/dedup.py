@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.inputs.corpus.dedup import DedupIndex
+from generators.core.filtering import FilterBase, shared_reasons
 from generators.core.records import Record, instruction
+from generators.inputs.corpus.dedup import DedupIndex
 
 
-
-class InstructionDedup:
+class InstructionDedup(FilterBase):
     name = "dedup"
-    reasons = ("duplicate", "near_duplicate")
+    reasons = shared_reasons("duplicate", "near_duplicate")
 
     def __init__(self, *, near: bool = True, threshold: float = 0.8, num_perm: int = 64,
                  shingle: int = 3) -> None:
-        self.settings = {"near": near, "threshold": threshold, "num_perm": num_perm, "shingle": shingle}
+        self._settings = {"near": near, "threshold": threshold, "num_perm": num_perm, "shingle": shingle}
         self._index = DedupIndex(exact=True, near=near, threshold=threshold, num_perm=num_perm,
                                  shingle=shingle)
 
@@ -29,5 +29,5 @@ class InstructionDedup:
         """None (and remember the record) or the duplicate reason."""
         return self._index.check(instruction(record))
 
-    def describe(self) -> dict[str, Any]:
-        return dict(self.settings)
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings)

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import click
 
 from generators.core.errors import UsageError
-from generators.core.filtering import FilterBase, FilterChain, build_chain
+from generators.core.filtering import FilterBase, FilterChain, build_chain, shared_reasons
 from generators.core.blocks import BlockPatterns, joined_sides
 from generators.core.records import Record, instruction, turns
 from generators.core.text import FUNCTION_WORDS, letter_runs
@@ -45,7 +45,7 @@ def _shown(record: Record) -> list[dict[str, str]]:
 
 class NoInstruction(FilterBase):
     name = "no_instruction"
-    reasons = ("no_instruction",)
+    reasons = {"no_instruction": "no user turn with text"}
 
     def check(self, record: Record) -> str | None:
         return None if instruction(record).strip() else "no_instruction"
@@ -53,7 +53,7 @@ class NoInstruction(FilterBase):
 
 class NoOutput(FilterBase):
     name = "no_output"
-    reasons = ("no_output",)
+    reasons = {"no_output": "no assistant turn with text"}
 
     def check(self, record: Record) -> str | None:
         answered = any(m["role"] == "assistant" and m["content"].strip() for m in _shown(record))
@@ -62,7 +62,7 @@ class NoOutput(FilterBase):
 
 class InstructionLength(FilterBase):
     name = "instruction_length"
-    reasons = ("too_short", "too_long")
+    reasons = shared_reasons("too_short", "too_long")
     options = (
         click.option("--min-words", type=click.IntRange(0), default=2, show_default=True,
                      help="Drop instructions shorter."),
@@ -89,7 +89,7 @@ class InstructionLength(FilterBase):
 
 class English(FilterBase):
     name = "english"
-    reasons = ("not_english",)
+    reasons = {"not_english": "--lang en and the text does not look English"}
     options = (click.option("--lang", type=click.Choice(["en", "any"]), default="en", show_default=True,
                             help="en: drop records that do not look English (letters and stopwords heuristic)."),)
 

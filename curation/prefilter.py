@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from generators.core.filtering import Filter, FilterChain
+from generators.core.filtering import Filter, FilterBase, FilterChain
 from generators.core.records import Record
 
 from curation.decontaminate import Decontaminator
@@ -24,11 +24,11 @@ class Decision:
     detail: dict[str, Any] | None = None
 
 
-class DuplicateIds:
+class DuplicateIds(FilterBase):
     """Always on: a rating is stored per record id, so an id seen before is dropped."""
 
     name = "duplicate_id"
-    reasons = ("duplicate_id",)
+    reasons = {"duplicate_id": "a record id seen earlier in the input"}
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
@@ -59,8 +59,8 @@ class Prefilter:
 
     def describe(self) -> dict[str, Any]:
         return {"filters": self.records.settings(),
-                "decontaminate": self.decontaminator.describe() if self.decontaminator else None,
-                "dedup": self.dedup.describe() if self.dedup else None}
+                "decontaminate": self.decontaminator.settings() if self.decontaminator else None,
+                "dedup": self.dedup.settings() if self.dedup else None}
 
     def decide(self, record: Record) -> Decision:
         reason = self.chain.check(record)

@@ -136,7 +136,7 @@ class Candidate:
 
 class EmptyInstruction(FilterBase):
     name = "empty_instruction"
-    reasons = ("empty_instruction",)
+    reasons = {"empty_instruction": "nothing left of the instruction after cleaning"}
 
     def check(self, c: Candidate) -> str | None:
         return None if c.instruction.strip() else "empty_instruction"
@@ -144,7 +144,7 @@ class EmptyInstruction(FilterBase):
 
 class TruncatedInstruction(FilterBase):
     name = "instruction_truncated"
-    reasons = ("instruction_truncated",)
+    reasons = {"instruction_truncated": "the instruction ran out of --max-tokens"}
 
     def check(self, c: Candidate) -> str | None:
         return "instruction_truncated" if c.finish == "length" else None
@@ -153,7 +153,7 @@ class TruncatedInstruction(FilterBase):
 @dataclass
 class TooLongInstruction(FilterBase):
     name = "instruction_too_long"
-    reasons = ("instruction_too_long",)
+    reasons = {"instruction_too_long": "the instruction is longer than --max-instruction-chars"}
     options = (click.option("--max-instruction-chars", type=click.IntRange(1), default=1000, show_default=True,
                             help="Reject longer instructions (instruction_too_long)."),)
     max_chars: int = 1000
@@ -172,7 +172,8 @@ class TooLongInstruction(FilterBase):
 
 class MetaInstruction(FilterBase):
     name = "meta_instruction"
-    reasons = ("meta_instruction",)
+    reasons = {"meta_instruction": "the instruction talks about the text, answer or user (\"This text is ...\") and "
+                                   "quotes no question"}
 
     def check(self, c: Candidate) -> str | None:
         return "meta_instruction" if is_meta(c.instruction) else None
@@ -181,7 +182,7 @@ class MetaInstruction(FilterBase):
 @dataclass
 class CopiesSegment(FilterBase):
     name = "copies_segment"
-    reasons = ("copies_segment",)
+    reasons = {"copies_segment": "the instruction copies a long run of the segment's words"}
     options = (click.option("--max-copied-words", type=click.IntRange(1), default=11, show_default=True,
                             help="Reject instructions copying more consecutive words of the text they answer "
                                  "(copies_segment)."),)
@@ -208,7 +209,7 @@ class CopiesSegment(FilterBase):
 @dataclass
 class RestatesAnswer(FilterBase):
     name = "restates_answer"
-    reasons = ("restates_answer",)
+    reasons = {"restates_answer": "the instruction asks nothing and takes most of its content words from the segment"}
     share: float = 0.6       # a non-request with this share of its content words in the segment
     min_words: int = 5       # ... and at least this many content words restates it
 
@@ -224,7 +225,7 @@ class RestatesAnswer(FilterBase):
 
 class NotARequest(FilterBase):
     name = "not_a_request"
-    reasons = ("not_a_request",)
+    reasons = {"not_a_request": "the instruction is a finished statement that asks nothing (\"I like eggs.\")"}
     options = (click.option("--allow-non-requests", is_flag=True, help="Turn off the not_a_request check."),)
 
     @classmethod

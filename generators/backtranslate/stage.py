@@ -88,8 +88,9 @@ def _digest(text: str) -> bytes:
 class ResumingPipeline(SegmentPipeline):
     """The corpus filters, told which segment texts this run already wrote: each is let through
     once without a check (it is already in the dedup memory, so the check would call it a
-    duplicate of itself); a second copy of it is then a duplicate as usual. `check` goes through
-    `decide`, so this one place covers both ways of reading the corpus."""
+    duplicate of itself); a second copy of it is then a duplicate as usual. `run` and
+    `run_prechecked` both go through `decide`, so this one place covers both ways of reading the
+    corpus."""
 
     def __init__(self, config: SegmentFilterConfig, written: set[bytes]) -> None:
         super().__init__(config)
@@ -97,7 +98,7 @@ class ResumingPipeline(SegmentPipeline):
         self.resumed = 0
 
     def decide(self, pre: Prechecked) -> str | None:
-        return None if self._resumes(pre.segment) else super().decide(pre)
+        return None if self._resumes(pre.candidate.segment) else super().decide(pre)
 
     def _resumes(self, segment: Segment) -> bool:
         digest = _digest(segment.text)

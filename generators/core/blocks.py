@@ -72,7 +72,9 @@ class BlockPatterns(FilterBase):
     """refusal / identity / blocked: pattern lists, each reason on the assistant side or both."""
 
     name = "block_patterns"
-    reasons = (*DEFAULT_BLOCK_PATTERNS, EXTRA_REASON)
+    reasons = {"refusal": "an assistant turn refuses or hedges as a model (\"As an AI language model\")",
+               "identity": "a teacher's identity (OpenAI, ChatGPT, GPT-4, ...) on either side",
+               EXTRA_REASON: "a --block pattern matched"}  # the keys of DEFAULT_BLOCK_PATTERNS, then EXTRA_REASON
     options = (
         click.option("--block", "block", multiple=True, metavar="REGEX",
                      help="Extra pattern that rejects a dialog (reason 'blocked'); repeatable."),

@@ -1,7 +1,7 @@
 """One shape for every filter, the chain that runs them, and the one list of the reasons they give.
 
-A filter is one small class: a `name`, the `reasons` it can give, and `check(subject) -> reason
-or None`. The subject is whatever the stage judges: a dialog (self-chat), an instruction
+A filter is one small class: a `name`, the `reasons` it can give with what each means
+(`{reason: meaning}`; iterating it gives the names), and `check(subject) -> reason or None`. The subject is whatever the stage judges: a dialog (self-chat), an instruction
 candidate (backtranslation), a record (curate), a web segment (corpus). Dedup and
 decontamination are filters too: they remember what they passed (`remembers = True`, and
 `remember(subject)` primes them with what an earlier session kept). `FilterChain` runs a list of
@@ -12,8 +12,12 @@ parsed values (`from_options`), so a command adds every filter flag of a family 
 `filter_options(FAMILY)` and builds the chain with `build_chain(FAMILY, values)`.
 
 REASONS is the catalogue: every reason a stage writes into `reject` or a manifest, with what it
-means. Manifests take their reason meanings from here, docs/filters.md carries the same table
-(a test compares them), and a test checks that no filter gives a reason missing from it.
+means. Each filter class adds its own reasons when it is defined (a `FilterBase` subclass does
+so by itself; one meaning per reason, so a clash fails at import), and the few reasons no filter
+gives, which a stage decides itself (STAGE_REASONS), are written here. The core never imports
+a stage: the catalogue holds the families whose modules are loaded, which in a run are the ones
+it judges with. Manifests take their reason meanings from here, and docs/filters.md carries the
+whole table (a test that loads every family compares them).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 @runtime_checkable
 class Filter(Protocol[S]):
     name: str
-    reasons: tuple[str, ...]
+    reasons: Mapping[str, str]  # reason -> what it means; iterating gives the reasons in order
 
     def check(self, subject: S) -> str | None:
         """None to pass the subject on, else the reason it is dropped."""
@@ -38,12 +42,18 @@ class Filter(Protocol[S]):
 class FilterBase:
     """What a filter class may declare beyond the `Filter` shape: its flags, how it is built from
     them, its settings for the manifest, and a dedup memory. Subclasses set `name`, `reasons`
-    and `check`; the defaults here are a filter with no flags and no memory."""
+    (`{reason: meaning}`, entered in REASONS as the class is defined) and `check`; the defaults
+    here are a filter with no flags and no memory."""
 
     name: ClassVar[str]
-    reasons: ClassVar[tuple[str, ...]]
+    reasons: ClassVar[Mapping[str, str]]
     options: ClassVar[tuple[Decorator, ...]] = ()   # click.option(...) decorators of its flags
     remembers: ClassVar[bool] = False                # True: its verdict depends on earlier subjects
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "reasons" in cls.__dict__:
+            declare_reasons(cls.__dict__["reasons"], owner=f"{cls.__module__}.{cls.__qualname__}")
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any]) -> "FilterBase | None":
@@ -57,6 +67,10 @@ class FilterBase:
 
     def remember(self, subject: Any) -> None:
         """Prime the memory with a subject an earlier session kept (dedup filters)."""
+
+    def prepare(self, subject: Any) -> None:
+        """Work out, where the subject is, what `check` will need of it (a dedup filter's hash and
+        MinHash), so that the process holding the memory only compares; nothing by default."""
 
 
 class FilterChain(Generic[T]):
@@ -83,6 +97,12 @@ class FilterChain(Generic[T]):
         for flt in self.filters:
             if getattr(flt, "remembers", False):
                 flt.remember(subject)  # type: ignore[attr-defined]
+
+    def prepare(self, subject: T) -> None:
+        """Every filter's `prepare`: run where the subject was read, before it travels to `check`."""
+        for flt in self.filters:
+            if hasattr(flt, "prepare"):
+                flt.prepare(subject)  # type: ignore[attr-defined]
 
     def settings(self) -> dict[str, Any]:
         """{filter name: its settings} for the manifest: what the last judgement used."""
@@ -145,53 +165,49 @@ def family_reasons(family: Iterable[type]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for cls in family for r in cls.reasons))  # type: ignore[attr-defined]
 
 
-REASONS: dict[str, str] = {
-    # self-chat: the dialog
-    "no_markers": "transcript mode: the reply has no speaker markers to split it into turns",
-    "one_sided": "no complete exchange (no user turn or no assistant turn)",
-    "truncated": "agents mode: the first answer ran out of --max-tokens",
-    "empty": "no messages at all",
-    "role_leak": "a turn holds the other speaker's marker ([Human], User:, ...)",
-    "refusal": "an assistant turn refuses or hedges as a model (\"As an AI language model\")",
-    "identity": "a teacher's identity (OpenAI, ChatGPT, GPT-4, ...) on either side",
-    "blocked": "a --block pattern matched",
-    "short_answer": "an assistant turn shorter than --min-answer-chars",
-    "repetitive": "a turn repeats or nearly repeats (a few words changed) an earlier turn of the same side",
-    "template_echo": "a turn gives back the prompt's own example lines or rules instead of talking about the seed",
-    "meta_turn": "a person turn talks about the conversation (\"the next question is\") instead of asking",
-    "off_topic": "the dialog does not take up its seed: too few of the seed's content words",
+# Reasons that filters of more than one family give, each with its one meaning: a class names
+# them with `shared_reasons(...)` rather than writing the meaning again.
+SHARED_REASONS: dict[str, str] = {
     "duplicate": "the same text as one kept earlier (after normalization)",
-    "seed_too_long": "the seed is longer than --max-seed-chars; nothing was sent",
-    # corpus: web segments
+    "near_duplicate": "MinHash Jaccard at or above the threshold with one kept earlier",
     "too_short": "segment shorter than --min-chars / instruction shorter than --min-words",
     "too_long": "segment longer than --max-chars / instruction longer than --max-words",
-    "empty_header": "the segment's header is empty",
-    "caps_header": "the segment's header is all capitals",
-    "boilerplate_header": "the header is navigation or boilerplate (advertisement, forum, quick link, ...)",
-    "repeated_sentences": "the segment repeats its own sentences",
-    "near_duplicate": "MinHash Jaccard at or above the threshold with one kept earlier",
-    # backtranslation: the generated instruction
-    "empty_instruction": "nothing left of the instruction after cleaning",
-    "instruction_truncated": "the instruction ran out of --max-tokens",
-    "instruction_too_long": "the instruction is longer than --max-instruction-chars",
-    "copies_segment": "the instruction copies a long run of the segment's words",
-    "meta_instruction": "the instruction talks about the text, answer or user (\"This text is ...\") and quotes no question",
-    "restates_answer": "the instruction asks nothing and takes most of its content words from the segment",
-    "not_a_request": "the instruction is a finished statement that asks nothing (\"I like eggs.\")",
-    # curate: before rating
-    "duplicate_id": "a record id seen earlier in the input",
-    "no_instruction": "no user turn with text",
-    "no_output": "no assistant turn with text",
-    "not_english": "--lang en and the text does not look English",
-    "contaminated_ngram": "shares at least --decontaminate-overlap of an evaluation prompt's n-grams",
-    "contaminated_bleu": "sentence BLEU above --decontaminate-bleu against an evaluation prompt",
-    # curate: rating and selection
+}
+
+# Reasons no filter gives: a stage decides them itself, before or after its filters.
+STAGE_REASONS: dict[str, str] = {
+    # gen selfchat, before the dialog filters
+    "no_markers": "transcript mode: the reply has no speaker markers to split it into turns",
+    "truncated": "agents mode: the first answer ran out of --max-tokens",
+    "seed_too_long": "the seed is longer than --max-seed-chars; nothing was sent",
+    # gen curate: rating and selection
     "unparsed_score": "no valid 'Score: N' after every retry",
     "below_threshold": "scored below --threshold",
     "not_top": "outside --top / --top-frac",
-    # eval winrate
+    # gen eval winrate
     "unparsed_verdict": "gen eval winrate: no valid 'Winner: 1|2|tie' in one of the two orders after a retry",
 }
+
+REASONS: dict[str, str] = {**STAGE_REASONS, **SHARED_REASONS}  # and every filter class's, as it is defined
+
+
+def shared_reasons(*names: str) -> dict[str, str]:
+    """{reason: meaning} of reasons several families give (SHARED_REASONS), for a class's `reasons`."""
+    return {name: SHARED_REASONS[name] for name in names}
+
+
+def declare_reasons(reasons: Mapping[str, str], owner: str) -> None:
+    """Enter a filter class's reasons in REASONS. A reason has one meaning: one already there with
+    another meaning is a mistake in the class (a TypeError at import, not a wrong manifest)."""
+    if not isinstance(reasons, Mapping):
+        raise TypeError(f"{owner}: reasons must be {{reason: meaning}}, not {type(reasons).__name__}")
+    for reason, meaning in reasons.items():
+        if not meaning:
+            raise TypeError(f"{owner}: reason {reason!r} needs a meaning")
+        known = REASONS.setdefault(reason, meaning)
+        if known != meaning:
+            raise TypeError(f"{owner}: reason {reason!r} already means {known!r}; give it that meaning "
+                            "(shared_reasons) or another name")
 
 
 def meanings(reasons: Iterable[str]) -> dict[str, str]:
@@ -200,7 +216,8 @@ def meanings(reasons: Iterable[str]) -> dict[str, str]:
 
 
 def reasons_table() -> str:
-    """REASONS as the Markdown table docs/filters.md carries (a unit test compares the two)."""
+    """REASONS as the Markdown table docs/filters.md carries, by reason name (the order the
+    families were loaded in does not show); a unit test that loads every family compares the two."""
     pipe = "\\|"  # a | inside a cell
-    rows = [f"| `{reason}` | {meaning.replace('|', pipe)} |" for reason, meaning in REASONS.items()]
+    rows = [f"| `{reason}` | {REASONS[reason].replace('|', pipe)} |" for reason in sorted(REASONS)]
     return "\n".join(["| reason | meaning |", "|---|---|", *rows])

@@ -44,7 +44,7 @@ import click
 import prompts
 from generators.core.errors import UsageError
 from generators.core.blocks import SEP, BlockPatterns, joined_sides
-from generators.core.filtering import FilterBase, FilterChain, build_chain, family_reasons
+from generators.core.filtering import FilterBase, FilterChain, build_chain, family_reasons, shared_reasons
 from generators.core.text import content_words, coverage, dice, normalize_quotes, normalize_text, similarity, words
 from generators.selfchat.parser import MARKER_RE
 
@@ -72,7 +72,7 @@ class Chat:
 
 class Empty(FilterBase):
     name = "empty"
-    reasons = ("empty",)
+    reasons = {"empty": "no messages at all"}
 
     def check(self, chat: Chat) -> str | None:
         return None if chat.turns else "empty"
@@ -80,7 +80,7 @@ class Empty(FilterBase):
 
 class OneSided(FilterBase):
     name = "one_sided"
-    reasons = ("one_sided",)
+    reasons = {"one_sided": "no complete exchange (no user turn or no assistant turn)"}
 
     def check(self, chat: Chat) -> str | None:
         return None if {m["role"] for m in chat.turns} == {"user", "assistant"} else "one_sided"
@@ -88,7 +88,7 @@ class OneSided(FilterBase):
 
 class RoleLeak(FilterBase):
     name = "role_leak"
-    reasons = ("role_leak",)
+    reasons = {"role_leak": "a turn holds the other speaker's marker ([Human], User:, ...)"}
 
     def check(self, chat: Chat) -> str | None:
         return "role_leak" if MARKER_RE.search(SEP.join(m["content"] for m in chat.turns)) else None
@@ -96,7 +96,8 @@ class RoleLeak(FilterBase):
 
 class TemplateEcho(FilterBase):
     name = "template_echo"
-    reasons = ("template_echo",)
+    reasons = {"template_echo": "a turn gives back the prompt's own example lines or rules instead of talking about "
+                                "the seed"}
 
     def check(self, chat: Chat) -> str | None:
         return "template_echo" if any(echoes_template(m["content"]) for m in chat.turns) else None
@@ -104,7 +105,7 @@ class TemplateEcho(FilterBase):
 
 class ShortAnswer(FilterBase):
     name = "short_answer"
-    reasons = ("short_answer",)
+    reasons = {"short_answer": "an assistant turn shorter than --min-answer-chars"}
     options = (click.option("--min-answer-chars", type=click.IntRange(0), default=20, show_default=True,
                             help="Reject dialogs with an assistant turn shorter than this."),)
 
@@ -127,7 +128,7 @@ class ShortAnswer(FilterBase):
 
 class MetaTurn(FilterBase):
     name = "meta_turn"
-    reasons = ("meta_turn",)
+    reasons = {"meta_turn": "a person turn talks about the conversation (\"the next question is\") instead of asking"}
 
     def check(self, chat: Chat) -> str | None:
         return "meta_turn" if any(m["role"] == "user" and is_meta_turn(m["content"]) for m in chat.turns) else None
@@ -135,7 +136,8 @@ class MetaTurn(FilterBase):
 
 class Repetitive(FilterBase):
     name = "repetitive"
-    reasons = ("repetitive",)
+    reasons = {"repetitive": "a turn repeats or nearly repeats (a few words changed) an earlier turn of the same "
+                             "side"}
 
     def __init__(self, threshold: float = 0.8) -> None:
         self.threshold = threshold  # Dice overlap of content words that counts as a repeat; 1 turns it off
@@ -149,7 +151,7 @@ class Repetitive(FilterBase):
 
 class OffTopic(FilterBase):
     name = "off_topic"
-    reasons = ("off_topic",)
+    reasons = {"off_topic": "the dialog does not take up its seed: too few of the seed's content words"}
 
     def __init__(self, share: float = 0.5) -> None:
         if not 0.0 <= share <= 1.0:
@@ -167,7 +169,7 @@ class DuplicateDialogs(FilterBase):
     """The same dialog as one passed before (or remembered from an earlier session)."""
 
     name = "duplicate"
-    reasons = ("duplicate",)
+    reasons = shared_reasons("duplicate")
     remembers = True
     options = (click.option("--keep-duplicates", is_flag=True,
                             help="Do not reject dialogs that repeat an earlier one."),)

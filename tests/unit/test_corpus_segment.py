@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from generators.inputs.corpus import (REASONS, Document, Segment, SegmentFilterConfig, SegmentPipeline,
+from generators.inputs.corpus import (SEGMENT_REASONS, Document, Segment, SegmentFilterConfig, SegmentPipeline,
                                prepare_segments, segment_document)
 from generators.inputs.corpus.filters import has_repeated_sentences
 from generators.inputs.corpus.segment import html_blocks, markdown_blocks, text_chunks
@@ -151,7 +151,7 @@ def test_each_filter_reason_is_counted():
     assert dict(pipeline.counts) == expected
     summary = pipeline.summary()
     assert summary["documents"] == len(docs) and summary["segments"] == len(docs)
-    assert summary["kept"] == 2 and list(summary["rejected"]) == list(REASONS)
+    assert summary["kept"] == 2 and list(summary["rejected"]) == list(SEGMENT_REASONS)
 
 
 def test_filters_are_configurable():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from generators.backends.base import Backend, BackendSettings, ChatRequest, ChatResult
-from generators.inputs.corpus import SegmentFilterConfig, SegmentPipeline, iter_documents, segment_document
+from generators.inputs.corpus import SegmentFilterConfig, SegmentPipeline, iter_documents
 from generators.inputs.corpus.filters import precheck_part
 from generators.inputs.corpus.readers import iter_document_part
 from generators.core.engine import Engine
@@ -67,7 +67,8 @@ def test_prechecks_travel_between_processes(tmp_path):
     corpus = str(messy_corpus(tmp_path / "c.jsonl"))
     document = next(iter_documents(corpus))
     pipeline = SegmentPipeline(SegmentFilterConfig())
-    pre = [pipeline.precheck(s) for s in segment_document(document)]
+    pre = pipeline.precheck(document)
+    assert all(p.reason is None and p.candidate.sketch.values for p in pre)  # worked out where it was read
     again = pickle.loads(pickle.dumps(pre))
     fresh = SegmentPipeline(SegmentFilterConfig())
     assert [fresh.decide(p) for p in again] == [None, None]

@@ -9,11 +9,12 @@ self-contained segments, and keep the ones worth turning into instruction data.
 from __future__ import annotations
 
 from generators.inputs.corpus.document import Document
-from generators.inputs.corpus.filters import REASONS, SegmentFilterConfig, SegmentPipeline, prepare_segments
+from generators.inputs.corpus.filters import (SEGMENT_FILTERS, SEGMENT_REASONS, SegmentFilterConfig, SegmentPipeline,
+                                              prepare_segments)
 from generators.inputs.corpus.readers import iter_documents
 from generators.inputs.corpus.segment import Segment, segment_document
 
 __all__ = [
-    "Document", "Segment", "SegmentFilterConfig", "SegmentPipeline", "REASONS",
+    "Document", "SEGMENT_FILTERS", "SEGMENT_REASONS", "Segment", "SegmentFilterConfig", "SegmentPipeline",
     "iter_documents", "prepare_segments", "segment_document",
 ]
