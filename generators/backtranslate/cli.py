@@ -27,13 +27,7 @@ def postfilter_config(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("backtranslate")
 @options(BacktranslateSettings, stop="gpu_memory_utilization")
-@click.option("--min-chars", type=click.IntRange(0), default=600, show_default=True, help="Shortest segment kept.")
-@click.option("--max-chars", type=click.IntRange(1), default=3000, show_default=True, help="Longest segment kept.")
-@click.option("--no-dedup", is_flag=True, help="Keep exact and near-duplicate segments.")
-@click.option("--no-near-dedup", is_flag=True, help="Keep near-duplicate segments (exact duplicates still go).")
-@click.option("--near-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.8, show_default=True,
-              help="MinHash Jaccard above which a segment is a near duplicate.")
-@click.option("--no-header-filters", is_flag=True, help="Keep segments with empty, all-caps or navigation headers.")
+@options(SegmentFilterConfig)  # the segment filters' flags, declared on its fields
 @postfilter_options
 @options(BacktranslateSettings, start="gpu_memory_utilization")
 @model_options
@@ -49,11 +43,7 @@ def backtranslate_command(**kwargs: Any) -> None:
         --adapter runs/myx --executor ray --workers 8 --gpus-per-worker 1 --out runs/aug
     """
     opts = RunOptions.from_kwargs(kwargs)
-    segments = SegmentFilterConfig(min_chars=kwargs["min_chars"], max_chars=kwargs["max_chars"],
-                                   check_headers=not kwargs["no_header_filters"],
-                                   dedup=not kwargs["no_dedup"],
-                                   near_dedup=not (kwargs["no_dedup"] or kwargs["no_near_dedup"]),
-                                   near_threshold=kwargs["near_threshold"])
+    segments = SegmentFilterConfig.from_flags(kwargs)
     postfilter = postfilter_config(kwargs)
     settings = from_options(BacktranslateSettings, kwargs, segments=segments, postfilter=postfilter)
     manifest = run_backtranslate(settings, opts)
