@@ -1,8 +1,9 @@
 """One shape for every filter, the chain that runs them, and the one list of the reasons they give.
 
 A filter is one small class: a `name`, the `reasons` it can give with what each means
-(`{reason: meaning}`; iterating it gives the names), and `check(subject) -> reason or None`. The subject is whatever the stage judges: a dialog (self-chat), an instruction
-candidate (backtranslation), a record (curate), a web segment (corpus). Dedup and
+(`{reason: meaning}`; iterating it gives the names), and `check(subject) -> reason or None`.
+The subject is whatever the stage judges: a dialog (self-chat), an instruction candidate
+(backtranslation), a record (curate), a web segment (corpus). Dedup and
 decontamination are filters too: they remember what they passed (`remembers = True`, and
 `remember(subject)` primes them with what an earlier session kept). `FilterChain` runs a list of
 them in order (the first reason wins) and counts every verdict.
@@ -12,12 +13,12 @@ parsed values (`from_options`), so a command adds every filter flag of a family 
 `filter_options(FAMILY)` and builds the chain with `build_chain(FAMILY, values)`.
 
 REASONS is the catalogue: every reason a stage writes into `reject` or a manifest, with what it
-means. Each filter class adds its own reasons when it is defined (a `FilterBase` subclass does
-so by itself; one meaning per reason, so a clash fails at import), and the few reasons no filter
-gives, which a stage decides itself (STAGE_REASONS), are written here. The core never imports
-a stage: the catalogue holds the families whose modules are loaded, which in a run are the ones
-it judges with. Manifests take their reason meanings from here, and docs/filters.md carries the
-whole table (a test that loads every family compares them).
+means. Each filter class enters its own reasons as it is defined (`FilterBase.__init_subclass__`;
+one meaning per reason, so a clash fails at import); the few reasons no filter gives, which a
+stage decides itself (STAGE_REASONS), and those several families share (SHARED_REASONS) are
+written here. The core never imports a stage, so the catalogue holds the families whose modules
+are loaded: in a run, the ones it judges with. Manifests take their reason meanings from here,
+and docs/filters.md carries the whole table (a test that loads every family compares them).
 """
 from __future__ import annotations
 
