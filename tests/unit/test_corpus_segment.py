@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import click
 import pytest
 
 from generators.inputs.corpus import (SEGMENT_REASONS, Document, Segment, SegmentFilterConfig, SegmentPipeline,
@@ -10,6 +11,7 @@ from generators.inputs.corpus import (SEGMENT_REASONS, Document, Segment, Segmen
 from generators.inputs.corpus.filters import has_repeated_sentences
 from generators.inputs.corpus.segment import html_blocks, markdown_blocks, text_chunks
 from generators.core.errors import UsageError
+from generators.core.flags import options
 
 VOCAB = ("river stone garden lamp winter copper violin harbor meadow pencil orbit velvet canyon "
          "lantern quartz falcon marble thunder cobalt saddle walnut meteor prairie glacier amber "
@@ -163,6 +165,20 @@ def test_filters_are_configurable():
     assert len(kept) == 1
     with pytest.raises(UsageError, match="need 0 <= min <= max"):
         SegmentFilterConfig(min_chars=5000, max_chars=3000)
+
+
+def test_the_segment_flags_are_the_config_fields():
+    @options(SegmentFilterConfig)
+    @click.command()
+    def probe(**_: object) -> None: ...
+
+    def parsed(*args: str) -> SegmentFilterConfig:
+        return SegmentFilterConfig.from_flags(dict(probe.make_context("probe", list(args)).params))
+
+    assert parsed() == SegmentFilterConfig()
+    assert parsed("--no-dedup") == SegmentFilterConfig(dedup=False, near_dedup=False)  # both kinds kept
+    assert parsed("--no-near-dedup", "--no-header-filters", "--min-chars", "10", "--near-threshold", "0.9") == \
+        SegmentFilterConfig(near_dedup=False, check_headers=False, min_chars=10, near_threshold=0.9)
 
 
 def test_plain_text_skips_header_checks_unless_asked():
