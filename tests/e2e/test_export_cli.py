@@ -157,6 +157,10 @@ def test_a_failed_upload_is_one_line_and_keeps_the_export(tmp_path, rounds):
     (["--input", "{run}", "--format", "dpo"], "needs preference data"),
     (["--input", "{run}", "--format", "hf", "--out", "{run}/.."], "is, or holds, the input"),
     (["--input", "{run}", "--format", "hf", "--out", "{full}"], "exists and is not empty"),
+    # a run's own files are never replaced by an export folder, --force or not
+    (["--input", "{run}", "--format", "hf", "--out", "{run}/data.jsonl", "--force"], "--out is a folder"),
+    (["--input", "{run}", "--format", "hf", "--out", "{run}/manifest.json", "--force"], "--out is a folder"),
+    (["--input", "{run}", "--format", "openai", "--out", "{tmp}/train.jsonl"], "--out is a folder"),
 ])
 def test_errors_are_one_line_exit_2(tmp_path, args, needle):
     run = make_run(tmp_path / "runs")
@@ -166,9 +170,12 @@ def test_errors_are_one_line_exit_2(tmp_path, args, needle):
     argv = [a.format(tmp=tmp_path, run=run, full=full) for a in args]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "dest")]
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     proc = run_gen("export", *argv)
     assert_one_line_error(proc, 2, needle)
     assert not (tmp_path / "dest").exists() and (full / "x").read_text() == "x"
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # the run is untouched
+    assert not (tmp_path / "train.jsonl").exists()
 
 
 def test_summary_line_names_every_split(tmp_path):

@@ -16,6 +16,7 @@ from generators.core.errors import UsageError
 from generators.core.io import dumps, os_error, write_json
 
 MARK = "provenance.json"  # every export has one: what --force may replace
+DATA_SUFFIXES = frozenset({".jsonl", ".json", ".parquet", ".csv", ".tsv", ".txt", ".arrow"})  # not a folder name
 
 
 def _has_content(path: Path) -> bool:
@@ -28,6 +29,11 @@ def check_dest(dest: Path, *, force: bool, input_path: Path) -> None:
     """Refuse, before anything is read, a DEST that --force is missing for, or that replacing
     would eat the input, the current folder or a folder that is not an earlier export."""
     target, source, here = dest.resolve(), input_path.resolve(), Path.cwd().resolve()
+    if dest.is_file() or (not dest.exists() and dest.suffix.lower() in DATA_SUFFIXES):
+        # a file there would be replaced by a folder: a run's own data.jsonl or manifest.json, say
+        raise UsageError(f"--out {dest}: --out is a folder (the export writes its data files, a card and "
+                         "provenance.json into it), not a file; choose a folder, e.g. "
+                         f"--out {dest.with_suffix('')}")
     if target == source or target in source.parents:
         raise UsageError(f"--out {dest}: is, or holds, the input {input_path}; choose another --out")
     if target == here or target in here.parents:
