@@ -208,9 +208,14 @@ def read_json(path: str | Path, *, what: str = "file") -> dict[str, Any] | None:
     return obj
 
 
+_LINE_BREAKS = {0x2028: "\\u2028", 0x2029: "\\u2029"}  # JSON allows them raw; str.splitlines() splits there
+
+
 def dumps(obj: Any) -> str:
-    """One JSONL line (no trailing newline), UTF-8 kept readable."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """One JSONL line (no trailing newline), UTF-8 kept readable, with U+2028/U+2029 escaped so
+    that readers that split lines with str.splitlines() still see one record per line."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_LINE_BREAKS) if "\u2028" in text or "\u2029" in text else text
 
 
 # ---------------------------------------------------------------- writing

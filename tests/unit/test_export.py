@@ -510,3 +510,18 @@ def test_push_to_hub_is_refused_up_front_without_a_token_or_offline(monkeypatch)
     monkeypatch.setattr(huggingface_hub.constants, "is_offline_mode", lambda: True)
     with pytest.raises(UsageError, match="HF_HUB_OFFLINE"):
         hub.check("me/data")
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "alpaca", "openai", "messages"])
+def test_line_and_paragraph_separators_are_escaped_so_every_reader_sees_one_record_per_line(tmp_path, capsys, fmt):
+    """U+2028/U+2029 are legal raw in JSON, but str.splitlines() splits there: written escaped,
+    a line is still one record, and the text reads back the same."""
+    text = "First line\u2028second line\u2029new paragraph."
+    run = tmp_path / "run"
+    write_jsonl(run / "data.jsonl", [record("s0", turns=[("user", "Why?"), ("assistant", text)]),
+                                     record("s1")])
+    gen_export(capsys, "--input", run / "data.jsonl", "--format", fmt, "--out", tmp_path / "out")
+    raw = (tmp_path / "out" / "train.jsonl").read_text("utf-8")
+    assert "\u2028" not in raw and "\u2029" not in raw
+    rows = [json.loads(line) for line in raw.splitlines()]
+    assert len(rows) == 2 and text in json.dumps(rows[0], ensure_ascii=False)
