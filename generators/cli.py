@@ -77,8 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("gen: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # a wrong flag or value: one line, and where the flags are listed
+        where = exc.ctx.command_path if exc.ctx is not None else "gen"
+        click.echo(f"gen: error: {exc.format_message().rstrip('.')}; see '{where} --help'", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"gen: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except BaleenError as exc:
         click.echo(f"gen: error: {exc.message}", err=True)

@@ -44,7 +44,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 or (code == 2 and lines[0].startswith("Usage:")), err
+    assert len(lines) == 1, err
     for needle in needles:
         assert needle.lower() in err.lower(), (needle, err)
 

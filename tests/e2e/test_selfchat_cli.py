@@ -257,3 +257,16 @@ def test_a_rerun_with_other_filters_judges_the_stored_dialogs_again_without_a_re
         assert proc.returncode == 0 and server.requests_total == 6
         assert [r["reject"] for r in read_jsonl(out / "rejected.jsonl")] == ["refusal", "refusal"]
         assert len(read_jsonl(out / "data.jsonl")) == 4
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["selfchat", "--seeds", "quora", "--concurrency", "0"], "'--concurrency': expected 1 to 4096, or auto"),
+    (["selfchat", "--seeds", "quora", "--limit", "-1"], "'--limit'"),
+    (["selfchat", "--seeds", "quora", "--backend", "foo"], "'foo' is not one of"),
+    (["selfchat"], "missing option '--seeds'"),
+    (["selfchat", "--seeds", "quora", "--no-such-flag"], "no such option"),
+    (["nosuch"], "no such command 'nosuch'"),
+])
+def test_a_wrong_flag_is_one_line_naming_it_and_where_the_flags_are(args, needle):
+    proc = run_gen(*args)
+    assert_one_line_error(proc, 2, needle, "--help'")
