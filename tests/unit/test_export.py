@@ -525,3 +525,29 @@ def test_line_and_paragraph_separators_are_escaped_so_every_reader_sees_one_reco
     assert "\u2028" not in raw and "\u2029" not in raw
     rows = [json.loads(line) for line in raw.splitlines()]
     assert len(rows) == 2 and text in json.dumps(rows[0], ensure_ascii=False)
+
+
+@pytest.mark.parametrize("fmt", ["hf", "openai"])
+def test_a_folder_never_loads_another_exports_cached_rows(tmp_path, capsys, fmt):
+    """`datasets` caches a local folder by its name and its card's header: the header carries
+    the split sizes and the files' checksums, so two exports in folders of the same name, and a
+    --force re-export, each load their own rows from one shared cache."""
+    import datasets
+
+    cache = str(tmp_path / "shared-hf-cache")
+    firsts = {}
+    for name, n in (("a", 3), ("b", 5)):
+        run = tmp_path / name / "run"
+        write_jsonl(run / "data.jsonl", [record(f"{name}{i}") for i in range(n)])
+        out = tmp_path / name / "exports" / "hf"
+        gen_export(capsys, "--input", run / "data.jsonl", "--format", fmt, "--out", out)
+        firsts[name] = (run, out)
+    for name, n in (("a", 3), ("b", 5)):
+        rows = datasets.load_dataset(str(firsts[name][1]), cache_dir=cache)["train"]
+        assert len(rows) == n and f"Question {name}0?" in str(rows[0])
+
+    run, out = firsts["a"]
+    write_jsonl(run / "data.jsonl", [record(f"c{i}") for i in range(4)])
+    gen_export(capsys, "--input", run / "data.jsonl", "--format", fmt, "--out", out, "--force")
+    rows = datasets.load_dataset(str(out), cache_dir=cache)["train"]
+    assert len(rows) == 4 and "Question c0?" in str(rows[0])

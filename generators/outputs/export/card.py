@@ -22,8 +22,11 @@ def size_category(n: int) -> str:
     return "10M<n<100M"
 
 
-def yaml_header(title: str, files: dict[str, str], records: int) -> str:
-    """The front matter: configs/data_files per split, and the licence placeholder."""
+def yaml_header(title: str, files: dict[str, str], records: int, splits: dict[str, int] | None = None,
+                checksums: dict[str, dict[str, Any]] | None = None) -> str:
+    """The front matter: configs/data_files per split, the licence placeholder, and dataset_info
+    with each split's size and each file's checksum (the content, so that `datasets`, which
+    caches a local folder by its name and this header, never serves another export's rows)."""
     lines = ["---", f"pretty_name: {json.dumps(title)}",
              "license: other  # fill in: the licence of this data (see Licence below)",
              f"license_name: {LICENCE_PLACEHOLDER}",
@@ -33,6 +36,15 @@ def yaml_header(title: str, files: dict[str, str], records: int) -> str:
              "configs:", "- config_name: default", "  data_files:"]
     for split, pattern in files.items():
         lines += [f"  - split: {split}", f"    path: {json.dumps(pattern)}"]
+    if splits:
+        lines += ["dataset_info:", "  splits:"]
+        for split, n in splits.items():
+            lines += [f"  - name: {split}", f"    num_examples: {n}"]
+        if checksums:
+            lines += [f"  dataset_size: {sum(c['num_bytes'] for c in checksums.values())}", "  download_checksums:"]
+            for name, c in checksums.items():
+                lines += [f"    {json.dumps(name)}:", f"      num_bytes: {c['num_bytes']}",
+                          f"      checksum: {json.dumps(c['checksum'])}"]
     return "\n".join([*lines, "---"])
 
 
@@ -190,12 +202,14 @@ def how_it_was_made(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def render(doc: dict[str, Any], *, fmt: str, files: dict[str, str], load_from: str) -> str:
+def render(doc: dict[str, Any], *, fmt: str, files: dict[str, str], load_from: str,
+           checksums: dict[str, dict[str, Any]] | None = None) -> str:
     """The whole card: header, how to load it, the licence to fill in, the runs, this export."""
     title = f"baleen {doc['input'].get('stage') or 'records'} export ({fmt})"
     load = ["## Load it", "", "```python", "from datasets import load_dataset",
             f"ds = load_dataset({load_from!r})", "```", ""]
-    out = [yaml_header(title, files, doc["counts"]["exported"]), "", *intro(doc, fmt, title), *load, *licence(),
+    splits = {name: n for name, n in doc["counts"]["splits"].items() if n}
+    out = [yaml_header(title, files, doc["counts"]["exported"], splits, checksums), "", *intro(doc, fmt, title), *load, *licence(),
            *fields(fmt, bool(doc["export"].get("include_rejected"))), *how_it_was_made(doc), *export_section(doc)]
     return "\n".join(out).rstrip() + "\n"
 

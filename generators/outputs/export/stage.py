@@ -116,7 +116,7 @@ def export(settings: ExportSettings, token: str | None = None) -> Result:
         write.json_file(tmp / "provenance.json", doc)
         write.text(tmp / "README.md", card.render(
             doc, fmt=fmt.name, files={name: files.pattern(name) for name, _ in settings.splits if written.get(name)},
-            load_from=settings.repo or str(settings.out)))
+            load_from=settings.repo or str(settings.out), checksums=files.checksums()))
     result = Result(out=settings.out, format=fmt.name, splits=counts["splits"],
                     dropped=selection.dropped, skipped_no_answer=skipped)
     if settings.repo:

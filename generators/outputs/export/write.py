@@ -6,6 +6,7 @@ input, the current folder or a folder of something else.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from contextlib import contextmanager
@@ -201,6 +202,20 @@ class SplitFiles:
         for sink in self._open.values():
             sink.close()
         return {split: sink.count for split, sink in self._open.items()}
+
+    def checksums(self) -> dict[str, dict[str, Any]]:
+        """Size and SHA-256 of each split's file (after close), for the card: `datasets` keys
+        its cache of a local folder on the card's dataset_info, so content in it means a folder
+        never loads another export's cached rows."""
+        out = {}
+        for split in self._open:
+            path = self.folder / self.name(split)
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            out[self.name(split)] = {"num_bytes": path.stat().st_size, "checksum": digest.hexdigest()}
+        return out
 
 
 def json_file(path: Path, obj: Any) -> None:
