@@ -15,6 +15,10 @@ every provider:
   429/503/529 and raised after a run of successes;
 - `--rpm`/`--tpm` (ratelimit.py), with the x-ratelimit-* headers followed;
 - refused credentials stop the whole run at once; other 4xx fail only the request;
+- a server that stops answering mid-run (connections refused or dropped, `UNREACHABLE_TRIES`
+  tries in a row with no answer between, or the last try of a request) stops the run at once,
+  said on stderr when connections first fail: the items it did not answer get no error line
+  and stay pending for a rerun once it is back;
 - the base URL's `user:password@` and query values never reach a message (`scrub`);
 - the response-cache identity (`name`, `endpoint`) and, with `--batch`, the Batch API lifecycle
   (http_batch.py).
@@ -30,6 +34,7 @@ import asyncio
 import base64
 import math
 import os
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, ClassVar, Mapping, NamedTuple
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
@@ -48,6 +53,7 @@ from generators.core.errors import FatalError, UsageError
 CONGESTION_STATUS = {429, 503, 529}  # what cuts the adaptive level: the server says it has too much
 PAUSE_STATUS = {429, 529}  # told to wait: everyone waits (rate limited, overloaded)
 BATCH_CONNECTIONS = 4  # --batch: a handful of file and batch calls, never one per request
+UNREACHABLE_TRIES = 5  # tries in a row that could not connect, no answer between: the server is gone
 
 class _Attempt(NamedTuple):
     """The one field of tenacity's retry state its wait strategies read."""
@@ -163,6 +169,8 @@ class HTTPBackend(Backend):
         self.max_retry_after = max_retry_after
         self.limiter = limiter or RateLimiter()
         self.succeeded = 0
+        self.unreached = 0  # tries in a row that could not connect (any answer from the server resets it)
+        self.gone = False  # the server went away mid-run: every request stops at its next failure
         self.for_batch = for_batch
         client_url, query, credentials = _client_parts(url)
         self.uses_basic_auth = credentials is not None
@@ -190,10 +198,34 @@ class HTTPBackend(Backend):
             try:
                 return await self._attempt(request)
             except CallFailed as exc:
+                gone = self._server_gone(exc, attempt)
+                if gone is not None:
+                    raise gone from None
                 if self._give_up(exc, attempt):
                     raise self._final_failure(exc) from None
                 await asyncio.sleep(self._delay(exc, attempt))
             attempt += 1
+
+    def _server_gone(self, exc: CallFailed, attempt: int) -> FatalError | None:
+        """FatalError when connection failures show that a server which answered before is gone:
+        the request then stops without an error line, so a plain rerun asks it again once the
+        server is back. Said on stderr when connections first fail, as it happens."""
+        if not exc.connection:
+            if exc.status is not None:
+                self.unreached = 0  # the server answered, if only with an error
+            return None
+        self.unreached += 1
+        if self.succeeded == 0:
+            return None  # never reached: _give_up says "cannot reach" after a few quick tries
+        reason = self.scrub(exc.reason)
+        if self.unreached == 1:
+            print(f"gen: warning: cannot connect to the server at {self.endpoint} ({reason}); retrying, "
+                  "and stopping the run if it stays unreachable", file=sys.stderr, flush=True)
+        if not (self.gone or attempt >= self.retries + 1 or (attempt >= 2 and self.unreached >= UNREACHABLE_TRIES)):
+            return None
+        self.gone = True
+        return FatalError(f"the server at {self.endpoint} is unreachable ({reason}); the items it did not "
+                          "answer are still pending: rerun the same command once the server is back")
 
     def _final_failure(self, exc: CallFailed) -> Exception:
         """What a request that ran out of retries becomes: FatalError when the server was never
@@ -255,6 +287,7 @@ class HTTPBackend(Backend):
         result = answer.result
         self.limiter.settle(estimate, result.prompt_tokens + result.completion_tokens)
         self.succeeded += 1
+        self.unreached = 0
         return result
 
     def _on_failure(self, exc: CallFailed, what: str) -> Exception:

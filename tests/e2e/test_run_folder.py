@@ -268,6 +268,34 @@ def test_a_day_long_retry_after_stops_the_run_and_says_so(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["status"] == "stopped"
 
 
+def test_a_server_that_dies_mid_run_stops_it_and_a_rerun_finishes_every_item(tmp_path):
+    seeds = write_seeds(tmp_path / "s.jsonl", QUESTIONS)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    server = ChatServer(latency_s=0.5).start()
+    args = args_for(server, seeds, out, cache, "--concurrency", "4")
+    proc = start(args)
+    try:
+        wait_for(lambda: len(read_jsonl(out / "data.jsonl")) >= 4)
+    finally:
+        server.stop()  # the server dies with requests in flight and items still to go
+    _, stderr = proc.communicate(timeout=120)
+    err = [line for line in stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr
+    assert "warning: cannot connect to the server" in err[0], stderr  # said as it happens
+    assert "is unreachable" in err[-1] and "rerun the same command once the server is back" in err[-1], stderr
+    assert server.base_url.rsplit("/", 1)[0] in err[-1]
+    assert read_jsonl(out / "errors.jsonl") == []  # not reached is not an error: those items stay pending
+    assert json.loads((out / "manifest.json").read_text())["status"] == "stopped"
+    assert len(read_jsonl(out / "data.jsonl")) < len(QUESTIONS)
+    with ChatServer(port=server.port) as again:  # back at the same address: a plain rerun finishes
+        rerun = run_gen(*args, env=gen_env(OPENAI_API_KEY="k"))
+        assert rerun.returncode == 0, rerun.stderr
+        assert again.requests_total > 0
+    assert sorted(r["meta"]["seed"] for r in read_jsonl(out / "data.jsonl")) == sorted(QUESTIONS)  # once each
+    assert read_jsonl(out / "errors.jsonl") == [] and read_jsonl(out / "rejected.jsonl") == []
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+
+
 # -- 6. credentials -----------------------------------------------------------------------------
 
 def test_credentials_in_the_base_url_are_used_and_never_written(tmp_path):

@@ -118,6 +118,27 @@ def test_unreachable_server_is_a_fatal_one_liner():
         ask(make_engine(None, base_url=f"http://127.0.0.1:{port}/v1"))
 
 
+@pytest.mark.parametrize("retries", [20, 2])
+def test_a_server_gone_mid_run_stops_the_run_instead_of_failing_requests(capsys, retries):
+    """After an answer, connection failures (5 tries in a row, or a request's last try) are
+    a FatalError saying the server is unreachable, not a RequestFailed for errors.jsonl."""
+    server = ChatServer().start()
+    engine = make_engine(server, retries=retries)
+
+    async def go():
+        try:
+            assert (await engine.complete(ChatRequest.of([{"role": "user", "content": "first"}]))).text
+            server.stop()
+            with pytest.raises(FatalError, match="is unreachable.*rerun the same command once the server is back"):
+                await engine.complete(ChatRequest.of([{"role": "user", "content": "second"}]))
+        finally:
+            await engine.aclose()
+    asyncio.run(go())
+    assert engine.accounting.failed == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "cannot connect to the server" in line]
+    assert len(warnings) == 1 and server.base_url.rsplit("/", 1)[0] in warnings[0]
+
+
 def test_cache_answers_a_repeated_request_without_the_server(tmp_path):
     with ChatServer() as server:
         first = ask(make_engine(server, cache=ResponseCache(tmp_path / "c.sqlite")), seed=1)
