@@ -15,7 +15,7 @@ every provider:
   429/503/529 and raised after a run of successes;
 - `--rpm`/`--tpm` (ratelimit.py), with the x-ratelimit-* headers followed;
 - refused credentials stop the whole run at once; other 4xx fail only the request;
-- a server that stops answering mid-run (connections refused or dropped, `UNREACHABLE_TRIES`
+- a server that stops answering mid-run (its connections refused: `UNREACHABLE_TRIES`
   tries in a row with no answer between, or the last try of a request) stops the run at once,
   said on stderr when connections first fail: the items it did not answer get no error line
   and stay pending for a rerun once it is back;
