@@ -194,18 +194,23 @@ def _cut_words(text: str, n: int) -> str:
     return text if len(ends) <= n else text[: ends[n - 1]]
 
 
+def _utf8(token: str) -> list[int]:
+    """A token's bytes, as a server sends them even for half a character (a lone surrogate)."""
+    return list(token.encode("utf-8", "surrogatepass"))
+
+
 def make_logprobs(reply: str, top_k: int) -> dict:
     """A deterministic ``logprobs`` object: one entry per whitespace token of the reply."""
     content = []
     for i, word in enumerate(reply.split()):
         token = word if i == 0 else " " + word
         lp = -round(0.05 + 0.1 * (len(word) % 7), 4)
-        tops = [{"token": token, "logprob": lp, "bytes": list(token.encode("utf-8"))}]
+        tops = [{"token": token, "logprob": lp, "bytes": _utf8(token)}]
         for j in range(1, top_k):
             alt = f"{token}~{j}"
-            tops.append({"token": alt, "logprob": round(lp - 1.5 * j, 4), "bytes": list(alt.encode("utf-8"))})
+            tops.append({"token": alt, "logprob": round(lp - 1.5 * j, 4), "bytes": _utf8(alt)})
         content.append(
-            {"token": token, "logprob": lp, "bytes": list(token.encode("utf-8")), "top_logprobs": tops[:top_k]}
+            {"token": token, "logprob": lp, "bytes": _utf8(token), "top_logprobs": tops[:top_k]}
         )
     return {"content": content, "refusal": None}
 

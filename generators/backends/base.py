@@ -126,11 +126,12 @@ class ChatResult:
     cached: bool = False
     cache_read_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
     cache_write_tokens: int = 0  # of prompt_tokens: written into it
+    repaired_text: int = 0  # lone surrogates in `text` made U+FFFD (Engine, before the cache)
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data.pop("cached")
-        for name in ("cache_read_tokens", "cache_write_tokens"):
+        for name in ("cache_read_tokens", "cache_write_tokens", "repaired_text"):
             if not data[name]:
                 del data[name]  # answers without them keep the shape they always had
         return data

@@ -60,10 +60,14 @@ class ResponseCache:
 
     def flush(self) -> None:
         if self._pending:
+            pending, self._pending = self._pending, []
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", self._pending)
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", pending)
+            except BaseException:
+                self._db.execute("ROLLBACK")  # else every later flush fails inside this transaction
+                raise
             self._db.execute("COMMIT")
-            self._pending.clear()
         self._last_commit = time.monotonic()
 
     def close(self) -> None:

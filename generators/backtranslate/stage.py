@@ -234,7 +234,8 @@ class BacktranslateStage(Stage):
                 seen.add(item_id)
                 yield Item(id=item_id, source=self.source,
                            input={"doc_id": segment.doc_id, "segment": segment.index, "text": segment.text},
-                           extra={"segment": segment, "sample": sample})
+                           extra={"segment": segment, "sample": sample},
+                           repaired_text=segment.repaired_text if sample == 0 else 0)
             if self.opts.limit is not None and count >= self.opts.limit:
                 return
 

@@ -42,6 +42,9 @@ USAGE_KEYS = ("requests", "cached", "failed_requests", "prompt_tokens", "complet
 # Of prompt_tokens, those read from or written into a provider's prompt cache: booked only when a
 # provider reports them, so the usage of every other run keeps its shape.
 CACHE_KEYS = ("cache_read_tokens", "cache_write_tokens")
+# Lone surrogates made U+FFFD in the item's seed, segment or answers (generators.core.text.repair_text):
+# booked only when there were some.
+REPAIR_KEY = "repaired_text"
 
 
 def empty_usage() -> dict[str, Any]:
@@ -55,7 +58,7 @@ def add_usage(total: dict[str, Any], part: dict[str, Any] | None) -> dict[str, A
         return total
     for key in USAGE_KEYS:
         total[key] = int(total.get(key) or 0) + int(part.get(key) or 0)
-    for key in CACHE_KEYS:
+    for key in (*CACHE_KEYS, REPAIR_KEY):
         if part.get(key):
             total[key] = int(total.get(key) or 0) + int(part[key])
     if part.get("cost_usd") is not None:
@@ -131,6 +134,11 @@ class Accounting:
     def add_failed(self) -> None:
         self.failed += 1
         self._book(failed_requests=1)
+
+    def add_repaired(self, count: int) -> None:
+        """`count` lone surrogates repaired in the current item's input or answers."""
+        if count:
+            self._book(**{REPAIR_KEY: count})
 
     @staticmethod
     def _book(**part: Any) -> None:

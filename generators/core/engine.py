@@ -1,14 +1,20 @@
 """The engine every stage talks to: cache first, then budget, then the backend, then accounting.
 
+Answers are repaired here, before the cache and the stage see them: a lone UTF-16 surrogate
+(the escaped half of a cut emoji, valid JSON but not encodable) becomes U+FFFD and is counted.
+
 It also notices a run where every request fails (a dead server, a wrong model name) and
 stops it with the last error instead of writing thousands of identical error lines.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from generators.core.accounting import Accounting
 from generators.backends.base import Backend, ChatRequest, ChatResult, RequestFailed
 from generators.backends.cache import ResponseCache, cache_key
 from generators.core.errors import FatalError
+from generators.core.text import repair_text
 
 
 class Engine:
@@ -35,6 +41,7 @@ class Engine:
             hit = self.cache.get(key)
             if hit is not None:
                 self.accounting.add_cached()
+                self.accounting.add_repaired(hit.repaired_text)
                 return hit
         self.accounting.check_budget()
         try:
@@ -47,6 +54,8 @@ class Engine:
                                  f"{exc.reason}; check the server and --model, then rerun") from None
             raise
         self._consecutive_failures = 0
+        result = repaired(result)
+        self.accounting.add_repaired(result.repaired_text)
         self.accounting.add(result.prompt_tokens, result.completion_tokens, result.cache_read_tokens,
                             result.cache_write_tokens)
         if key is not None:
@@ -57,3 +66,14 @@ class Engine:
         if self.cache is not None:
             self.cache.close()
         await self.backend.aclose()
+
+
+def repaired(result: ChatResult) -> ChatResult:
+    """`result` with lone surrogates in its text and logprob tokens made U+FFFD; those in the
+    text are counted in repaired_text."""
+    text, count = repair_text(result.text)
+    logprobs, _ = repair_text(result.logprobs)
+    if text is result.text and logprobs is result.logprobs:
+        return result
+    return dataclasses.replace(result, text=text, logprobs=logprobs,
+                               repaired_text=result.repaired_text + count)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from generators.core.errors import FatalError, UsageError
+from generators.core.text import repair_text
 
 COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
 
@@ -141,8 +142,9 @@ def open_binary(path: str | Path) -> BinaryIO:
 # ---------------------------------------------------------------- reading JSON Lines
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """(line number, object) for each non-blank line of an input file; any bad line, a missing
-    file or a folder is a UsageError naming file:line."""
+    """(line number, object) for each non-blank line of a records file; any bad line, a missing
+    file or a folder is a UsageError naming file:line. Lone surrogates are repaired
+    (repaired_record)."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path}: no such file; check the path")
@@ -151,7 +153,17 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     with open_binary(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if raw.strip():
-                yield number, parse_json_line(raw, f"{path}:{number}")
+                yield number, repaired_record(parse_json_line(raw, f"{path}:{number}"))
+
+
+def repaired_record(obj: Any) -> Any:
+    """A record read back with its lone surrogates made U+FFFD (generators.core.text.repair_text),
+    the count added to its meta.repaired_text, so writing it again cannot fail."""
+    obj, count = repair_text(obj)
+    if count and isinstance(obj, dict) and isinstance(obj.get("meta", {}), dict):
+        meta = obj["meta"] = dict(obj.get("meta") or {})
+        meta["repaired_text"] = int(meta.get("repaired_text") or 0) + count
+    return obj
 
 
 def parse_json_line(raw: bytes, where: str) -> Any:
@@ -168,7 +180,8 @@ def parse_json_line(raw: bytes, where: str) -> Any:
 def read_lines(path: str | Path, on_bad: Callable[[], None] | None = None
                ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(byte offset, object) for each complete JSON line of one of our own files; a missing file
-    has none, and a line that is not JSON (cut by a kill) is passed over (and told to `on_bad`)."""
+    has none, and a line that is not JSON (cut by a kill) is passed over (and told to `on_bad`).
+    Lone surrogates are repaired (repaired_record)."""
     path = Path(path)
     if not path.is_file():
         return
@@ -185,7 +198,7 @@ def read_lines(path: str | Path, on_bad: Callable[[], None] | None = None
                     on_bad()
                 continue
             if isinstance(obj, dict):
-                yield start, obj
+                yield start, repaired_record(obj)
 
 
 def read_json(path: str | Path, *, what: str = "file") -> dict[str, Any] | None:
@@ -213,8 +226,10 @@ _LINE_BREAKS = {0x2028: "\\u2028", 0x2029: "\\u2029"}  # JSON allows them raw; s
 
 def dumps(obj: Any) -> str:
     """One JSONL line (no trailing newline), UTF-8 kept readable, with U+2028/U+2029 escaped so
-    that readers that split lines with str.splitlines() still see one record per line."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    that readers that split lines with str.splitlines() still see one record per line. A lone
+    surrogate that got past the boundaries (an error message, say) becomes U+FFFD here, so that
+    no line fails to be written."""
+    text, _ = repair_text(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
     return text.translate(_LINE_BREAKS) if "\u2028" in text or "\u2029" in text else text
 
 

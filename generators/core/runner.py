@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
-from generators.core.accounting import ITEM_USAGE, add_usage, empty_usage
+from generators.core.accounting import ITEM_USAGE, REPAIR_KEY, add_usage, empty_usage
 from generators.backends.base import RequestFailed
 from generators.core.engine import Engine
 from generators.core.errors import BaleenError, FatalError
@@ -43,6 +43,7 @@ class Item:
     source: str
     input: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    repaired_text: int = 0  # lone surrogates made U+FFFD in the input, booked on the item's line
 
 
 class ItemFailed(Exception):
@@ -113,6 +114,8 @@ class Settler:
     def settle(self, item: Item, outcome: Kept | Rejected | BaseException, usage: dict[str, Any]) -> BaleenError | None:
         """Write the item's one line; returns a FatalError when the same bug hit too many items."""
         store = self.store
+        if item.repaired_text:
+            add_usage(usage, {REPAIR_KEY: item.repaired_text})
         if isinstance(outcome, Kept):
             for number, record in enumerate(outcome.records):  # the item's usage goes on its first line
                 store.keep(item.id, record, usage if number == 0 else empty_usage())

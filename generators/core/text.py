@@ -6,6 +6,7 @@ what a word is, which words carry no meaning, and when two texts are the same.
   normalize_quotes                               NFKC and straight quotes before a regex runs
   normalize_text / normalize_words               the dedup keys (seeds and dialogs / segments)
   coverage / dice / similarity                   how much two texts share their content words
+  repair_text                                    lone UTF-16 surrogates made U+FFFD, counted
 
 No embedding model is installed offline, so likeness is lexical: words are lower-cased, stop
 words dropped, and a light suffix strip makes "symptoms"/"symptom" and "treated"/"treating" one
@@ -17,11 +18,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from typing import Any
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 _TOKEN = re.compile(r"\w+")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _NON_WORD = re.compile(r"[\W_]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 
 # Frequent English function words: prose has 25-50% of them, other Latin-script languages few
@@ -134,3 +137,26 @@ def similarity(a: str, b: str) -> float:
     """Overlap of the two texts' content words as multisets (Dice): 1 for the same wording,
     high for a near-repeat that changes a few words."""
     return dice(Counter(content_words(a)), Counter(content_words(b)))
+
+
+# ---------------------------------------------------------------- text that cannot be encoded
+
+def repair_text(obj: Any) -> tuple[Any, int]:
+    """(`obj` with every lone UTF-16 surrogate made U+FFFD, how many were): the escaped half of a
+    cut emoji ("\\ud83d") is valid JSON but cannot be written as UTF-8. A split pair is joined
+    again. Strings, and the keys and values of lists and dicts, are repaired; an object with
+    nothing to repair is returned as it is."""
+    if isinstance(obj, str):
+        if _SURROGATE.search(obj) is None:
+            return obj, 0
+        fixed = obj.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return fixed, fixed.count("\ufffd") - obj.count("\ufffd")
+    if isinstance(obj, (list, tuple)):
+        parts = [repair_text(value) for value in obj]
+        changed = any(new is not old for (new, _), old in zip(parts, obj))
+        return (type(obj)(value for value, _ in parts) if changed else obj), sum(n for _, n in parts)
+    if isinstance(obj, dict):
+        pairs = [(repair_text(key), repair_text(value)) for key, value in obj.items()]
+        changed = any(k[0] is not key or v[0] is not value for (k, v), (key, value) in zip(pairs, obj.items()))
+        return ({k[0]: v[0] for k, v in pairs} if changed else obj), sum(k[1] + v[1] for k, v in pairs)
+    return obj, 0

@@ -230,7 +230,8 @@ class SelfChatStage(Stage):
 
     def items(self) -> list[Item]:
         return [Item(id=self.item_id(seed), source=seed.source,
-                     input=seed.text, extra={"seed": seed}) for seed in self.seeds]
+                     input=seed.text, extra={"seed": seed}, repaired_text=seed.repaired_text)
+                for seed in self.seeds]
 
     async def work(self, item: Item) -> Kept | Rejected:
         seed: Seed = item.extra["seed"]

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from generators.core.errors import UsageError
 from generators.inputs.corpus.clueweb import iter_clueweb
-from generators.inputs.corpus.document import Document, Pending
+from generators.inputs.corpus.document import Document, Pending, repaired
 from generators.inputs.corpus.hf import iter_hf
 from generators.inputs.corpus.local import iter_path
 
@@ -71,7 +71,7 @@ def _indexed(pending: Iterator[Pending], *, shard: tuple[int, int] | None,
             continue
         document = build()
         if document is not None:
-            yield index, document
+            yield index, repaired(document)
 
 
 def iter_document_part(spec: str, *, corpus_dir: str | None = None, field: str | None = None,

@@ -64,6 +64,7 @@ class Segment:
     url: str | None = None
     kind: str = "html"
     level: int = 0
+    repaired_text: int = 0  # of the document's repaired surrogates, the U+FFFD this segment holds
 
 
 @dataclass
@@ -85,7 +86,8 @@ def segment_document(document: Document, *, max_chars: int = 3000) -> Iterator[S
             blocks, joiner = markdown_blocks(document.text), "\n\n"
         pieces = _sections(blocks, max_chars, joiner, markdown=document.kind == "markdown")
     for index, (level, header, text) in enumerate(pieces):
-        yield Segment(document.id, index, header, text, document.url, document.kind, level)
+        repairs = min(text.count("\ufffd"), document.repaired_text) if document.repaired_text else 0
+        yield Segment(document.id, index, header, text, document.url, document.kind, level, repairs)
 
 
 # ---------------------------------------------------------------- sections (html, markdown)

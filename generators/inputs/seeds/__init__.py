@@ -23,7 +23,7 @@ from typing import Iterator
 from generators.core.shard import check_shard
 from generators.core.errors import UsageError
 from generators.core.records import stable_id
-from generators.core.text import normalize_text
+from generators.core.text import normalize_text, repair_text
 from generators.inputs.seeds.files import read_file
 from generators.inputs.seeds.hub import NAMED, read_hf, read_named
 
@@ -35,6 +35,7 @@ class Seed:
     id: str        # stable_id("seed", normalized text)
     text: str
     source: str    # "quora" | "stackoverflow" | "medquad" | "medqa" | file stem | "hf:NAME"
+    repaired_text: int = 0  # lone surrogates made U+FFFD (a cut emoji's escaped half)
 
 
 # ---------------------------------------------------------------- public API
@@ -81,12 +82,12 @@ def _clean(texts: Iterator[str], source: str) -> list[Seed]:
     seen: set[str] = set()
     seeds: list[Seed] = []
     for text in texts:
-        text = text.strip()
+        text, repairs = repair_text(text.strip())
         key = normalize_text(text)
         if not key or key in seen:
             continue
         seen.add(key)
-        seeds.append(Seed(id=stable_id("seed", key), text=text, source=source))
+        seeds.append(Seed(id=stable_id("seed", key), text=text, source=source, repaired_text=repairs))
     return seeds
 
 

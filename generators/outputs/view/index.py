@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from generators.core.io import read_lines
+from generators.core.io import read_lines, repaired_record
 from generators.core.store import FILES
 from generators.outputs.view.runs import Run
 
@@ -151,7 +151,7 @@ class Index:
                 for i in sorted(members, key=lambda j: self.offset[j]):
                     handle.seek(int(self.offset[i]))
                     try:
-                        out[i] = json.loads(handle.readline())
+                        out[i] = repaired_record(json.loads(handle.readline()))
                     except ValueError:  # the file changed under us since the index was built
                         out[i] = {}
         return [out[i] for i in rows]
