@@ -96,7 +96,8 @@ class AnthropicBackend(HTTPBackend):
         """Message Batches take their lines inline: nothing to upload, a local id to record."""
         return f"inline-{uuid.uuid4().hex}"
 
-    async def create_batch(self, handle: str, data: bytes) -> BatchState:
+    async def create_batch(self, handle: str, data: bytes, metadata: Mapping[str, str]) -> BatchState:
+        """Message Batches keep no metadata: `metadata` is not sent (see run_batches)."""
         requests = [json.loads(line) for line in data.splitlines() if line.strip()]
         return _state(await self.client.messages.batches.create(requests=requests))
 

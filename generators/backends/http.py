@@ -44,7 +44,7 @@ from tenacity.wait import wait_exponential_jitter
 from generators.backends.adaptive import Aimd, Gate
 from generators.backends.base import Backend, BackendSettings, Capabilities, ChatRequest, ChatResult, RequestFailed
 from generators.backends.batch_lines import LineFailure
-from generators.backends.calls import AUTH, DENIED, RETRY, Answer, BatchState, CallFailed
+from generators.backends.calls import AUTH, DENIED, RETRY, Answer, BatchState, CallFailed, RunBatch
 from generators.backends.http_batch import HTTPBatchBackend
 from generators.backends.ratelimit import PauseTooLong, RateLimiter, retry_after
 from generators.backends.urls import check_base_url, redact_url, split_credentials
@@ -99,7 +99,8 @@ class HTTPBackend(Backend):
         """Upload a batch file; its id. A provider that sends lines inline returns a local one."""
         raise NotImplementedError
 
-    async def create_batch(self, handle: str, data: bytes) -> BatchState:
+    async def create_batch(self, handle: str, data: bytes, metadata: Mapping[str, str]) -> BatchState:
+        """Create the batch, with `metadata` (the run's tag) where the provider keeps it."""
         raise NotImplementedError
 
     async def retrieve_batch(self, batch_id: str) -> BatchState:
@@ -112,6 +113,12 @@ class HTTPBackend(Backend):
         """Batches an earlier session created but did not record: upload id -> batch id, for
         uploads given as id -> (when uploaded, lines)."""
         return {}
+
+    async def run_batches(self, metadata: Mapping[str, str], known: Mapping[str, str]) -> list[RunBatch] | None:
+        """The batches whose metadata holds `metadata` (the run's tag), with their lines (`known`:
+        input file -> its custom_ids already recorded, not fetched again); None where the provider
+        keeps no metadata."""
+        return None
 
     # -- settings ------------------------------------------------------------------------------
     @classmethod

@@ -19,6 +19,12 @@ Client, credentials, query parameters, redaction and the cache identity (`name`,
 the provider's own. A provider without file uploads (Anthropic's Message Batches take the lines
 inline) records a local upload id, so a kill between "uploaded" and "submitted" is recovered the
 same way: the provider's `find_batches` looks for the batch on the server.
+
+The server is the ledger's backup: each batch carries the run's fingerprint as metadata
+(RUN_KEY), and before a session's first upload the batches the server lists under it that the
+ledger lacks (a garbled line, a deleted batches.jsonl) are recorded again and waited for. A
+server that cannot be listed stops the run before anything is uploaded. A provider that keeps no
+metadata (Anthropic) answers None and has only `find_batches`.
 """
 from __future__ import annotations
 
@@ -36,11 +42,15 @@ from generators.backends.cache import cache_key
 from generators.backends.calls import AUTH, DENIED, MISSING, RETRY, BatchAPI, BatchState, CallFailed
 from generators.backends.ratelimit import retry_after
 from generators.core.errors import BaleenError, FatalError, UsageError
+from generators.core.manifest import read_manifest
+from generators.core.records import stable_id
 
 T = TypeVar("T")
 
 QUIET_S = 0.5  # no new request for this long: every lane is waiting, submit what there is
 MAX_GATHER_S = 60.0  # a slow trickle of requests is submitted at least this often
+RUN_KEY = "baleen_run"  # batch metadata: the run's fingerprint, so a rerun finds the run's batches
+BATCH_KEY = "baleen_batch"  # batch metadata: a hash of the batch's custom_ids, its own key
 
 
 class _GaveUp(FatalError):
@@ -106,6 +116,9 @@ class HTTPBatchBackend(Backend):
         self.ledger = BatchLedger(run_dir)
         self.resubmitted = 0  # lines sent again in this session (failed or expired)
         self.failed_lines = 0  # requests that ended failed in this session
+        self.adopted = 0  # batches the server listed as this run's that the ledger did not hold
+        self._tag: str | None = None
+        self._adopted = False  # this session has looked for the run's batches on the server
         self._waiters: dict[str, _Waiter] = {}
         self._queue: list[_Waiter] = []
         self._first_arrival = self._last_arrival = 0.0
@@ -177,7 +190,7 @@ class HTTPBatchBackend(Backend):
         if not batches:
             return {}
         return {"batches": batches, "resubmitted_lines": self.resubmitted, "failed_lines": self.failed_lines,
-                "ledger": self.ledger.path.name}
+                "ledger": self.ledger.path.name, **({"adopted_batches": self.adopted} if self.adopted else {})}
 
     async def aclose(self) -> None:
         """Stop polling and submitting, never the batches: a rerun picks them up. A batch being
@@ -276,6 +289,12 @@ class HTTPBatchBackend(Backend):
                 if not waiter.live():
                     self._forget(waiter)
             taken = [w for w in taken if w.live()]
+            if taken and not self._adopted:
+                await self._adopt()
+                self._adopted = True
+                for waiter in [w for w in taken if self.ledger.latest(w.key) is not None]:
+                    taken.remove(waiter)
+                    self._route(waiter)  # it was in a batch the ledger had lost: wait for that one
             if taken:
                 self._submitting = asyncio.get_running_loop().create_task(self._submit(taken))
                 await asyncio.shield(self._submitting)
@@ -295,8 +314,9 @@ class HTTPBatchBackend(Backend):
             self.ledger.uploaded(handle, ids)
             self._creating = True
             try:
+                tag = {**self._run_tag(), BATCH_KEY: stable_id(ids)}
                 batch = await self._api("create a batch",
-                                        lambda handle=handle, data=data: self.api.create_batch(handle, data))
+                                        lambda handle=handle, data=data, tag=tag: self.api.create_batch(handle, data, tag))
                 self.ledger.submitted(batch.id, handle)
             finally:
                 self._creating = False
@@ -307,6 +327,38 @@ class HTTPBatchBackend(Backend):
                 waiters[i].batch = batch.id
                 live.waiting.add(waiters[i].key)
             self._poke.set()
+
+    def _run_tag(self) -> dict[str, str]:
+        """The metadata that names this run on the server: the run's fingerprint (from its
+        manifest, written before the backend starts), else the run folder's path."""
+        if self._tag is None:
+            try:
+                fingerprint = read_manifest(self.ledger.path.parent).get("fingerprint")
+            except BaleenError:
+                fingerprint = None
+            self._tag = str(fingerprint or stable_id(str(self.ledger.path.parent.resolve())))
+        return {RUN_KEY: self._tag}
+
+    async def _adopt(self) -> None:
+        """Before the session's first upload (a rerun that uploads nothing asks nothing): every
+        batch the server lists as this run's that the ledger lacks (a garbled or lost line, a
+        deleted batches.jsonl) is recorded again, so its lines are waited for, not paid twice.
+        A server that cannot be listed stops the run."""
+        known = {record.file: record.id for record in self.ledger.batches.values()}
+        try:
+            listed = await self._api("list this run's batches",
+                                     lambda: self.api.run_batches(self._run_tag(), known))
+        except Exception as exc:  # noqa: BLE001 - an unreadable listing or input file stops the same way
+            reason = str(exc) if isinstance(exc, BaleenError) else \
+                f"cannot list this run's batches: {type(exc).__name__}: {self.api.scrub(str(exc))}"
+            raise FatalError(f"{reason}; nothing was uploaded, so that no request is paid twice") from None
+        for found in reversed(listed or []):  # listed newest first; the ledger keeps submission order
+            if found.id in self.ledger.batches:
+                continue
+            if found.file not in self.ledger.files:
+                self.ledger.uploaded(found.file, found.custom_ids)
+            self.ledger.submitted(found.id, found.file)
+            self.adopted += 1
 
     async def _recover_orphans(self) -> None:
         """An upload recorded without its batch: find the batch on the server (a kill while it

@@ -15,6 +15,7 @@ high concurrency (docs/throughput.md).
 from __future__ import annotations
 
 import importlib.util
+import json
 from typing import IO, Any, Mapping
 
 import httpx2
@@ -23,7 +24,7 @@ import openai
 from generators.backends import openai_wire
 from generators.backends.base import Capabilities, ChatRequest, ChatResult
 from generators.backends.batch_lines import LineFailure
-from generators.backends.calls import RETRY, Answer, BatchState, CallFailed, json_body, raw_text, sdk_failure
+from generators.backends.calls import REJECT, RETRY, Answer, BatchState, CallFailed, RunBatch, json_body, raw_text, sdk_failure
 from generators.backends.http import HTTPBackend
 from generators.backends.openai_transport import lean_aiohttp_client
 
@@ -77,9 +78,9 @@ class OpenAIBackend(HTTPBackend):
                                                   purpose="batch", timeout=max(self.timeout_s, TRANSFER_TIMEOUT_S))
         return uploaded.id
 
-    async def create_batch(self, handle: str, data: bytes) -> BatchState:
+    async def create_batch(self, handle: str, data: bytes, metadata: Mapping[str, str]) -> BatchState:
         return _state(await self.client.batches.create(input_file_id=handle, endpoint=openai_wire.ENDPOINT,
-                                                       completion_window="24h"))
+                                                       completion_window="24h", metadata=dict(metadata)))
 
     async def retrieve_batch(self, batch_id: str) -> BatchState:
         return _state(await self.client.batches.retrieve(batch_id))
@@ -101,6 +102,29 @@ class OpenAIBackend(HTTPBackend):
             if len(found) == len(uploads) or seen >= LISTED_AT_MOST:
                 break
         return found
+
+    async def run_batches(self, metadata: Mapping[str, str], known: Mapping[str, str]) -> list[RunBatch]:
+        """The batches whose metadata holds `metadata`, newest first; the custom_ids of an input
+        file not in `known` (input file -> batch already recorded) are read from the file itself."""
+        found: list[RunBatch] = []
+        seen = 0
+        async for batch in self.client.batches.list(limit=100):
+            seen += 1
+            tags = batch.metadata or {}
+            if all(tags.get(k) == v for k, v in metadata.items()) and known.get(batch.input_file_id) != batch.id:
+                found.append(RunBatch(batch.id, batch.input_file_id, await self._custom_ids(batch)))
+            if seen >= LISTED_AT_MOST:
+                break
+        return found
+
+    async def _custom_ids(self, batch: Any) -> list[str]:
+        """The custom_ids of a batch's input file (a file the server lost: the run cannot go on safely)."""
+        try:
+            response = await self.client.files.content(batch.input_file_id,
+                                                       timeout=max(self.timeout_s, TRANSFER_TIMEOUT_S))
+        except openai.NotFoundError:
+            raise CallFailed(REJECT, f"the input file {batch.input_file_id} of batch {batch.id} is gone") from None
+        return [json.loads(line)["custom_id"] for line in response.content.splitlines() if line.strip()]
 
 
 def _state(batch: Any) -> BatchState:

@@ -166,3 +166,54 @@ def test_selfchat_transcript_with_batch_and_agents_refused(tmp_path):
         agents = run_gen(*args[:-3], "--out", tmp_path / "agents", "--batch", "--mode", "agents", env=ENV)
         assert_one_line_error(agents, 2, "--mode transcript")
         assert len(server.uploads) == 1
+
+
+def killed_while_polling(server: BatchServer, args: list[str]) -> None:
+    """A run killed after its one batch was created and polled: the batch runs on, unanswered."""
+    proc = start_gen(*args, env=ENV)
+    kill_when(proc, lambda: server.retrieves >= 2 or proc.poll() is not None)
+    assert server.retrieves >= 2, proc.stderr.read()
+    assert len(server.uploads) == 1 and not server.answered
+
+
+@pytest.mark.parametrize("damage", ["garbled uploaded line", "deleted ledger"])
+def test_a_batch_the_ledger_lost_is_adopted_from_the_server_not_paid_twice(tmp_path, damage):
+    n = 12
+    inp = write(tmp_path / "in.jsonl", [record(i, 1 + i % 5) for i in range(n)])
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    with BatchServer(reply=judge, hold=True) as server:
+        args = curate_args(server, inp, out, cache)
+        killed_while_polling(server, args)
+        ledger = out / "batches.jsonl"
+        if damage == "deleted ledger":
+            ledger.unlink()
+        else:
+            lines = ledger.read_text("utf-8").splitlines()
+            assert json.loads(lines[0])["event"] == "uploaded"
+            ledger.write_text("\n".join(['{"event": "uploaded", "fi'] + lines[1:]) + "\n", "utf-8")
+
+        server.hold = False
+        again = run_gen(*args, env=ENV)
+        assert again.returncode == 0, again.stderr
+        assert len(server.uploads) == 1 and len(server.batches) == 1  # nothing uploaded again
+        assert sorted(server.lines_run.values()) == [1] * n  # 0 requests paid twice
+        assert rated_ids(out) == sorted(f"r{i}" for i in range(n))
+        assert backend_report(out)["adopted_batches"] == 1
+        (batch,) = server.batches.values()
+        assert batch["metadata"]["baleen_run"] == manifest_of(out)["fingerprint"]  # the run's name on the server
+        events = [json.loads(line)["event"] for line in ledger.read_text("utf-8").splitlines()[-3:]]
+        assert events == ["uploaded", "submitted", "ended"]  # the ledger holds the batch again
+
+
+def test_a_rerun_that_cannot_list_the_runs_batches_stops_before_uploading(tmp_path):
+    inp = write(tmp_path / "in.jsonl", [record(i, 5) for i in range(4)])
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    with BatchServer(reply=judge, hold=True) as server:
+        args = curate_args(server, inp, out, cache, "--retries", "1")
+        killed_while_polling(server, args)
+        (out / "batches.jsonl").unlink()
+        server.api_failures = [{"method": "GET", "path": "/v1/batches", "status": 503, "times": 100}]
+        again = run_gen(*args, env=ENV)
+        assert_one_line_error(again, 1, "cannot list this run's batches", "nothing was uploaded")
+        assert len(server.uploads) == 1 and len(server.batches) == 1
+        assert manifest_of(out)["status"] == "stopped"

@@ -312,3 +312,37 @@ def test_the_registered_openai_backend_offers_batch_and_builds_this_one_from_the
     assert isinstance(backend, HTTPBatchBackend) and backend.name == "openai"
     assert (backend.max_lines, backend.poll_interval_s, backend.retries) == (7, 3.0, 4)
     assert backend.endpoint == "http://127.0.0.1:9/v1" and backend.ledger.path == tmp_path / "batches.jsonl"
+
+
+def test_only_this_runs_batches_are_adopted_and_one_that_cannot_be_read_stops_the_run(tmp_path):
+    texts = ["alpha question", "beta question"]
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    with BatchServer(hold=True) as server:
+        async def interrupted() -> None:
+            backend = make_backend(server, run_a)
+            tasks = [asyncio.create_task(backend.complete(req(t))) for t in texts]
+            await until(lambda: server.retrieves >= 1 or any(t.done() for t in tasks))
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await backend.aclose()
+
+        asyncio.run(interrupted())
+        (run_a / "batches.jsonl").unlink()
+        (batch,) = server.batches.values()
+        assert set(batch["metadata"]) == {"baleen_run", "baleen_batch"}
+        server.hold = False
+        other, _ = ask_all(make_backend(server, run_b), texts)  # another run: its own batch
+        assert all(isinstance(r, ChatResult) for r in other) and len(server.uploads) == 2
+
+        content = server.contents.pop(batch["input_file_id"])  # the lost batch's input cannot be read
+        stopped, _ = ask_all(make_backend(server, run_a), texts)
+        assert all(isinstance(r, FatalError) for r in stopped) and len(server.uploads) == 2
+        message = str(stopped[0])
+        assert "\n" not in message and "cannot list this run's batches" in message and "nothing was uploaded" in message
+
+        server.contents[batch["input_file_id"]] = content
+        backend = make_backend(server, run_a)
+        results, _ = ask_all(backend, texts)
+        assert all(isinstance(r, ChatResult) for r in results) and len(server.uploads) == 2
+        assert backend.report()["adopted_batches"] == 1 and len(server.batches) == 2
