@@ -2,7 +2,6 @@
 decontamination before any request is sent."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
