@@ -161,6 +161,8 @@ def test_a_failed_upload_is_one_line_and_keeps_the_export(tmp_path, rounds):
     (["--input", "{run}", "--format", "hf", "--out", "{run}/data.jsonl", "--force"], "--out is a folder"),
     (["--input", "{run}", "--format", "hf", "--out", "{run}/manifest.json", "--force"], "--out is a folder"),
     (["--input", "{run}", "--format", "openai", "--out", "{tmp}/train.jsonl"], "--out is a folder"),
+    (["--input", "{run}", "--format", "hf", "--out", "{run}/.lock", "--force"], "is part of the run folder"),
+    (["--input", "{run}", "--format", "hf", "--out", "{run}/scoring", "--force"], "is part of the run folder"),
 ])
 def test_errors_are_one_line_exit_2(tmp_path, args, needle):
     run = make_run(tmp_path / "runs")

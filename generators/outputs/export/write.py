@@ -17,6 +17,7 @@ from generators.core.errors import UsageError
 from generators.core.io import dumps, os_error, write_json
 
 MARK = "provenance.json"  # every export has one: what --force may replace
+RUN_PARTS = frozenset({"scoring", "items", "batches", ".lock"})  # a run folder's own parts that are no data file
 DATA_SUFFIXES = frozenset({".jsonl", ".json", ".parquet", ".csv", ".tsv", ".txt", ".arrow"})  # not a folder name
 
 
@@ -35,6 +36,8 @@ def check_dest(dest: Path, *, force: bool, input_path: Path) -> None:
         raise UsageError(f"--out {dest}: --out is a folder (the export writes its data files, a card and "
                          "provenance.json into it), not a file; choose a folder, e.g. "
                          f"--out {dest.with_suffix('')}")
+    if dest.name in RUN_PARTS and (dest.parent / "manifest.json").is_file():
+        raise UsageError(f"--out {dest}: is part of the run folder {dest.parent}; choose a folder of its own")
     if target == source or target in source.parents:
         raise UsageError(f"--out {dest}: is, or holds, the input {input_path}; choose another --out")
     if target == here or target in here.parents:
