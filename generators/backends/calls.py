@@ -30,6 +30,21 @@ class CallFailed(Exception):
     headers: Mapping[str, str] = field(default_factory=dict)
     body: str | None = None
     connection: bool = False  # the server was not reached at all
+    timeout: bool = False  # no answer in time
+
+    @property
+    def cause(self) -> str:
+        """Why the try failed, as the usage's `retried` counts it: 429, 5xx, timeout, bad_body
+        (200 with a body we cannot read), connection, or other (409, 425)."""
+        if self.status == 429:
+            return "429"
+        if self.status is not None and self.status >= 500:
+            return "5xx"
+        if self.timeout or self.status == 408:
+            return "timeout"
+        if self.connection:
+            return "connection"
+        return "bad_body" if self.status is None else "other"
 
     def __post_init__(self) -> None:
         super().__init__(self.reason)
@@ -112,7 +127,7 @@ def sdk_failure(exc: BaseException, sdk: Any) -> CallFailed | None:
         refused = _refused(exc)  # the aiohttp transport reports a refused connection as a timeout
         if refused:
             return CallFailed(RETRY, f"connection failed: {refused}", connection=True)
-        return CallFailed(RETRY, "request timed out")
+        return CallFailed(RETRY, "request timed out", timeout=True)
     if isinstance(exc, sdk.APIConnectionError):
         return CallFailed(RETRY, f"connection failed: {exc.__cause__ or exc.message}", connection=True)
     return None

@@ -48,6 +48,7 @@ from generators.backends.calls import AUTH, DENIED, RETRY, Answer, BatchState, C
 from generators.backends.http_batch import HTTPBatchBackend
 from generators.backends.ratelimit import PauseTooLong, RateLimiter, retry_after
 from generators.backends.urls import check_base_url, redact_url, split_credentials
+from generators.core.accounting import book_retry
 from generators.core.errors import FatalError, UsageError
 
 CONGESTION_STATUS = {429, 503, 529}  # what cuts the adaptive level: the server says it has too much
@@ -210,6 +211,7 @@ class HTTPBackend(Backend):
                     raise gone from None
                 if self._give_up(exc, attempt):
                     raise self._final_failure(exc) from None
+                book_retry(exc.cause)  # the last try is booked by the engine, answered or failed
                 await asyncio.sleep(self._delay(exc, attempt))
             attempt += 1
 

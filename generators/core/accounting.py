@@ -38,7 +38,9 @@ def price_for(model: str, override: tuple[float, float] | None = None) -> tuple[
     return None
 
 
-USAGE_KEYS = ("requests", "cached", "failed_requests", "prompt_tokens", "completion_tokens")
+USAGE_KEYS = ("requests", "cached", "failed_requests", "attempts", "prompt_tokens", "completion_tokens")
+# Why a try was sent again (`retried`): each is one more attempt on the wire, never billed.
+RETRY_CAUSES = ("429", "5xx", "timeout", "bad_body", "connection", "other")
 # Of prompt_tokens, those read from or written into a provider's prompt cache: booked only when a
 # provider reports them, so the usage of every other run keeps its shape.
 CACHE_KEYS = ("cache_read_tokens", "cache_write_tokens")
@@ -48,16 +50,23 @@ REPAIR_KEY = "repaired_text"
 
 
 def empty_usage() -> dict[str, Any]:
-    return {key: 0 for key in USAGE_KEYS} | {"cost_usd": 0.0}
+    return {key: 0 for key in USAGE_KEYS} | {"retried": empty_retried(), "cost_usd": 0.0}
+
+
+def empty_retried() -> dict[str, int]:
+    return {cause: 0 for cause in RETRY_CAUSES}
 
 
 def add_usage(total: dict[str, Any], part: dict[str, Any] | None) -> dict[str, Any]:
     """Add one line's usage into `total` (in place); a None cost makes the total cost unknown
-    only when nothing else priced it."""
+    only when nothing else priced it. Keys an older line lacks (`attempts`, `retried`) read as 0."""
     if not part:
         return total
     for key in USAGE_KEYS:
         total[key] = int(total.get(key) or 0) + int(part.get(key) or 0)
+    into = total.setdefault("retried", empty_retried())
+    for cause, count in (part.get("retried") or {}).items():
+        into[cause] = int(into.get(cause) or 0) + int(count or 0)
     for key in (*CACHE_KEYS, REPAIR_KEY):
         if part.get(key):
             total[key] = int(total.get(key) or 0) + int(part[key])
@@ -77,6 +86,15 @@ def sum_usage(parts: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
 ITEM_USAGE: ContextVar[dict[str, Any] | None] = ContextVar("baleen_item_usage", default=None)
 
 
+def book_retry(cause: str) -> None:
+    """A try that failed and is sent again (called by the backend's retry loop): one more
+    attempt, counted by its cause (one of RETRY_CAUSES) on the current item's usage. No tokens:
+    only answers are billed."""
+    item = ITEM_USAGE.get()
+    if item is not None:
+        add_usage(item, {"attempts": 1, "retried": {cause: 1}})
+
+
 class BudgetReached(FatalError):
     """A --max-cost or --max-tokens budget is spent: the run stops cleanly, resumable."""
 
@@ -90,6 +108,7 @@ class Accounting:
     requests: int = 0
     cached: int = 0
     failed: int = 0
+    attempts: int = 0  # tries sent: one per answered or failed request, plus every retried try
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache_read_tokens: int = 0
@@ -119,12 +138,13 @@ class Accounting:
         as plain input tokens (the price table knows no cache rates); they are booked apart so
         the manifest shows how much of the prompt the provider's cache served."""
         self.requests += 1
+        self.attempts += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.cache_read_tokens += cache_read_tokens
         self.cache_write_tokens += cache_write_tokens
         cache = {key: n for key, n in zip(CACHE_KEYS, (cache_read_tokens, cache_write_tokens)) if n}
-        self._book(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        self._book(requests=1, attempts=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                    cost_usd=self.cost_of(prompt_tokens, completion_tokens), **cache)
 
     def add_cached(self) -> None:
@@ -132,8 +152,10 @@ class Accounting:
         self._book(cached=1)
 
     def add_failed(self) -> None:
+        """A request that ended without an answer: its last try is an attempt too."""
         self.failed += 1
-        self._book(failed_requests=1)
+        self.attempts += 1
+        self._book(failed_requests=1, attempts=1)
 
     def add_repaired(self, count: int) -> None:
         """`count` lone surrogates repaired in the current item's input or answers."""

@@ -16,7 +16,11 @@ def print_summary(out: Path, manifest: dict[str, Any]) -> None:
     click.echo(f"data: {out / 'data.jsonl'}")
     click.echo(f"kept {counts.get('kept', 0)}, rejected {counts.get('rejected', 0)} ({by_reason}), "
                f"errors {counts.get('errors', 0)}" + (f" (see {out / 'errors.jsonl'})" if counts.get("errors") else ""))
-    click.echo(f"requests {usage.get('requests', 0)} (+{usage.get('cached', 0)} from cache), tokens "
+    retried = {cause: n for cause, n in (usage.get("retried") or {}).items() if n}
+    tries = (f", {usage.get('attempts', 0)} attempts, retried " + ", ".join(f"{c} {n}" for c, n in retried.items())
+             if retried else "")
+    failed = f", failed {usage['failed_requests']}" if usage.get("failed_requests") else ""
+    click.echo(f"requests {usage.get('requests', 0)} (+{usage.get('cached', 0)} from cache{tries}{failed}), tokens "
                f"{usage.get('prompt_tokens', 0)} in / {usage.get('completion_tokens', 0)} out, cost "
                + ("unknown" if cost is None else f"${cost:.4f}")
                + f", time {manifest.get('duration_s', 0):.1f}s")

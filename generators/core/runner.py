@@ -111,14 +111,22 @@ class Settler:
             self._ticker.cancel()
         self.bar.close()
 
+    def priced(self, usage: dict[str, Any]) -> dict[str, Any]:
+        """The usage a line carries: its cost is null (unknown) when the run has no price, like
+        the manifest's, and a number (0.0 when it cost nothing) when it has one."""
+        if self.engine.accounting.price is None:
+            usage["cost_usd"] = None
+        return usage
+
     def settle(self, item: Item, outcome: Kept | Rejected | BaseException, usage: dict[str, Any]) -> BaleenError | None:
         """Write the item's one line; returns a FatalError when the same bug hit too many items."""
         store = self.store
         if item.repaired_text:
             add_usage(usage, {REPAIR_KEY: item.repaired_text})
+        usage = self.priced(usage)
         if isinstance(outcome, Kept):
             for number, record in enumerate(outcome.records):  # the item's usage goes on its first line
-                store.keep(item.id, record, usage if number == 0 else empty_usage())
+                store.keep(item.id, record, usage if number == 0 else self.priced(empty_usage()))
         elif isinstance(outcome, Rejected):
             store.reject(item.id, outcome.record, outcome.reason, usage)
         elif isinstance(outcome, ItemFailed):

@@ -169,7 +169,7 @@ def usage_summary(ledger: dict[str, Any], unsettled: dict[str, Any], priced: boo
     """Manifest usage: every line's usage plus what items cut short by a stop spent."""
     total = sum_usage([ledger, unsettled])
     total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
-    total["cost_usd"] = round(total["cost_usd"], 6) if priced else None
+    total["cost_usd"] = round(total["cost_usd"] or 0.0, 6) if priced else None
     return total
 
 

@@ -58,6 +58,7 @@ def book(engine: Engine, usage: dict[str, Any]) -> None:
     acc.requests += int(usage.get("requests") or 0)
     acc.cached += int(usage.get("cached") or 0)
     acc.failed += int(usage.get("failed_requests") or 0)
+    acc.attempts += int(usage.get("attempts") or 0)
     acc.prompt_tokens += int(usage.get("prompt_tokens") or 0)
     acc.completion_tokens += int(usage.get("completion_tokens") or 0)
 

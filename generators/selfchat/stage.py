@@ -1,6 +1,7 @@
 """The self-chat stage: seeds in, dialogs out (kept, rejected with a reason, or errors)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -70,6 +71,7 @@ class SelfChatStage(Stage):
         super().__init__(opts, settings.out)
         self.config = settings
         self.seeds: list[Seed] = []
+        self.dropped_seeds: Counter[str] = Counter()  # what seed cleaning dropped: "duplicate", "blank"
         self.user_engine = None
         self.judge: Judge | None = None
         self.tally = FeedbackTally()
@@ -135,8 +137,9 @@ class SelfChatStage(Stage):
         return feedback.judge_model not in (self.opts.model, own_model)
 
     def load_inputs(self) -> None:
+        self.dropped_seeds = Counter()
         self.seeds = load_seeds(self.config.seeds, field=self.config.text_field, limit=self.opts.limit,
-                                shard=self.config.shard, seed=self.opts.seed)
+                                shard=self.config.shard, seed=self.opts.seed, dropped=self.dropped_seeds)
 
     def build_engines(self) -> None:
         super().build_engines()
@@ -290,7 +293,9 @@ class SelfChatStage(Stage):
 
     def manifest_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"filters": self.filters.settings(), "seeds": {"spec": self.config.seeds, "field": self.config.text_field,
-                                           "shard": self.config.shard, "count": len(self.seeds)}}
+                                           "shard": self.config.shard, "count": len(self.seeds),
+                                           "duplicates": self.dropped_seeds["duplicate"],
+                                           "blank": self.dropped_seeds["blank"]}}
         if self.judge is not None and self.config.feedback is not None:
             extra["feedback"] = {**self.tally.describe(self.config.feedback), "judge_model": self.judge_label(),
                                  "judge_base_url": redact_url(self.judge_options().base_url)}

@@ -51,6 +51,21 @@ def test_report_on_a_run_folder(tmp_path):
         assert f"(report_files/{name})" in report
 
 
+def test_report_shows_attempts_retries_and_failures_per_run(tmp_path):
+    root = tmp_path / "runs"
+    usage = {"requests": 8, "cached": 2, "failed_requests": 1, "attempts": 14, "prompt_tokens": 80,
+             "completion_tokens": 40, "cost_usd": None,
+             "retried": {"429": 3, "5xx": 1, "timeout": 1, "bad_body": 0, "connection": 0, "other": 0}}
+    make_run(root / "new", "selfchat", [("a", None)], usage=usage)
+    make_run(root / "old", "selfchat", [("b", None)])  # a manifest from before attempts were counted
+    proc = run_gen("report", root)
+    assert proc.returncode == 0, proc.stderr
+    report = (root / "report.md").read_text()
+    assert "## Requests" in report
+    assert "| new | 8 | 2 | 14 | 3 | 1 | 1 | 0 | 0 | 0 | 1 |" in report
+    assert "| old | 10 | - | - | - | - | - | - | - | - | - |" in report
+
+
 def test_report_on_rounds_compares_kept_ids_and_scores(tmp_path):
     root = tmp_path / "rounds"
     make_run(root / "round0" / "aug", "backtranslate", [(f"r{i}", None) for i in range(6)])

@@ -17,7 +17,8 @@ from tests.helpers import (assert_one_line_error, gen_env, kill_when, read_jsonl
                            write_seeds)
 
 QUESTIONS = [f"What is remarkable fact number {i} about glaciers?" for i in range(24)]
-USAGE_KEYS = {"requests", "cached", "failed_requests", "prompt_tokens", "completion_tokens", "cost_usd"}
+USAGE_KEYS = {"requests", "cached", "failed_requests", "attempts", "retried", "prompt_tokens", "completion_tokens",
+              "cost_usd"}
 
 
 def args_for(server: ChatServer, seeds: Path, out: Path, cache: Path, *extra: str) -> list[str]:
@@ -109,6 +110,42 @@ def test_every_line_carries_its_usage_and_the_manifest_sums_the_lines(tmp_path):
     assert manifest["usage"]["requests"] == 5, (manifest["usage"], written)
     assert manifest["usage"]["failed_requests"] == 1
     assert manifest["usage"]["cost_usd"] == pytest.approx(sum(line_usage(x)["cost_usd"] for x in written), abs=1e-6)
+
+
+def test_retries_that_succeed_are_counted_as_the_server_saw_them_and_unpriced_lines_cost_null(tmp_path):
+    seeds = write_seeds(tmp_path / "s.jsonl", QUESTIONS[:8] + QUESTIONS[:3] + ["", "  "])  # 3 repeats, 2 blank
+    out = tmp_path / "out"
+    faults = [{"status": 429, "retry_after": 0, "times": 5}, {"status": 500, "times": 3},
+              {"status": 503, "times": 1}]
+    with ChatServer(rules=faults) as server:
+        proc = run_gen(*args_for(server, seeds, out, tmp_path / "cache", "--concurrency", "4"),
+                       env=gen_env(OPENAI_API_KEY="k"))
+        assert proc.returncode == 0, proc.stderr
+        seen, total = dict(server.by_status), server.requests_total
+    manifest = json.loads((out / "manifest.json").read_text())
+    usage = manifest["usage"]
+    assert usage["attempts"] == total == sum(seen.values())
+    assert usage["retried"]["429"] == seen[429] == 5
+    assert usage["retried"]["5xx"] == seen[500] + seen[503] == 4
+    assert usage["failed_requests"] == 0 and usage["requests"] == seen[200] == 8
+    written = lines(out)
+    assert sum(line_usage(x)["attempts"] for x in written) == total
+    assert usage["cost_usd"] is None  # "teacher" has no price
+    assert [line_usage(x)["cost_usd"] for x in written] == [None] * len(written)
+    assert f"{total} attempts, retried 429 5, 5xx 4" in proc.stdout  # the end line says it too
+    assert manifest["seeds"]["count"] == 8 and manifest["seeds"]["duplicates"] == 3
+    assert manifest["seeds"]["blank"] == 2
+
+
+def test_a_priced_run_gives_every_line_a_number_for_its_cost(tmp_path):
+    seeds = write_seeds(tmp_path / "s.jsonl", QUESTIONS[:3] + ["x" * 60])
+    out = tmp_path / "out"
+    with ChatServer() as server:
+        proc = run_gen(*args_for(server, seeds, out, tmp_path / "cache", "--price", "1,2", "--max-seed-chars", "48"),
+                       env=gen_env(OPENAI_API_KEY="k"))
+        assert proc.returncode == 0, proc.stderr
+    costs = {bool(line_usage(x)["requests"]): line_usage(x)["cost_usd"] for x in lines(out)}
+    assert costs[False] == 0.0 and costs[True] > 0  # refused before any request: it cost nothing
 
 
 def test_a_token_budget_holds_across_kills(tmp_path):

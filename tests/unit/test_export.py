@@ -4,6 +4,7 @@ DEST written whole or not at all. Input records and run folders are built here b
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,40 @@ def test_alpaca_takes_the_first_exchange(inputs, tmp_path, capsys):
     assert rows[2]["system"] == f"Be brief.\n\n{TAG_AUG}" and rows[2]["input"] == ""
     prompt = "### Instruction:\n{instruction}\n\n### Response:\n{output}".format(**rows[2])  # the Alpaca template
     assert prompt == "### Instruction:\nCafé or tea ☕?\n\n### Response:\nTea."
+
+
+def llama_factory_entries() -> dict:
+    """The dataset_info.json example docs/export.md gives for LLaMA-Factory."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "export.md").read_text("utf-8")
+    blocks = [json.loads(b) for b in re.findall(r"^```json\n(.*?)^```", text, re.M | re.S) if '"file_name"' in b]
+    assert len(blocks) == 1, "docs/export.md gives one dataset_info.json example"
+    return blocks[0]
+
+
+def test_the_llama_factory_example_reads_the_split_file_with_our_columns(inputs, tmp_path, capsys):
+    """What LLaMA-Factory's converters look up, per entry of the docs' example: the file (a data
+    file, never provenance.jsonl), the columns, and for sharegpt the role tags of every turn."""
+    entries = llama_factory_entries()
+    assert set(entries) == {"baleen_sharegpt", "baleen_alpaca"}
+    for name, entry in entries.items():
+        fmt = entry["formatting"]
+        assert name == f"baleen_{fmt}" and entry["file_name"] == f"exports/{fmt}/train.jsonl"
+        gen_export(capsys, "--input", inputs["cur"], "--format", fmt, "--with-tags", "--out",
+                   tmp_path / entry["file_name"].rpartition("/")[0])
+        rows = read_jsonl(tmp_path / entry["file_name"])
+        assert len(rows) == 5
+        for row in rows:  # every column the entry names is a field of every row
+            assert set(entry["columns"].values()) <= set(row), (name, row)
+        if fmt == "sharegpt":
+            tags = entry["tags"]
+            column = entry["columns"]["messages"]
+            roles = {tags["user_tag"], tags["assistant_tag"], tags["system_tag"]}
+            for row in rows:
+                turns = row[column]
+                assert all(set(t) == {tags["role_tag"], tags["content_tag"]} and t[tags["role_tag"]] in roles
+                           for t in turns)
+                body = turns[1:] if turns[0][tags["role_tag"]] == tags["system_tag"] else turns
+                assert [t[tags["role_tag"]] for t in body] == [tags["user_tag"], tags["assistant_tag"]] * (len(body) // 2)
 
 
 def test_messages_are_the_records_without_meta(inputs, tmp_path, capsys, tokenizer):

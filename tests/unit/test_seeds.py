@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -711,3 +712,15 @@ def test_mirror_needs_no_hub_at_all(mirror, tmp_path):
 def test_mirror_skips_the_hub_probe(mirror, monkeypatch):
     monkeypatch.setattr(seeds_hub, "_hub_reachable", lambda timeout=0: pytest.fail("probed the hub for a local copy"))
     assert texts(load_seeds("medqa", seed=2)) == shuffled(EXPECTED["medqa"], 2)
+
+
+def test_what_cleaning_drops_is_counted(tmp_path):
+    path = tmp_path / "qs.txt"
+    path.write_text("Why?\nwhy?\n  WHY? \nHow?\n\n   \nHow?\n", "utf-8")
+    dropped: Counter[str] = Counter()
+    assert sorted(texts(load_seeds(str(path), dropped=dropped))) == ["How?", "Why?"]
+    assert dropped == {"duplicate": 3, "blank": 2}
+    jsonl = write_jsonl(tmp_path / "qs.jsonl", [{"question": "A?"}, {"question": " "}, {"question": "a?"}])
+    dropped = Counter()
+    assert texts(load_seeds(str(jsonl), dropped=dropped, limit=1)) == ["A?"]
+    assert dropped == {"duplicate": 1, "blank": 1}  # counted over the whole source, before --limit

@@ -17,6 +17,7 @@ hf: specs, the mirror, offline handling) and `files` (local files, field choice)
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -41,8 +42,11 @@ class Seed:
 # ---------------------------------------------------------------- public API
 
 def load_seeds(spec: str, *, field: str | None = None, limit: int | None = None,
-               shard: tuple[int, int] | None = None, seed: int = 0) -> list[Seed]:
-    """Read, clean, shuffle, shard and limit the seeds named by `spec` (see the module doc)."""
+               shard: tuple[int, int] | None = None, seed: int = 0,
+               dropped: Counter[str] | None = None) -> list[Seed]:
+    """Read, clean, shuffle, shard and limit the seeds named by `spec` (see the module doc).
+    `dropped`, when given, counts what cleaning dropped from the whole source ("blank",
+    "duplicate"), so the manifest can say why it has fewer seeds than the file has lines."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit {limit}: must be 1 or more")
     if shard is not None:
@@ -52,7 +56,7 @@ def load_seeds(spec: str, *, field: str | None = None, limit: int | None = None,
                          "hf:NAME:FIELD or a file (.jsonl .json .csv .tsv .parquet .txt)")
     spec = spec.strip()
     texts, source, where = _read_source(spec, field)
-    seeds = _clean(texts, source)
+    seeds = _clean(texts, source, Counter() if dropped is None else dropped)
     if not seeds:
         raise UsageError(f"{where}: no seeds after reading (every value blank); "
                          "check the file or pick another --field")
@@ -78,13 +82,14 @@ def _read_source(spec: str, field: str | None) -> tuple[Iterator[str], str, str]
     return read_file(spec, field)
 
 
-def _clean(texts: Iterator[str], source: str) -> list[Seed]:
+def _clean(texts: Iterator[str], source: str, dropped: Counter[str]) -> list[Seed]:
     seen: set[str] = set()
     seeds: list[Seed] = []
     for text in texts:
         text, repairs = repair_text(text.strip())
         key = normalize_text(text)
         if not key or key in seen:
+            dropped["duplicate" if key else "blank"] += 1
             continue
         seen.add(key)
         seeds.append(Seed(id=stable_id("seed", key), text=text, source=source, repaired_text=repairs))

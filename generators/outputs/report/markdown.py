@@ -79,6 +79,7 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         lines.append(_run_row(run))
+    lines += _requests(data)
     bad = [run for run in runs if run.bad_lines]
     if bad:
         lines += ["", "Unreadable lines skipped: " + ", ".join(f"{r.name} {r.bad_lines}" for r in bad) + "."]
@@ -127,6 +128,32 @@ def _run_row(run: RunData) -> str:
             f"{_num(u.get('prompt_tokens'))} / {_num(u.get('completion_tokens'))} | "
             f"{'-' if not run.has_records and not u else _cost(u.get('cost_usd'))} | "
             f"{'-' if duration is None else f'{duration:.1f}s'} |")
+
+
+RETRIED_COLUMNS = (("429", "429"), ("5xx", "5xx"), ("timeout", "timeout"), ("bad_body", "bad body"),
+                   ("connection", "connection"), ("other", "other"))
+
+
+def _requests(data: Sequence[RunData]) -> list[str]:
+    """What each run sent: answered and cached requests, every try on the wire, the tries sent
+    again by cause, and requests that got no answer (the numbers --concurrency and --rpm are tuned
+    from). Manifests older than these counts show "-"."""
+    if not data:
+        return []
+    lines = ["", "## Requests", "",
+             "Attempts are the tries sent to the server: answered and failed requests plus every retried try "
+             "(by cause). Tokens and cost come from answers only.", "",
+             "| run | requests | cached | attempts | " + " | ".join(f"retried {label}" for _, label in RETRIED_COLUMNS)
+             + " | failed |", "|---|" + "---:|" * (4 + len(RETRIED_COLUMNS))]
+    for run in data:
+        u = run.usage
+        counted = "attempts" in u
+        retried = u.get("retried") if isinstance(u.get("retried"), dict) else {}
+        cells = [_num(u.get("requests")), _num(u.get("cached")), _num(u.get("attempts")) if counted else "-"]
+        cells += [_num(int(retried.get(cause) or 0)) if counted else "-" for cause, _ in RETRIED_COLUMNS]
+        cells.append(_num(u.get("failed_requests")))
+        lines.append(f"| {run.name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _data_sections(data: Sequence[RunData], made: dict[str, Path | None], out: Path) -> list[str]:
