@@ -141,17 +141,60 @@ def open_binary(path: str | Path) -> BinaryIO:
 
 # ---------------------------------------------------------------- reading JSON Lines
 
+MAX_LINE_BYTES = 64 << 20  # the longest line any reader takes; --max-line-bytes sets it (set_max_line_bytes)
+_CHUNK = 1 << 20  # an over-long line is passed over this many bytes at a time, never held whole
+
+
+def set_max_line_bytes(limit: int) -> None:
+    """Set the longest line every reader takes (the --max-line-bytes flag, for this process)."""
+    global MAX_LINE_BYTES
+    MAX_LINE_BYTES = int(limit)
+
+
+def too_long(where: str) -> UsageError:
+    """The one message for a line over --max-line-bytes."""
+    return UsageError(f"{where}: line longer than --max-line-bytes ({MAX_LINE_BYTES} bytes); "
+                      "split the file, fix that line, or raise --max-line-bytes")
+
+
+def bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """Each line of `handle` (newline kept), None for a line longer than MAX_LINE_BYTES. A line is
+    read at most MAX_LINE_BYTES + 1 bytes at a time, and an over-long one is skipped in chunks,
+    so memory stays within the limit whatever the file holds (a 2 GB file without a newline)."""
+    limit = MAX_LINE_BYTES
+    while True:
+        raw = handle.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or (len(raw) == limit + 1 and raw.endswith(b"\n")):
+            yield raw
+            continue
+        del raw
+        _skip_rest_of_line(handle)
+        yield None
+
+
+def _skip_rest_of_line(handle: BinaryIO) -> None:
+    """Read past the rest of an over-long line, a chunk at a time, keeping none of it."""
+    while True:
+        rest = handle.readline(_CHUNK)
+        if not rest or rest.endswith(b"\n"):
+            return
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """(line number, object) for each non-blank line of a records file; any bad line, a missing
-    file or a folder is a UsageError naming file:line. Lone surrogates are repaired
-    (repaired_record)."""
+    """(line number, object) for each non-blank line of an input file; any bad line (or one over
+    --max-line-bytes), a missing file or a folder is a UsageError naming file:line. Lone surrogates
+    are repaired (repaired_record)."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise UsageError(f"{path}: is a folder; give a .jsonl file")
     with open_binary(path) as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(bounded_lines(handle), start=1):
+            if raw is None:
+                raise too_long(f"{path}:{number}")
             if raw.strip():
                 yield number, repaired_record(parse_json_line(raw, f"{path}:{number}"))
 
@@ -168,32 +211,40 @@ def repaired_record(obj: Any) -> Any:
 
 def parse_json_line(raw: bytes, where: str) -> Any:
     """One line of an input file decoded; bad bytes or bad JSON are a UsageError naming `where`
-    (file:line)."""
+    (file:line), and so is JSON nested too deeply for the parser (a RecursionError)."""
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise UsageError(f"{where}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where}: bad JSON ({exc.msg} at column {exc.colno}); fix or remove that line") from None
+    except RecursionError:
+        raise UsageError(f"{where}: JSON nested too deeply to read; fix or remove that line") from None
+
+
+_UNREADABLE = object()  # a line of our own files that read_lines passes over
 
 
 def read_lines(path: str | Path, on_bad: Callable[[], None] | None = None
                ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(byte offset, object) for each complete JSON line of one of our own files; a missing file
-    has none, and a line that is not JSON (cut by a kill) is passed over (and told to `on_bad`).
+    has none. A line that cannot be read (cut by a kill, over --max-line-bytes, or JSON nested too
+    deeply) is passed over and told to `on_bad`, so one bad line never stops a resume or the viewer.
     Lone surrogates are repaired (repaired_record)."""
     path = Path(path)
     if not path.is_file():
         return
     with path.open("rb") as handle:
-        offset = 0
-        for raw in handle:
-            start, offset = offset, offset + len(raw)
-            if not raw.strip():
+        end = 0
+        for raw in bounded_lines(handle):
+            start, end = end, handle.tell()
+            if raw is not None and not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-            except ValueError:
+                obj = json.loads(raw) if raw is not None else _UNREADABLE
+            except (ValueError, RecursionError):
+                obj = _UNREADABLE
+            if obj is _UNREADABLE:
                 if on_bad is not None:
                     on_bad()
                 continue

@@ -27,6 +27,7 @@ from generators.backends.urls import redact_url
 from generators.backends.embedded import EMBEDDED_NAME, default_cache_dir
 from generators.core.engine import Engine
 from generators.core.errors import UsageError
+from generators.core.io import MAX_LINE_BYTES, set_max_line_bytes
 from generators.core.flags import BACKEND, FINGERPRINT, MANIFEST, derived, flag, flag_fields, from_options, options
 
 
@@ -41,6 +42,12 @@ def _concurrency(ctx: click.Context, param: click.Parameter, value: str) -> int 
     if not 1 <= number <= 4096:
         raise click.BadParameter("expected 1 to 4096, or auto")
     return number
+
+
+def _max_line_bytes(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """Every reader of this process takes lines up to this many bytes (generators.core.io)."""
+    set_max_line_bytes(value)
+    return value
 
 
 def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
@@ -182,6 +189,12 @@ class RunOptions:
         "--data-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
         feeds=BACKEND | MANIFEST, record=_above_one,
         help="vllm: engine copies vLLM itself runs behind one backend (vLLM data parallelism).")
+    # last, so that a command without the run flags (gen export) can take it alone: options(start=...)
+    max_line_bytes: int = flag(
+        "--max-line-bytes", type=click.IntRange(1), default=MAX_LINE_BYTES, show_default=True,
+        callback=_max_line_bytes, metavar="BYTES",
+        help="Longest line read from any file; a longer one stops the run (exit 2) naming file:line, "
+             "without being read whole.")
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":

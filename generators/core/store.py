@@ -97,14 +97,25 @@ def check_fingerprint(folder: Path, previous: dict[str, Any], fingerprint: str) 
 
 
 def _repair_tail(path: Path) -> None:
-    """Drop a final line that a kill cut short (no trailing newline)."""
+    """Drop a final line that a kill cut short (no trailing newline), reading the file backwards
+    in small pieces rather than whole."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open("rb+") as handle:
-        data = handle.read()
-        if data.endswith(b"\n"):
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(end - 1)
+        if handle.read(1) == b"\n":
             return
-        handle.truncate(data.rfind(b"\n") + 1)
+        cut = 0
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            handle.seek(start)
+            found = handle.read(end - start).rfind(b"\n")
+            if found >= 0:
+                cut = start + found + 1
+                break
+            end = start
+        handle.truncate(cut)
 
 
 def item_of(line: dict[str, Any]) -> str | None:
@@ -144,6 +155,7 @@ class RunStore:
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.done: set[str] = set()
+        self.unreadable = 0  # lines of our own files passed over on resume (nested too deeply, too long)
         self.usage = empty_usage()  # what every line written so far records
         make_folder(self.dir)
         self.manifest = Manifest(self.dir, stage)
@@ -162,7 +174,7 @@ class RunStore:
             if kind == "error" and retry_errors and path.exists():
                 self._retire_errors(path)
                 continue
-            for obj in self.iter_lines(kind):
+            for _, obj in read_lines(path, on_bad=self._bad_line):
                 item = item_of(obj)
                 if item:
                     self.done.add(item)
@@ -185,9 +197,15 @@ class RunStore:
         path.unlink()
 
     def iter_lines(self, kind: str) -> Iterator[dict[str, Any]]:
-        """The lines of one file ("kept", "rejected" or "error") written so far, decoded."""
+        """The lines of one file ("kept", "rejected" or "error") written so far, decoded; a line
+        that cannot be read is passed over (the scan at opening counts it)."""
         for _, obj in read_lines(self.dir / FILES[kind]):
             yield obj
+
+    def _bad_line(self) -> None:
+        """A line of our own files that cannot be read (nested too deeply, over --max-line-bytes):
+        passed over and counted (the manifest's counts.unreadable_lines), so it never stops a resume."""
+        self.unreadable += 1
 
     # -- writing ---------------------------------------------------------------------------
     def _append(self, kind: str, obj: dict[str, Any]) -> None:
@@ -231,8 +249,10 @@ class RunStore:
     # -- manifest and closing --------------------------------------------------------------
     def fields(self) -> dict[str, Any]:
         """What the store knows for the manifest: fingerprint, settings and counts."""
-        return {"fingerprint": self.fingerprint, "settings": self.settings,
-                "counts": counts(self.counts["kept"], self.counts["rejected"], self.counts["error"], self.reasons)}
+        tally = counts(self.counts["kept"], self.counts["rejected"], self.counts["error"], self.reasons)
+        if self.unreadable:
+            tally["unreadable_lines"] = self.unreadable
+        return {"fingerprint": self.fingerprint, "settings": self.settings, "counts": tally}
 
     def write_manifest(self, *, status: str, extra: dict[str, Any]) -> dict[str, Any]:
         """Atomically (re)write manifest.json with settings, counts and whatever the stage adds."""

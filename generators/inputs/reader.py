@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from generators.core.errors import UsageError, first_line
-from generators.core.io import open_binary, parse_json_line
+from generators.core.io import bounded_lines, open_binary, parse_json_line, too_long
 
 SHOWN_COLUMNS = 12  # a wider table's columns are cut with ", ..." in messages
 
@@ -47,14 +47,32 @@ def read_text(path: Path) -> str:
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, raw line) for each non-blank line of a plain, .gz or .zst file, lazily.
     A truncated or corrupt archive is a UsageError naming the file (generators.core.io.open_binary),
-    raised where the damage is met, after the lines before it."""
+    raised where the damage is met, after the lines before it; so is a line over --max-line-bytes,
+    which is never read whole."""
     with open_binary(path) as handle:
         try:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in enumerate(bounded_lines(handle), start=1):
+                if raw is None:
+                    raise too_long(f"{path}:{number}")
                 if raw.strip():
                     yield number, raw
         except OSError as exc:
             raise UsageError(f"{path}: cannot read ({exc.strerror or exc}); check the file") from None
+
+
+def iter_text_lines(path: Path) -> Iterator[str]:
+    """Each line of a UTF-8 text file as text (a leading byte-order mark dropped, the newline
+    kept), read one line at a time within --max-line-bytes; bad bytes are reported as file:line."""
+    with open_binary(path) as handle:
+        for number, raw in enumerate(bounded_lines(handle), start=1):
+            if raw is None:
+                raise too_long(f"{path}:{number}")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"{path}:{number}: not valid UTF-8 (byte {exc.start}); "
+                                 "re-encode the file as UTF-8") from None
+            yield text.removeprefix("\ufeff") if number == 1 else text
 
 
 def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:

@@ -64,6 +64,16 @@ class SelfChatSettings:
     feedback: FeedbackSettings | None = None  # --feedback N with its judge (agents mode)
 
 
+SEED_EXCERPT_BYTES = 4096  # an oversize seed's rejected line keeps this much of it
+
+
+def seed_excerpt(text: str) -> dict[str, Any]:
+    """The meta of a seed_too_long line: its first SEED_EXCERPT_BYTES bytes (whole characters) and
+    its length, so rejected.jsonl never copies a 50 MB seed."""
+    head = text.encode("utf-8", "surrogatepass")[:SEED_EXCERPT_BYTES].decode("utf-8", "ignore")
+    return {"seed": head, "seed_chars": len(text), "seed_truncated": True}
+
+
 class SelfChatStage(Stage):
     name = "selfchat"
 
@@ -239,7 +249,9 @@ class SelfChatStage(Stage):
     async def work(self, item: Item) -> Kept | Rejected:
         seed: Seed = item.extra["seed"]
         if len(seed.text) > self.config.max_seed_chars:
-            return Rejected(self.record(seed, item.id, Dialog(messages=[], finish="natural")), "seed_too_long")
+            record = self.record(seed, item.id, Dialog(messages=[], finish="natural"))
+            record["meta"].update(seed_excerpt(seed.text))
+            return Rejected(record, "seed_too_long")
         assert self.engine is not None and self.user_engine is not None
         if self.config.mode == "transcript":
             dialog = await transcript_dialog(self.engine, seed.text, self.generation.sampling, item_id=item.id,

@@ -67,8 +67,9 @@ def _txt_record(raw: bytes, path: Path, rel: str, number: int) -> Document | Non
     where = f"{path}:{number}"
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{where}: bad ClueWeb22 txt record ({exc}); check the file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UsageError(f"{where}: bad ClueWeb22 txt record ({type(exc).__name__}: {exc}); "
+                         "check the file") from None
     if not isinstance(obj, dict) or "Clean-Text" not in obj:
         raise UsageError(f"{where}: no 'Clean-Text' field; is this a ClueWeb22 txt file?")
     text = obj.get("Clean-Text") or ""

@@ -51,6 +51,9 @@ BOILERPLATE_EXACT = ("search", "categories", "category", "tags", "archives", "ar
                      "links", "popular", "recent", "more", "home", "main", "about", "share",
                      "related", "resources", "sitemap", "site map", "top", "untitled")
 
+DEFAULT_MAX_DOC_CHARS = 5_000_000
+DOC_TOO_LONG = "doc_too_long"  # a stage reason (STAGE_REASONS): the whole document, not a segment
+
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -63,6 +66,9 @@ class SegmentFilterConfig:
                           help="Shortest segment kept.")
     max_chars: int = flag("--max-chars", type=click.IntRange(1), default=3000, show_default=True,
                           help="Longest segment kept.")
+    max_doc_chars: int = flag("--max-doc-chars", type=click.IntRange(1), default=DEFAULT_MAX_DOC_CHARS, show_default=True,
+                              help="Skip a corpus document longer than this (reason doc_too_long) before it is "
+                                   "parsed and segmented.")
     check_headers: bool = flag("--no-header-filters", default=True, is_flag=True, flag_value=False,
                                help="Keep segments with empty, all-caps or navigation headers.")
     text_needs_header: bool = False
@@ -99,8 +105,12 @@ class SegmentFilterConfig:
         return dataclasses.replace(config, near_dedup=config.near_dedup and config.dedup)
 
     def describe(self) -> dict[str, Any]:
-        """Settings for a manifest (and the fingerprint)."""
-        return asdict(self)
+        """Settings for a manifest (and the fingerprint). max_doc_chars shows only when changed, so
+        runs made before the flag existed keep their fingerprint and resume."""
+        settings = asdict(self)
+        if self.max_doc_chars == DEFAULT_MAX_DOC_CHARS:
+            del settings["max_doc_chars"]
+        return settings
 
 
 class Sketch(NamedTuple):
@@ -325,7 +335,11 @@ class SegmentPipeline:
 
     def precheck(self, document: Document, *, portable: bool = True) -> list[Prechecked]:
         """The document's segments judged by the filters that need no memory of other segments;
-        with `portable` (a reader task), a passed segment's dedup sketch is worked out here too."""
+        with `portable` (a reader task), a passed segment's dedup sketch is worked out here too.
+        A document over max_doc_chars is not parsed at all: one entry with reason doc_too_long."""
+        if len(document.text) > self.config.max_doc_chars:
+            empty = Segment(doc_id=document.id, index=0, header="", text="")
+            return [Prechecked(SegmentCandidate(empty), DOC_TOO_LONG)]
         checked = []
         for segment in segment_document(document, max_chars=self.config.max_chars):
             candidate = SegmentCandidate(segment)
@@ -346,6 +360,9 @@ class SegmentPipeline:
         for prechecked in documents:
             self.documents += 1
             for pre in prechecked:
+                if pre.reason == DOC_TOO_LONG:  # a whole document, counted apart from segments
+                    self.counts[DOC_TOO_LONG] += 1
+                    continue
                 self.segments += 1
                 why = self.decide(pre)
                 if why:
@@ -360,7 +377,8 @@ class SegmentPipeline:
     def summary(self) -> dict[str, Any]:
         """Counts for manifest.json: every reason listed, zeros included."""
         return {"documents": self.documents, "segments": self.segments, "kept": self.kept,
-                "rejected": {reason: self.counts.get(reason, 0) for reason in SEGMENT_REASONS}}
+                "rejected": {reason: self.counts.get(reason, 0) for reason in SEGMENT_REASONS},
+                DOC_TOO_LONG: self.counts.get(DOC_TOO_LONG, 0)}
 
 
 def precheck_part(spec: str, *, corpus_dir: str | None, field: str | None, shard: tuple[int, int] | None,

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from generators.core.errors import UsageError
-from generators.inputs.reader import (checked_strings, choose_field, iter_json_lines, open_parquet, parquet_columns,
-                                      parquet_rows, read_text)
+from generators.inputs.reader import (checked_strings, choose_field, iter_json_lines, iter_text_lines, open_parquet,
+                                      parquet_columns, parquet_rows, read_text)
 
 PREFERRED_FIELDS = ("question", "text", "title", "prompt", "instruction", "query")
 FILE_EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
@@ -90,6 +90,8 @@ def _read_json(path: Path, field: str | None) -> Iterator[str]:
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}:{exc.lineno}: bad JSON ({exc.msg} at column {exc.colno}); "
                          "fix the file") from None
+    except RecursionError:
+        raise UsageError(f"{path}: JSON nested too deeply to read; fix the file") from None
     if not isinstance(data, list):
         raise UsageError(f"{path}: expected a JSON list of objects or strings, got "
                          f"{type(data).__name__}; for one object per line use .jsonl")
@@ -125,7 +127,7 @@ def _read_parquet(path: Path, field: str | None) -> Iterator[str]:
 def _read_txt(path: Path, field: str | None) -> Iterator[str]:
     if field is not None:
         raise UsageError(f"{path}: a .txt file has one seed per line and no fields; drop --field")
-    lines = read_text(path).splitlines()
+    lines = [line for text in iter_text_lines(path) for line in text.splitlines()]
     if not any(line.strip() for line in lines):
         raise UsageError(f"{path}: file is empty; expected one seed per line")
     return iter(lines)

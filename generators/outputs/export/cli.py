@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from generators.core.errors import UsageError
+from generators.core.flags import options
+from generators.core.options import RunOptions
 from generators.core.records import TAGS
 from generators.outputs.export import formats, hub, split
 from generators.outputs.export.stage import ExportSettings, export
@@ -96,6 +98,7 @@ def settings_from_flags(*, input_path: Path | None, fmt: str | None, out: Path |
 @click.option("--push-to-hub", "repo", default=None, metavar="NAMESPACE/NAME",
               help="Upload the export to this Hugging Face data set repo (needs HF_TOKEN or `hf auth login`).")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
+@options(RunOptions, start="max_line_bytes")
 def export_command(**flags: Any) -> None:
     """Write a run's records in the format another trainer reads, with a data set card that says how
     they were made (models, prompts with their hashes, filters, rounds, counts, tokens and cost).
@@ -105,6 +108,7 @@ def export_command(**flags: Any) -> None:
     gen export --input runs/rounds --format hf --split train=0.98,test=0.02 --out exports/hf
     gen export --input runs/cur --format openai --with-tags --min-score 5 --out exports/openai
     """
+    flags.pop("max_line_bytes")  # read by its flag's callback (every reader's limit)
     settings = settings_from_flags(**flags)
     token = hub.check(settings.repo) if settings.repo else None
     click.echo(export(settings, token).summary())
