@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
@@ -196,7 +197,17 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
             if raw is None:
                 raise too_long(f"{path}:{number}")
             if raw.strip():
-                yield number, repaired_record(parse_json_line(raw, f"{path}:{number}"))
+                obj = parse_json_line(raw, f"{path}:{number}")
+                yield number, repaired_record(obj) if may_hold_surrogate(raw) else obj
+
+
+# A lone surrogate can reach a parsed line only through a JSON escape (\uD800-\uDFFF): raw UTF-8
+# bytes cannot hold one. Lines without such an escape skip the walk through the object.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def may_hold_surrogate(raw: bytes) -> bool:
+    return _SURROGATE_ESCAPE.search(raw) is not None
 
 
 def repaired_record(obj: Any) -> Any:
@@ -249,7 +260,7 @@ def read_lines(path: str | Path, on_bad: Callable[[], None] | None = None
                     on_bad()
                 continue
             if isinstance(obj, dict):
-                yield start, repaired_record(obj)
+                yield start, repaired_record(obj) if may_hold_surrogate(raw) else obj
 
 
 def read_json(path: str | Path, *, what: str = "file") -> dict[str, Any] | None:
