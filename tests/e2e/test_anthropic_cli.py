@@ -13,7 +13,7 @@ from tests.e2e.test_curate_cli import judge, record, write
 from tests.e2e.test_selfchat_cli import QUESTIONS
 from tests.helpers import gen_env, kill_when, read_jsonl, run_gen, start_gen, write_seeds
 
-SECRET = "sk-ant-test-DO-NOT-LEAK-4242"
+SECRET = "fake-anthropic-key-DO-NOT-LEAK-4242"  # a made-up key: the test checks it lands in no file
 ENV = gen_env(ANTHROPIC_API_KEY=SECRET)
 
 

@@ -23,7 +23,7 @@ from tests.helpers import read_jsonl
 
 
 def backend(server: AnthropicServer, **kw: Any) -> AnthropicBackend:
-    return AnthropicBackend(model="claude-test", base_url=server.url, api_key="sk-ant-test", retries=3,
+    return AnthropicBackend(model="claude-test", base_url=server.url, api_key="fake-anthropic-key", retries=3,
                             backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=10, **kw)
 
 
@@ -98,7 +98,7 @@ def test_a_retry_after_above_the_cap_stops_the_run_saying_when_to_rerun():
 
 
 def test_a_refused_key_stops_the_run_naming_the_variable_and_a_bad_request_fails_alone():
-    with AnthropicServer(api_key="sk-ant-other") as server:
+    with AnthropicServer(api_key="fake-other-key") as server:
         [refused], _ = ask_all(backend(server), [req("hello")])
     assert isinstance(refused, FatalError) and "ANTHROPIC_API_KEY" in str(refused)
     with AnthropicServer(rules=[{"match": "bad", "status": 400}]) as server:
