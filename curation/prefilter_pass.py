@@ -13,7 +13,7 @@ from generators.core.records import Record, stable_id
 from curation.decontaminate import Decontaminator, load_eval_prompts
 from curation.dedup import InstructionDedup
 from curation.files import input_records
-from curation.prefilter import Prefilter
+from curation.prefilter import Decision, Prefilter
 from curation.settings import CurateSettings
 
 PREFILTERED = "prefiltered.jsonl"
@@ -39,6 +39,19 @@ def item_id(record: Record) -> str:
     return stable_id("curate", record.get("id"), record["messages"])
 
 
+def decisions(prefilter: Prefilter, source: Path, limit: int | None) -> Iterator[tuple[int, Record, Decision]]:
+    """Every input record with its position and the prefilter's decision, in input order."""
+    for position, record in input_records(source, limit):
+        yield position, record, prefilter.decide(record)
+
+
+def passed_items(prefilter: Prefilter, source: Path, limit: int | None) -> dict[str, int]:
+    """The items the prefilter passes (item id -> input position), decided in memory alone
+    (--dry-run: nothing is written)."""
+    return {item_id(record): position for position, record, decision in decisions(prefilter, source, limit)
+            if decision.reason is None}
+
+
 def prefilter_pass(settings: CurateSettings, prefilter: Prefilter, source: Path, limit: int | None
                    ) -> tuple[dict[str, int], int]:
     """Decide every input record; write the dropped ones to prefiltered.jsonl. Returns the items
@@ -62,9 +75,8 @@ def prefilter_pass(settings: CurateSettings, prefilter: Prefilter, source: Path,
     total = [0]
 
     def rejected_lines() -> Iterator[str]:
-        for position, record in input_records(source, limit):
+        for position, record, decision in decisions(prefilter, source, limit):
             total[0] += 1
-            decision = prefilter.decide(record)
             item = item_id(record)
             if decision.reason is None:
                 passed[item] = position

@@ -60,13 +60,22 @@ async def rate(engine: Engine, messages: list[dict[str, str]], sampling: Samplin
     return rating
 
 
+def direct_request(messages: list[dict[str, str]], sampling: Sampling) -> ChatRequest:
+    """--score-mode direct's one request: greedy, one digit's worth of tokens, with logprobs."""
+    return ChatRequest.of(messages, replace(sampling, max_tokens=3, temperature=0.0, top_p=None,
+                                            logprobs=max(sampling.logprobs or 0, DIRECT_TOP_LOGPROBS)))
+
+
+def first_request(messages: list[dict[str, str]], sampling: Sampling, *, direct: bool) -> ChatRequest:
+    """The first request a rating sends (`rate`'s attempt 0, or `rate_direct`'s one)."""
+    return direct_request(messages, sampling) if direct else ChatRequest.of(messages, attempt_sampling(sampling, 0))
+
+
 async def rate_direct(engine: Engine, messages: list[dict[str, str]], sampling: Sampling) -> Rating:
     """--score-mode direct: the answer is prefilled with "Score:" and one token is generated; the
     score is the most probable of 1..5 at that token and score_expected their mean. For small
     local raters that never finish a reasoned rating; needs logprobs and prefill (hf, vllm)."""
-    request = ChatRequest.of(messages, replace(sampling, max_tokens=3, temperature=0.0, top_p=None,
-                                               logprobs=max(sampling.logprobs or 0, DIRECT_TOP_LOGPROBS)))
-    result = await engine.complete(request)
+    result = await engine.complete(direct_request(messages, sampling))
     rating = Rating(None, None, "", result.text, 1, finish=result.finish)
     rating.usage.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
     # the digit's token: the first one that is not only whitespace (a tokenizer may emit " " first)

@@ -5,9 +5,10 @@ reuse every rating."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from generators.backends.base import Backend, Sampling
+from generators.core.dry_run import DryRun, Planned
 from generators.core.engine import Engine
 from generators.core.options import RunOptions, engine_settings
 from generators.core.runner import Item, Kept, Rejected, Worker
@@ -16,7 +17,7 @@ from generators.core.stage import Generation
 
 from curation.files import input_records
 from curation.prefilter_pass import item_id
-from curation.rate import rate, rate_direct
+from curation.rate import first_request, rate, rate_direct
 from curation.rubric import rubric_messages, template_id
 from curation.settings import CurateSettings
 
@@ -59,6 +60,22 @@ def pending_items(source: Path, limit: int | None, passed: dict[str, int]) -> It
                        extra={"record": record, "position": position})
 
 
+def rating_messages(record: Record, settings: CurateSettings) -> list[dict[str, str]]:
+    """The rubric as the rater is sent it, for --score-mode and --rate."""
+    return rubric_messages(record, settings.template, direct=settings.score_mode == "direct", rate=settings.rate)
+
+
+def rating_plan(engine: Engine, settings: CurateSettings, rater: Generation, items: Iterable[Item]) -> DryRun:
+    """--dry-run: the first rating request of every item, and the most one rating may send."""
+    direct = settings.score_mode == "direct"
+    requests = (Planned(item.id, engine, first_request(rating_messages(item.extra["record"], settings),
+                                                       rater.sampling, direct=direct)) for item in items)
+    retries = 0 if direct else settings.retries_unparsed
+    how = f"per record one rating request and at most {retries} resamples of an unreadable score " \
+          f"(--retries-unparsed)" if retries else "one rating request per record"
+    return DryRun(requests, unit="record", most_per_item=1 + retries, how=how)
+
+
 def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -> Worker:
     """The runner's worker: rate one record, keep it with its score, or reject it as unparsed."""
     sampling, template, backend_kind = rater.sampling, rater.template, engine.backend.name
@@ -66,10 +83,9 @@ def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -
     async def work(item: Item) -> Kept | Rejected:
         record: Record = item.extra["record"]
         if settings.score_mode == "direct":
-            rating = await rate_direct(engine, rubric_messages(record, settings.template, direct=True,
-                                                               rate=settings.rate), sampling)
+            rating = await rate_direct(engine, rating_messages(record, settings), sampling)
         else:
-            rating = await rate(engine, rubric_messages(record, settings.template, rate=settings.rate), sampling,
+            rating = await rate(engine, rating_messages(record, settings), sampling,
                                 retries_unparsed=settings.retries_unparsed)
         meta = record.setdefault("meta", {})
         curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,

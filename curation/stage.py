@@ -28,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
+from generators.core.dry_run import DryRun
 from generators.core.errors import UsageError
 from generators.core.manifest import counts
 from generators.core.options import RunOptions, backend_kind
@@ -38,9 +39,9 @@ from generators.core.store import RunStore
 
 from curation.files import resolve_input
 from curation.output import write_selection
-from curation.prefilter_pass import build_prefilter, prefilter_pass
+from curation.prefilter_pass import build_prefilter, passed_items, prefilter_pass
 from curation.rubric import check_template
-from curation.scoring import SCORING_STAGE, pending_items, rater_generation, rating_worker
+from curation.scoring import SCORING_STAGE, pending_items, rater_generation, rating_plan, rating_worker
 from curation.settings import CurateSettings
 
 
@@ -99,6 +100,18 @@ class CurateStage(Stage):
 
     async def work(self, item: Item) -> Kept | Rejected:
         return await self.worker(item)
+
+    def dry_run(self) -> DryRun:
+        """The rating request of every record the prefilter passes (decided in memory: no
+        prefiltered.jsonl, no prefilter.json)."""
+        assert self.engine is not None
+        passed = passed_items(self.prefilter, self.source, self.opts.limit)
+        plan = rating_plan(self.engine, self.config, self.rater, pending_items(self.source, self.opts.limit, passed))
+        dropped = {reason: n for reason, n in self.prefilter.counts.items() if reason != "passed" and n}
+        if dropped:
+            plan.notes.append("the prefilter drops, before any request: "
+                              + ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items())))
+        return plan
 
     def derive(self, status: str) -> dict[str, Any]:
         """At an end, A_k is selected from scoring/ (data.jsonl, rejected.jsonl, errors.jsonl);

@@ -9,8 +9,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from generators.backtranslate.backward import backward_generation, write_instruction
+from generators.backtranslate.backward import backward_generation, backward_request, write_instruction
 from generators.backtranslate.postfilter import instruction_chain
+from generators.core.dry_run import DryRun, Planned
 from generators.core.options import RunOptions
 from generators.core.records import derive_seed, stable_id
 from generators.core.runner import Item, Kept, Rejected
@@ -48,6 +49,14 @@ class BackwardEvalStage(EvalStage):
     def eval_items(self) -> list[Item]:
         return [Item(id=stable_id("eval-backward", pair.id, pair.answer, self.generation.identity), source="eval",
                      input={"id": pair.id}, extra={"pair": pair}) for pair in self.pairs]
+
+    def dry_run(self) -> DryRun:
+        """One backward request per held-out answer, as `gen backtranslate` sends it."""
+        assert self.engine is not None
+        engine, sampling = self.engine, self.generation.sampling
+        return DryRun((Planned(item.id, engine, backward_request(item.extra["pair"].answer, sampling=sampling,
+                                                                 seed=derive_seed(self.opts.seed, item.id)))
+                       for item in self.work_items), unit="pair", how="one backward request per pair")
 
     async def work(self, item: Item) -> Kept | Rejected:
         assert self.engine is not None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.core.adapters import adapter_identity
+from generators.core.dry_run import DryRun
 from generators.core.errors import UsageError
 from generators.core.options import RunOptions, backend_kind
 from generators.core.records import instruction, make_record, stable_id
@@ -20,7 +21,7 @@ from generators.core.runner import Item, Kept, Rejected, Worker
 from generators.core.stage import Generation
 
 from curation.rubric import check_template
-from curation.scoring import rater_generation, rating_worker
+from curation.scoring import rater_generation, rating_plan, rating_worker
 from curation.settings import CurateSettings
 from curation.eval.base import EvalStage
 from curation.eval.candidates import KINDS, make_candidates
@@ -81,6 +82,25 @@ class CurationEvalStage(EvalStage):
             items.append(Item(id=item_id, source="eval", input={"pair": c.pair, "kind": c.kind},
                               extra={"record": record, "position": position, "candidate": c}))
         return items
+
+    def dry_run(self) -> DryRun:
+        """The rating request of every candidate, by `gen curate`'s path; with --rate instruction,
+        candidates the rater sees identically share one (as `work` does)."""
+        assert self.engine is not None
+        seen: set[str] = set()
+
+        def rated(item: Item) -> bool:
+            if self.rater_config.rate != "instruction":
+                return True
+            key = instruction(item.extra["record"])
+            fresh = key not in seen
+            seen.add(key)
+            return fresh
+
+        plan = rating_plan(self.engine, self.rater_config, self.rater,
+                           (item for item in self.work_items if rated(item)))
+        plan.unit = "candidate"
+        return plan
 
     async def work(self, item: Item) -> Kept | Rejected:
         """Rate one candidate; candidates the rater sees identically (with --rate instruction, every

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -17,6 +17,7 @@ import prompts
 from generators.core.adapters import adapter_identity
 from generators.backends.base import ChatRequest, Sampling
 from generators.backends.registry import names as backend_names
+from generators.core.dry_run import DryRun, Planned
 from generators.core.engine import Engine
 from generators.core.errors import UsageError
 from generators.core.flags import flag
@@ -129,11 +130,31 @@ class WinrateStage(EvalStage):
         return [Item(id=stable_id("eval-winrate", text, self.answers.identity), source="eval",
                      input={"instruction": text[:500]}, extra={"instruction": text}) for text in self.instructions]
 
-    async def _answer(self, engine: Engine, instruction: str, seed: int) -> str:
+    def answer_request(self, instruction: str, seed: int) -> ChatRequest:
+        """What both models are asked: the tag's system sentence and the instruction."""
         messages = ([{"role": "system", "content": self.system}] if self.system else []) + \
                    [{"role": "user", "content": instruction}]
-        result = await engine.complete(ChatRequest.of(messages, replace(self.answers.sampling, seed=seed)))
+        return ChatRequest.of(messages, replace(self.answers.sampling, seed=seed))
+
+    async def _answer(self, engine: Engine, instruction: str, seed: int) -> str:
+        result = await engine.complete(self.answer_request(instruction, seed))
         return result.text.strip()
+
+    def dry_run(self) -> DryRun:
+        """Both models' answers to every instruction; the judge's requests hold those answers, so
+        they are counted at their output bound only."""
+        assert self.engine is not None
+
+        def requests() -> Iterator[Planned]:
+            for item in self.work_items:
+                request = self.answer_request(item.extra["instruction"], derive_seed(self.opts.seed, item.id))
+                yield Planned(item.id, self.engine, request)
+                yield Planned(item.id, self.baseline, request)
+
+        judged = 2 * (1 + JUDGE_RETRIES)
+        return DryRun(requests(), unit="instruction", most_per_item=2 + judged,
+                      how=f"per instruction 2 answers and at most {judged} judge requests: both orders, "
+                          f"{JUDGE_RETRIES} retry each")
 
     async def _judge(self, instruction: str, first: str, second: str, seed: int) -> tuple[str | None, str]:
         content = prompts.render(JUDGE_TEMPLATE, instruction=instruction, first=first, second=second)

@@ -34,10 +34,14 @@ def backward_generation(stage: Stage) -> Generation:
     return Generation(sampling=sampling, template=template, identity=identity)
 
 
+def backward_request(text: str, *, sampling: Sampling, seed: int) -> ChatRequest:
+    """The one request that asks for the instruction `text` answers (also what --dry-run counts)."""
+    return ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=text)}],
+                          replace(sampling, seed=seed))
+
+
 async def write_instruction(engine: Engine, text: str, *, sampling: Sampling, seed: int, header: str = "",
                             filters: FilterChain[Candidate] | None = None) -> tuple[ChatResult, InstructionVerdict]:
     """The backward model's answer for `text` and its verdict (cleaned, salvaged, filtered)."""
-    request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=text)}],
-                             replace(sampling, seed=seed))
-    result = await engine.complete(request)
+    result = await engine.complete(backward_request(text, sampling=sampling, seed=seed))
     return result, judge_instruction(result.text, text, header, result.finish, filters)

@@ -22,6 +22,7 @@ import click
 
 from generators.inputs.corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
 from generators.inputs.corpus.filters import Prechecked
+from generators.core.dry_run import DryRun, Planned
 from generators.core.errors import UsageError
 from generators.core.flags import flag
 from generators.core.options import RunOptions
@@ -31,7 +32,7 @@ from generators.core.runner import Item, Kept, Rejected
 from generators.core.shard import shard_option
 from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
-from generators.backtranslate.backward import backward_generation, write_instruction
+from generators.backtranslate.backward import backward_generation, backward_request, write_instruction
 from generators.backtranslate.postfilter import (INSTRUCTION_REASONS, InstructionVerdict, instruction_chain,
                                                  judge_instruction)
 
@@ -238,6 +239,17 @@ class BacktranslateStage(Stage):
                            repaired_text=segment.repaired_text if sample == 0 else 0)
             if self.opts.limit is not None and count >= self.opts.limit:
                 return
+
+    def dry_run(self) -> DryRun:
+        """One backward request per (segment, sample) that passes the segment filters."""
+        engine, sampling = self.engine, self.generation.sampling
+        assert engine is not None
+        requests = (Planned(item.id, engine, backward_request(item.extra["segment"].text, sampling=sampling,
+                                                              seed=derive_seed(self.opts.seed, item.id)))
+                    for item in self.items())
+        unit = "segment sample" if self.config.samples > 1 else "segment"
+        return DryRun(requests, unit=unit, how="one backward request per segment"
+                      + (f" and sample (--n {self.config.samples})" if self.config.samples > 1 else ""))
 
     async def work(self, item: Item) -> Kept | Rejected:
         assert self.engine is not None

@@ -189,6 +189,10 @@ class RunOptions:
         "--data-parallel-size", type=click.IntRange(1, 1024), default=1, show_default=True,
         feeds=BACKEND | MANIFEST, record=_above_one,
         help="vllm: engine copies vLLM itself runs behind one backend (vLLM data parallelism).")
+    dry_run: bool = flag(
+        "--dry-run", is_flag=True, default=False,
+        help="Estimate, then stop: read the inputs, render every first request, count its tokens, print "
+             "requests, tokens and cost at list and batch price; send nothing, write no folder.")
     # last, so that a command without the run flags (gen export) can take it alone: options(start=...)
     max_line_bytes: int = flag(
         "--max-line-bytes", type=click.IntRange(1), default=MAX_LINE_BYTES, show_default=True,

@@ -39,8 +39,9 @@ from typing import Any, ClassVar, Iterable
 from generators.backends.base import Sampling
 from generators.backends.urls import redact_url
 from generators.core.accounting import empty_usage, sum_usage
+from generators.core.dry_run import DryRun, print_estimate
 from generators.core.engine import Engine
-from generators.core.errors import BaleenError, Interrupted
+from generators.core.errors import BaleenError, Interrupted, UsageError
 from generators.core.manifest import Manifest
 from generators.core.options import RunOptions, build_engine, check_options, engine_settings, make_backend, run_settings
 from generators.core.runner import Item, Kept, Rejected, run_items
@@ -148,6 +149,12 @@ class Stage(abc.ABC):
     def ray_spare_cpus(self) -> float:
         """CPUs to leave free beside the model replicas for Ray tasks the stage runs itself."""
         return 0.0
+
+    def dry_run(self) -> DryRun:
+        """--dry-run: the first request of every item, made by the stage's own prompt builders
+        from the inputs and the engines (nothing loaded, nothing sent), and how many requests one
+        item may send in all (generators/core/dry_run.py)."""
+        raise UsageError(f"--dry-run: gen {self.name} cannot estimate its requests yet; leave out --dry-run")
 
     # -- helpers for stages ----------------------------------------------------------------
     def add_engine(self, backend: Any, *, share_with: Engine | None = None) -> Engine:
@@ -268,6 +275,8 @@ async def _run(stage: Stage, received: list[int]) -> dict[str, Any]:
     stage.check()
     check_options(opts, adapter=stage.adapter)
     stage.load_inputs()
+    if opts.dry_run:  # the estimate: prints, sends nothing, writes nothing, exits 0
+        await print_estimate(stage)
     lock: FolderLock | None = None
     store: RunStore | None = None
     unsettled = empty_usage()

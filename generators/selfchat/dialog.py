@@ -39,11 +39,17 @@ class Dialog:
             self.models.append(result.model)
 
 
+def transcript_request(seed_text: str, sampling: Sampling, *, item_id: str, base_seed: int,
+                       model: str | None = None) -> ChatRequest:
+    """The one request of a transcript dialog (also what --dry-run counts)."""
+    prompt = prompts.render("selfchat_transcript", seed=seed_text)
+    return ChatRequest.of([{"role": "user", "content": prompt}],
+                          replace(sampling, seed=derive_seed(base_seed, item_id, "transcript")), model)
+
+
 async def transcript_dialog(engine: Engine, seed_text: str, sampling: Sampling, *, item_id: str,
                             base_seed: int, model: str | None = None) -> Dialog:
-    prompt = prompts.render("selfchat_transcript", seed=seed_text)
-    request = ChatRequest.of([{"role": "user", "content": prompt}],
-                             replace(sampling, seed=derive_seed(base_seed, item_id, "transcript")), model)
+    request = transcript_request(seed_text, sampling, item_id=item_id, base_seed=base_seed, model=model)
     result = await engine.complete(request)
     truncated = result.finish == "length"
     parsed = parse_transcript(result.text, truncated=truncated)
@@ -64,6 +70,30 @@ def _is_end(text: str) -> bool:
     return not cleaned or END_MARKER.lower() in cleaned.lower()[: len(END_MARKER) + 8]
 
 
+class AgentsPrompts:
+    """The requests of an agents dialog about one seed, rendered once per dialog: the person's
+    (its system text and opening, then the dialog seen from its side) and the assistant's (its
+    system text, then the dialog). --dry-run counts the first of them with these same builders."""
+
+    def __init__(self, seed_text: str, assistant_prompt: str | None) -> None:
+        self.person = [{"role": "system", "content": prompts.render("selfchat_user", seed=seed_text,
+                                                                    end_marker=END_MARKER)},
+                       {"role": "user", "content": prompts.render("selfchat_user_opening", seed=seed_text)}]
+        self.assistant = ([{"role": "system", "content": prompts.render(assistant_prompt)}]
+                          if assistant_prompt else [])
+
+    def person_request(self, messages: list[dict[str, str]], sampling: Sampling, *, item_id: str, base_seed: int,
+                       turn: int, model: str | None = None) -> ChatRequest:
+        return ChatRequest.of(self.person + _flip(messages),
+                              replace(sampling, seed=derive_seed(base_seed, item_id, "user", turn)), model)
+
+    def assistant_request(self, messages: list[dict[str, str]], sampling: Sampling, *, item_id: str,
+                          base_seed: int, turn: int, k: int = 0, model: str | None = None) -> ChatRequest:
+        parts = ("assistant", turn) if k == 0 else ("assistant", turn, k)  # a distinct seed per candidate
+        return ChatRequest.of(self.assistant + messages,
+                              replace(sampling, seed=derive_seed(base_seed, item_id, *parts)), model)
+
+
 async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sampling: Sampling, *,
                         item_id: str, base_seed: int, max_turns: int, opening: str = "seed",
                         model: str | None = None, user_model: str | None = None,
@@ -71,24 +101,18 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
     """Alternate person and assistant requests until the person says END or max_turns; with a
     judge, each assistant turn is the best of judge.n answers."""
     dialog = Dialog(messages=[], finish="max_turns")
-    person_system = {"role": "system", "content": prompts.render("selfchat_user", seed=seed_text,
-                                                                  end_marker=END_MARKER)}
-    person_opening = {"role": "user", "content": prompts.render("selfchat_user_opening", seed=seed_text)}
-    helper_system = ([{"role": "system", "content": prompts.render(assistant_prompt)}]
-                     if assistant_prompt else [])
+    talk = AgentsPrompts(seed_text, assistant_prompt)
 
     async def person_says(turn: int) -> str | None:
-        history = [person_system, person_opening] + _flip(dialog.messages)
-        request = ChatRequest.of(history, replace(sampling, seed=derive_seed(base_seed, item_id, "user", turn)),
-                                 user_model)
+        request = talk.person_request(dialog.messages, sampling, item_id=item_id, base_seed=base_seed,
+                                      turn=turn, model=user_model)
         result = await user_engine.complete(request)
         dialog.count(result)
         return None if _is_end(result.text) or result.finish == "length" else result.text.strip()
 
     def assistant_request(turn: int, k: int = 0) -> ChatRequest:
-        parts = ("assistant", turn) if k == 0 else ("assistant", turn, k)  # a distinct seed per candidate
-        return ChatRequest.of(helper_system + dialog.messages,
-                              replace(sampling, seed=derive_seed(base_seed, item_id, *parts)), model)
+        return talk.assistant_request(dialog.messages, sampling, item_id=item_id, base_seed=base_seed,
+                                      turn=turn, k=k, model=model)
 
     async def assistant_says(turn: int) -> ChatResult:
         answer = await engine.complete(assistant_request(turn))

@@ -11,6 +11,7 @@ import click
 
 import prompts
 from generators.backends.urls import redact_url
+from generators.core.dry_run import DryRun, Planned
 from generators.core.errors import UsageError
 from generators.core.flags import flag
 from generators.core.options import RunOptions, backend_kind, check_options, make_backend
@@ -21,7 +22,7 @@ from generators.core.shard import shard_option
 from generators.inputs.seeds import Seed, load_seeds
 from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
-from generators.selfchat.dialog import Dialog, agents_dialog, transcript_dialog
+from generators.selfchat.dialog import AgentsPrompts, Dialog, agents_dialog, transcript_dialog, transcript_request
 from generators.selfchat.feedback import (JUDGE_SAMPLING, TEMPLATE as JUDGE_TEMPLATE, FeedbackSettings, FeedbackTally, Judge,
                        write_preferences)
 from generators.selfchat.filters import DIALOG_REASONS, Chat, dialog_chain
@@ -245,6 +246,41 @@ class SelfChatStage(Stage):
         return [Item(id=self.item_id(seed), source=seed.source,
                      input=seed.text, extra={"seed": seed}, repaired_text=seed.repaired_text)
                 for seed in self.seeds]
+
+    def dry_run(self) -> DryRun:
+        """The first request of every dialog (a seed over --max-seed-chars sends none): the transcript
+        request, or in agents mode the assistant's first answer (the person's opening with
+        --opening generated); and the most requests one dialog may send."""
+        assert self.engine is not None and self.user_engine is not None
+        config, sampling, base_seed = self.config, self.generation.sampling, self.opts.seed
+        shared = self.user_engine is self.engine
+        user_model = config.user_model if shared else None
+
+        def first(item: Item) -> Planned:
+            seed: Seed = item.extra["seed"]
+            if config.mode == "transcript":
+                return Planned(item.id, self.engine, transcript_request(seed.text, sampling, item_id=item.id,
+                                                                        base_seed=base_seed))
+            talk = AgentsPrompts(seed.text, config.assistant_prompt)
+            if config.opening == "generated":
+                return Planned(item.id, self.user_engine, talk.person_request(
+                    [], sampling, item_id=item.id, base_seed=base_seed, turn=0, model=user_model))
+            return Planned(item.id, self.engine, talk.assistant_request(
+                [{"role": "user", "content": seed.text}], sampling, item_id=item.id, base_seed=base_seed, turn=0))
+
+        requests = (first(item) for item in self.items() if len(item.extra["seed"].text) <= config.max_seed_chars)
+        too_long = sum(1 for seed in self.seeds if len(seed.text) > config.max_seed_chars)
+        notes = [f"{too_long} seeds over --max-seed-chars are rejected without a request"] if too_long else []
+        if config.mode == "transcript":
+            return DryRun(requests, unit="seed", how="one transcript request per seed", notes=notes)
+        n = config.feedback.n if config.feedback else 1
+        answers = f"{config.max_turns} x {n} answers + {config.max_turns} judge" if config.feedback else \
+            f"{config.max_turns} answers"
+        person = config.max_turns - 1 + (config.opening == "generated")
+        most = config.max_turns * (n + (1 if config.feedback else 0)) + person
+        return DryRun(requests, unit="seed", most_per_item=most, notes=notes,
+                      how=f"per dialog at most {answers} and {person} person turns, from --max-turns "
+                          f"{config.max_turns}; a person who ends early sends fewer")
 
     async def work(self, item: Item) -> Kept | Rejected:
         seed: Seed = item.extra["seed"]
