@@ -1,5 +1,9 @@
 """Rate one record: send the rubric, read "Score: N" strictly, resample when unreadable.
 
+The score is read from the visible answer alone: a reasoning rater's thinking (split off by the
+engine, generators/core/reasoning.py) is kept in `reasoning`, never parsed, so a "Score: 2 ...
+no wait" while thinking cannot count; thinking that never closed leaves no answer, so no score.
+
 A retry changes the sampling seed (so the response cache cannot hand back the same unreadable
 answer) and samples at temperature >= RETRY_TEMPERATURE (a greedy rater would otherwise repeat
 itself whatever the seed).
@@ -28,6 +32,7 @@ class Rating:
     problems: list[str] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     finish: str = ""
+    reasoning: str | None = None  # the rater's thinking on the attempt that decided, if it thought
 
 
 def attempt_sampling(base: Sampling, attempt: int) -> Sampling:
@@ -46,7 +51,7 @@ async def rate(engine: Engine, messages: list[dict[str, str]], sampling: Samplin
     for attempt in range(retries_unparsed + 1):
         result = await engine.complete(ChatRequest.of(messages, attempt_sampling(sampling, attempt)))
         rating.attempts = attempt + 1
-        rating.raw, rating.finish = result.text, result.finish
+        rating.raw, rating.finish, rating.reasoning = result.text, result.finish, result.reasoning
         rating.usage["prompt_tokens"] += result.prompt_tokens
         rating.usage["completion_tokens"] += result.completion_tokens
         parsed = parse_score(result.text)

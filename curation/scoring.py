@@ -29,7 +29,8 @@ def rater_sampling(settings: CurateSettings, opts: RunOptions) -> Sampling:
     """Greedy, short, seeded, and with logprobs so the expected score can be computed."""
     sampling = opts.sampling(**RATER_SAMPLING)
     return Sampling(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
-                    seed=opts.seed, logprobs=settings.top_logprobs or None)
+                    seed=opts.seed, logprobs=settings.top_logprobs or None,
+                    reasoning_effort=sampling.reasoning_effort)
 
 
 def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend, sampling: Sampling) -> dict[str, Any]:
@@ -93,6 +94,8 @@ def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -
                     "problems": rating.problems, "position": item.extra["position"]}
         if "item" in meta:
             curation["input_item"] = meta["item"]
+        if rating.reasoning:
+            curation["reasoning"] = rating.reasoning
         meta["curation"] = curation
         record["score"] = rating.score
         record["score_expected"] = rating.score_expected

@@ -14,6 +14,8 @@ answers. The key is read from ``x-api-key`` or a Bearer ``Authorization`` (SDKs 
         server.answered    # Counter: custom_id -> times answered in a batch
         server.messages    # the Messages bodies of direct requests
 
+A rule's `reasoning` comes back as a `thinking` content block before the text.
+
 Batches move on only when they are looked at (no clocks): the first retrieve shows
 ``in_progress``, the next one runs the lines and ends the batch. ``hold = True`` keeps them
 in progress (a kill while polling). ``expire`` rules: matching lines are not run and end as
@@ -58,6 +60,16 @@ def chat_body(params: dict[str, Any]) -> dict[str, Any]:
     system = [{"role": "system", "content": params["system"]}] if params.get("system") else []
     return {"model": params.get("model"), "messages": system + list(params.get("messages") or []),
             "max_tokens": params.get("max_tokens")}
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat answer as content blocks: its thinking (a rule's `reasoning`) as a `thinking` block
+    first, then the text (none when thinking ran out of tokens before any)."""
+    thinking = message.get("reasoning_content") or message.get("reasoning")
+    blocks = [{"type": "thinking", "thinking": thinking, "signature": "c2lnbmF0dXJl"}] if thinking else []
+    if message["content"] or not thinking:
+        blocks.append({"type": "text", "text": message["content"]})
+    return blocks
 
 
 def _stamp(when: datetime) -> str:
@@ -107,7 +119,7 @@ class AnthropicServer(ChatServer):
         choice, usage = data["choices"][0], data["usage"]
         return 200, {
             "id": f"msg_{self._ids:08d}", "type": "message", "role": "assistant", "model": data["model"],
-            "content": [{"type": "text", "text": choice["message"]["content"]}],
+            "content": _blocks(choice["message"]),
             "stop_reason": STOP.get(choice["finish_reason"], choice["finish_reason"]), "stop_sequence": None,
             "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
                       "cache_read_input_tokens": self.cache_read_tokens,

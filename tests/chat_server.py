@@ -33,11 +33,16 @@ Rules are checked in order for each chat request; the first one that matches (an
 - ``html``: answer 200, content-type text/html, with an HTML page (a proxy's login page).
 - ``truncate``: cut the reply to its first N words, finish_reason "length".
 - ``reply``: a fixed reply text.
+- ``reasoning``: thinking sent beside the reply, in the message field ``reasoning_field``
+  (``reasoning_content``, the default, or ``reasoning``), its words counted in the usage's
+  ``completion_tokens_details.reasoning_tokens`` (and in completion_tokens) as a reasoning model's
+  server does. Inline thinking needs no key: put ``<think>...</think>`` in the reply itself.
 
 Server-wide: ``latency_s`` (applied to every chat request), ``fail_429_frac`` (a seeded random
 fraction of the requests no rule took is answered 429 with ``Retry-After: 0``), ``api_key``
 (when set, any other bearer token gets 401 ``invalid_api_key``), ``reply`` (a callable
-``reply(request_json) -> str``, may be async), ``honor_max_tokens`` (cut replies longer than
+``reply(request_json) -> str``, may be async; or returning a dict ``{"content", "reasoning",
+"reasoning_field"}`` to think beside the answer, as a rule's keys do), ``honor_max_tokens`` (cut replies longer than
 ``max_tokens``/``max_completion_tokens`` words, finish_reason "length"), ``capacity`` (a hidden
 concurrency limit K: a chat request arriving while K others are in flight is answered 429 at
 once, with ``Retry-After: capacity_retry_after`` (default 0), before any rule or latency; a rate
@@ -74,7 +79,7 @@ DEFAULT_MODEL = "baleen-test-model"
 HTML_PAGE = ("<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n"
              "<body><h1>Sign in to continue</h1><form method=\"post\"></form></body></html>\n")
 
-ReplyFn = Callable[[dict], Union[str, Awaitable[str]]]
+ReplyFn = Callable[[dict], Union[str, dict, Awaitable[Union[str, dict]]]]
 
 _ERROR_KINDS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Bad request."),
@@ -105,6 +110,8 @@ class Rule:
     reply: str | None = None
     drop: bool = False
     error: dict[str, Any] | None = None
+    reasoning: str | None = None
+    reasoning_field: str = "reasoning_content"
     hits: int = field(default=0, compare=False)
 
     @classmethod
@@ -485,12 +492,19 @@ class ChatServer:
         elif self.fail_429_frac > 0 and self.rng.random() < self.fail_429_frac:
             return self._error(429, headers={"Retry-After": "0"})
 
+        thinking: dict[str, Any] = {}
+        if rule is not None and rule.reasoning is not None:
+            thinking = {"reasoning": rule.reasoning, "reasoning_field": rule.reasoning_field}
         if rule is not None and rule.reply is not None:
             reply = rule.reply
         else:
             reply = self.reply_fn(body)
             if inspect.isawaitable(reply):
                 reply = await reply
+            if isinstance(reply, dict):
+                thinking = {"reasoning": reply.get("reasoning"),
+                            "reasoning_field": reply.get("reasoning_field") or "reasoning_content"}
+                reply = reply.get("content") or ""
             reply = str(reply)
         finish = "stop"
         limit = rule.truncate if rule is not None else None
@@ -509,8 +523,12 @@ class ChatServer:
         logprobs = None
         if body.get("logprobs"):
             logprobs = make_logprobs(reply, int(body.get("top_logprobs") or 0))
-        completion_tokens = len(reply.split())
+        reasoning_tokens = len(str(thinking.get("reasoning") or "").split())
+        completion_tokens = len(reply.split()) + reasoning_tokens
         prompt_tokens = len(text.split())
+        message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
+        if thinking.get("reasoning") is not None:
+            message[thinking["reasoning_field"]] = thinking["reasoning"]
         out = {
             "id": f"chatcmpl-{self._ids:08d}",
             "object": "chat.completion",
@@ -519,7 +537,7 @@ class ChatServer:
             "choices": [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": reply, "refusal": None},
+                    "message": message,
                     "finish_reason": finish,
                     "logprobs": logprobs,
                 }
@@ -532,6 +550,8 @@ class ChatServer:
             },
             "system_fingerprint": "fp_baleen_test",
         }
+        if reasoning_tokens:
+            out["usage"]["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens * n}
         headers.setdefault("x-request-id", f"req_{self._ids:08d}")
         return web.json_response(out, headers=headers)
 

@@ -8,6 +8,9 @@ What is Anthropic's here: the key (ANTHROPIC_API_KEY, sent by the SDK) and the s
 system messages go to the `system` parameter; `max_tokens` is required, so a request without one
 asks for DEFAULT_MAX_TOKENS; `stop` becomes `stop_sequences` (the API has no seed: it is not sent);
 usage counts the prompt as input + cache-read + cache-write tokens, with the last two booked apart.
+Extended thinking: --reasoning-effort turns it on with a budget of THINKING_BUDGET tokens, added
+to max_tokens (which counts the thinking too) so the answer keeps its room; the API takes no
+temperature or top_p then, so neither is sent. `thinking` blocks come back as the reasoning.
 A batch's lines go inline in one create call (no file upload), and its results come as one JSONL
 stream, kept in the run folder as the batch's output file.
 """
@@ -26,6 +29,8 @@ from generators.backends.calls import RETRY, Answer, BatchState, CallFailed, bod
 from generators.backends.http import HTTPBackend
 
 DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens; a stage that sets none gets this much room
+# --reasoning-effort as a thinking budget (tokens; the API takes 1024 at least)
+THINKING_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 RETRYABLE_ERRORS = {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
 LISTED_AT_MOST = 1000  # batches scanned for a batch an earlier session created but did not record
@@ -34,7 +39,7 @@ CREATED_WITHIN_S = 600.0  # a batch created this close to a lost upload record i
 
 class AnthropicBackend(HTTPBackend):
     name = "anthropic"
-    capabilities = Capabilities(per_request_model=True, batch_api=True, adaptive=True)
+    capabilities = Capabilities(per_request_model=True, batch_api=True, adaptive=True, reasoning_effort=True)
     api_key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
     default_base_url = "https://api.anthropic.com"
@@ -71,6 +76,11 @@ class AnthropicBackend(HTTPBackend):
         if system:
             body["system"] = system
         optional = {"temperature": s.temperature, "top_p": s.top_p, "stop_sequences": list(s.stop or ()) or None}
+        if s.reasoning_effort is not None:
+            budget = THINKING_BUDGET[s.reasoning_effort]
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            body["max_tokens"] += budget
+            optional.update(temperature=None, top_p=None)  # refused with thinking on
         body.update({key: value for key, value in optional.items() if value is not None})
         return body
 
@@ -132,13 +142,14 @@ def message_result(message: dict[str, Any], model: str) -> ChatResult:
     """The ChatResult of a Messages API answer (a dict, as the API sends it)."""
     usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
     read, write = _count(usage, "cache_read_input_tokens"), _count(usage, "cache_creation_input_tokens")
-    text = "".join(block.get("text") or "" for block in message.get("content") or []
-                   if isinstance(block, dict) and block.get("type") == "text")
+    blocks = [block for block in message.get("content") or [] if isinstance(block, dict)]
+    text = "".join(block.get("text") or "" for block in blocks if block.get("type") == "text")
+    thinking = "\n\n".join(block.get("thinking") or "" for block in blocks if block.get("type") == "thinking").strip()
     stop = message.get("stop_reason") or "end_turn"
     return ChatResult(text=text, finish=FINISH.get(stop, stop),
                       prompt_tokens=_count(usage, "input_tokens") + read + write,
                       completion_tokens=_count(usage, "output_tokens"), model=message.get("model") or model,
-                      cache_read_tokens=read, cache_write_tokens=write)
+                      cache_read_tokens=read, cache_write_tokens=write, reasoning=thinking or None)
 
 
 def _count(usage: dict[str, Any], name: str) -> int:

@@ -21,6 +21,7 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] | None = None
     logprobs: int | None = None  # None: no logprobs; k >= 0: logprobs with k alternatives each
+    reasoning_effort: str | None = None  # low | medium | high: how hard a reasoning model thinks
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -72,6 +73,7 @@ class Capabilities:
     adaptive: can adapt its requests in flight to the server's rate limits (--concurrency auto).
     model_parallel: splits one model over several devices itself (--tensor-parallel-size,
       --data-parallel-size).
+    reasoning_effort: tells a reasoning model how hard to think (--reasoning-effort).
     """
 
     prefill: bool = False
@@ -84,6 +86,7 @@ class Capabilities:
     batch_api: bool = False
     adaptive: bool = False
     model_parallel: bool = False
+    reasoning_effort: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,11 +130,15 @@ class ChatResult:
     cache_read_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
     cache_write_tokens: int = 0  # of prompt_tokens: written into it
     repaired_text: int = 0  # lone surrogates in `text` made U+FFFD (Engine, before the cache)
+    reasoning: str | None = None  # the model's thinking, apart from `text` (the visible answer)
+    reasoning_tokens: int = 0  # of completion_tokens: spent thinking (counted by the server, or estimated)
+    reasoning_truncated: bool = False  # the thinking never closed: there is no answer (core/reasoning.py)
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data.pop("cached")
-        for name in ("cache_read_tokens", "cache_write_tokens", "repaired_text"):
+        for name in ("cache_read_tokens", "cache_write_tokens", "repaired_text", "reasoning", "reasoning_tokens",
+                     "reasoning_truncated"):
             if not data[name]:
                 del data[name]  # answers without them keep the shape they always had
         return data

@@ -31,6 +31,8 @@ def params(request: ChatRequest, model: str) -> dict[str, Any]:
         body["logprobs"] = True
         if s.logprobs > 0:
             body["top_logprobs"] = s.logprobs
+    if s.reasoning_effort is not None:
+        body["reasoning_effort"] = s.reasoning_effort
     return body
 
 
@@ -43,15 +45,19 @@ def is_completion(data: Any) -> bool:
 
 def chat_result(data: dict[str, Any], model: str) -> ChatResult:
     """The ChatResult of a chat completion (is_completion holds); cached prompt tokens are in
-    prompt_tokens as OpenAI counts them, and also in cache_read_tokens."""
+    prompt_tokens as OpenAI counts them, and also in cache_read_tokens. A reasoning model's
+    thinking (`reasoning_content`, or `reasoning` as some servers name it) goes to `reasoning`,
+    its tokens (completion_tokens_details.reasoning_tokens) to reasoning_tokens."""
     choice = data["choices"][0]
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    output = usage.get("completion_tokens_details") if isinstance(usage.get("completion_tokens_details"), dict) else {}
     return ChatResult(text=_content(choice["message"].get("content")), finish=choice.get("finish_reason") or "stop",
                       prompt_tokens=_count(usage, "prompt_tokens"),
                       completion_tokens=_count(usage, "completion_tokens"),
                       cache_read_tokens=_count(details, "cached_tokens"),
-                      model=data.get("model") or model, logprobs=_logprobs(choice.get("logprobs")))
+                      model=data.get("model") or model, logprobs=_logprobs(choice.get("logprobs")),
+                      reasoning=_reasoning(choice["message"]), reasoning_tokens=_count(output, "reasoning_tokens"))
 
 
 def request_line(cid: str, body: dict[str, Any]) -> bytes:
@@ -99,6 +105,15 @@ def _content(content: Any) -> str:
     if isinstance(content, list):
         return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
     return content if isinstance(content, str) else ""
+
+
+def _reasoning(message: dict[str, Any]) -> str | None:
+    """The thinking beside the content, under either name servers give it; None without any."""
+    for name in ("reasoning_content", "reasoning"):
+        value = message.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 def _logprobs(data: Any) -> list[dict[str, Any]] | None:

@@ -20,6 +20,7 @@ from generators.backtranslate.postfilter import Candidate, InstructionVerdict, j
 # Humpback: "T=0.7, top-p 0.9, one instruction each"; instructions are short.
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_tokens": 256}
 TEMPLATE = "backward"
+TRUNCATED_REASONING = "truncated_reasoning"  # decided here, before the post-filters
 
 
 def backward_generation(stage: Stage) -> Generation:
@@ -42,6 +43,9 @@ def backward_request(text: str, *, sampling: Sampling, seed: int) -> ChatRequest
 
 async def write_instruction(engine: Engine, text: str, *, sampling: Sampling, seed: int, header: str = "",
                             filters: FilterChain[Candidate] | None = None) -> tuple[ChatResult, InstructionVerdict]:
-    """The backward model's answer for `text` and its verdict (cleaned, salvaged, filtered)."""
+    """The backward model's answer for `text` and its verdict (cleaned, salvaged, filtered); a
+    reasoning model whose thinking never closed wrote no instruction: `truncated_reasoning`."""
     result = await engine.complete(backward_request(text, sampling=sampling, seed=seed))
+    if result.reasoning_truncated:
+        return result, InstructionVerdict("", TRUNCATED_REASONING)
     return result, judge_instruction(result.text, text, header, result.finish, filters)

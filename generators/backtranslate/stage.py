@@ -32,7 +32,8 @@ from generators.core.runner import Item, Kept, Rejected
 from generators.core.shard import shard_option
 from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
-from generators.backtranslate.backward import backward_generation, backward_request, write_instruction
+from generators.backtranslate.backward import (TRUNCATED_REASONING, backward_generation, backward_request,
+                                               write_instruction)
 from generators.backtranslate.postfilter import (INSTRUCTION_REASONS, InstructionVerdict, instruction_chain,
                                                  judge_instruction)
 
@@ -184,6 +185,8 @@ class BacktranslateStage(Stage):
 
             def verdict(record: Record) -> tuple[Record, str | None]:
                 meta = record.setdefault("meta", {})
+                if record.get("reject") == TRUNCATED_REASONING:
+                    return record, TRUNCATED_REASONING  # no instruction was written: nothing to judge
                 messages = record["messages"]
                 raw = meta.get("raw", messages[0]["content"])
                 finish = "length" if meta.get("finish") == "length" else "stop"
@@ -264,6 +267,8 @@ class BacktranslateStage(Stage):
             "model": self.engine.model, "adapter": self.generation.identity["adapter"],
             "template": self.generation.template,
             "finish": "length" if result.finish == "length" else "natural"}
+        if result.reasoning:  # the backward model's thinking about the instruction: never training data
+            meta["reasoning"] = result.reasoning
         note_verdict(meta, result.text, verdict)
         record = make_record(id=item.id, source=self.source, tag="augmented", meta=meta,
                              messages=[{"role": "user", "content": instruction},

@@ -44,6 +44,9 @@ RETRY_CAUSES = ("429", "5xx", "timeout", "bad_body", "connection", "other")
 # Of prompt_tokens, those read from or written into a provider's prompt cache: booked only when a
 # provider reports them, so the usage of every other run keeps its shape.
 CACHE_KEYS = ("cache_read_tokens", "cache_write_tokens")
+# Of completion_tokens, those a reasoning model spent thinking (core/reasoning.py): priced as the
+# output tokens they are, booked only when an answer had some.
+REASONING_KEY = "reasoning_tokens"
 # Lone surrogates made U+FFFD in the item's seed, segment or answers (generators.core.text.repair_text):
 # booked only when there were some.
 REPAIR_KEY = "repaired_text"
@@ -67,7 +70,7 @@ def add_usage(total: dict[str, Any], part: dict[str, Any] | None) -> dict[str, A
     into = total.setdefault("retried", empty_retried())
     for cause, count in (part.get("retried") or {}).items():
         into[cause] = int(into.get(cause) or 0) + int(count or 0)
-    for key in (*CACHE_KEYS, REPAIR_KEY):
+    for key in (*CACHE_KEYS, REPAIR_KEY, REASONING_KEY):
         if part.get(key):
             total[key] = int(total.get(key) or 0) + int(part[key])
     if part.get("cost_usd") is not None:
@@ -113,6 +116,7 @@ class Accounting:
     completion_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     prior: dict[str, Any] = field(default_factory=dict)  # what earlier sessions' lines record
 
     @property
@@ -133,17 +137,21 @@ class Accounting:
         return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1e6
 
     def add(self, prompt_tokens: int, completion_tokens: int, cache_read_tokens: int = 0,
-            cache_write_tokens: int = 0) -> None:
+            cache_write_tokens: int = 0, *, reasoning_tokens: int = 0) -> None:
         """One answered request. Cache reads and writes are part of prompt_tokens and are priced
         as plain input tokens (the price table knows no cache rates); they are booked apart so
-        the manifest shows how much of the prompt the provider's cache served."""
+        the manifest shows how much of the prompt the provider's cache served. Reasoning tokens
+        are part of completion_tokens, priced with them, and booked apart the same way."""
         self.requests += 1
         self.attempts += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.cache_read_tokens += cache_read_tokens
         self.cache_write_tokens += cache_write_tokens
+        self.reasoning_tokens += reasoning_tokens
         cache = {key: n for key, n in zip(CACHE_KEYS, (cache_read_tokens, cache_write_tokens)) if n}
+        if reasoning_tokens:
+            cache[REASONING_KEY] = reasoning_tokens
         self._book(requests=1, attempts=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                    cost_usd=self.cost_of(prompt_tokens, completion_tokens), **cache)
 

@@ -2,6 +2,8 @@
 
 Answers are repaired here, before the cache and the stage see them: a lone UTF-16 surrogate
 (the escaped half of a cut emoji, valid JSON but not encodable) becomes U+FFFD and is counted.
+A reasoning model's inline thinking is moved apart from the answer here too (core/reasoning.py),
+so every stage reads `text` as the visible answer alone.
 
 It also notices a run where every request fails (a dead server, a wrong model name) and
 stops it with the last error instead of writing thousands of identical error lines.
@@ -14,6 +16,7 @@ from generators.core.accounting import Accounting
 from generators.backends.base import Backend, ChatRequest, ChatResult, RequestFailed
 from generators.backends.cache import ResponseCache, cache_key
 from generators.core.errors import FatalError
+from generators.core.reasoning import separate
 from generators.core.text import repair_text
 
 
@@ -42,7 +45,7 @@ class Engine:
             if hit is not None:
                 self.accounting.add_cached()
                 self.accounting.add_repaired(hit.repaired_text)
-                return hit
+                return separate(hit)  # an answer cached before thinking was recognised
         self.accounting.check_budget()
         try:
             result = await self.backend.complete(request)
@@ -54,10 +57,10 @@ class Engine:
                                  f"{exc.reason}; check the server and --model, then rerun") from None
             raise
         self._consecutive_failures = 0
-        result = repaired(result)
+        result = separate(repaired(result))
         self.accounting.add_repaired(result.repaired_text)
         self.accounting.add(result.prompt_tokens, result.completion_tokens, result.cache_read_tokens,
-                            result.cache_write_tokens)
+                            result.cache_write_tokens, reasoning_tokens=result.reasoning_tokens)
         if key is not None:
             self.cache.put(key, result)
         return result

@@ -181,6 +181,9 @@ STAGE_REASONS: dict[str, str] = {
     "no_markers": "transcript mode: the reply has no speaker markers to split it into turns",
     "truncated": "agents mode: the first answer ran out of --max-tokens",
     "seed_too_long": "the seed is longer than --max-seed-chars; nothing was sent",
+    # gen selfchat and gen backtranslate: a reasoning model ran out of tokens while thinking
+    "truncated_reasoning": "the model's thinking never closed (`<think>` without `</think>`, or thinking "
+                           "with no answer after it at --max-tokens), so there is no answer",
     # gen backtranslate, before a corpus document is parsed
     "doc_too_long": "the corpus document is longer than --max-doc-chars; skipped before it was parsed",
     # gen curate: rating and selection

@@ -77,6 +77,11 @@ def _cache_used(opts: "RunOptions", name: str) -> dict[str, Any]:
     return {"cache": not opts.no_cache}
 
 
+def _if_set(opts: "RunOptions", name: str) -> dict[str, Any]:
+    """A switch recorded only when on (so settings without it stay what they were)."""
+    return {name: True} if getattr(opts, name) else {}
+
+
 def _with_ray(opts: "RunOptions", name: str) -> dict[str, Any]:
     return {name: getattr(opts, name)} if opts.executor == "ray" else {}
 
@@ -135,6 +140,14 @@ class RunOptions:
     top_p: float | None = flag("--top-p", type=click.FloatRange(0, 1), default=None, help="Nucleus sampling.")
     max_tokens: int | None = flag("--max-tokens", type=click.IntRange(1), default=None,
                                   help="Max tokens per response.")
+    reasoning_effort: str | None = flag(
+        "--reasoning-effort", type=click.Choice(["low", "medium", "high"]), default=None,
+        help="How hard a reasoning model thinks: sent as reasoning_effort (openai), a thinking budget "
+             "(anthropic); the local backends have no such knob.")
+    keep_reasoning: bool = flag(
+        "--keep-reasoning", is_flag=True, default=False, feeds=MANIFEST, record=_if_set,
+        help="Keep a reasoning model's thinking as training data (reasoning_content on the assistant "
+             "messages); by default it goes to meta.reasoning only.")
     limit: int | None = flag("--limit", type=click.IntRange(1), default=None, feeds=MANIFEST,
                              help="Process at most this many input items.")
     seed: int = flag("--seed", type=int, default=0, show_default=True, feeds=FINGERPRINT,
@@ -225,7 +238,7 @@ class RunOptions:
         """The run's sampling, with a stage's defaults where the user gave none."""
         return Sampling(temperature=self.temperature if self.temperature is not None else temperature,
                         top_p=self.top_p if self.top_p is not None else top_p,
-                        max_tokens=self.max_tokens or max_tokens)
+                        max_tokens=self.max_tokens or max_tokens, reasoning_effort=self.reasoning_effort)
 
     def cache_root(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
@@ -277,6 +290,10 @@ def check_options(opts: RunOptions, *, model: str | None = None, adapter: str | 
                          "server, which scales by itself: leave out --executor ray and raise --concurrency")
     if opts.executor != "ray" and (opts.workers > 1 or opts.gpus_per_worker is not None):
         raise UsageError("--workers and --gpus-per-worker size the Ray executor; add --executor ray")
+    if opts.reasoning_effort and not cls.capabilities.reasoning_effort:
+        raise UsageError(f"--reasoning-effort tells a reasoning model how hard to think, which --backend {cls.name} "
+                         "has no knob for; leave it out (a local model thinks as its chat template says), "
+                         "or use --backend openai or anthropic")
     if adapter and not cls.capabilities.adapters:
         raise UsageError(f"--adapter loads a LoRA adapter in this process, which --backend {cls.name} cannot; "
                          "use --backend hf or vllm, or serve the adapter under a name "

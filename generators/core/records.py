@@ -3,7 +3,8 @@
 A record is a plain dict so it round-trips through JSON untouched:
   {"id", "source", "messages": [{"role", "content"}], "tag", "score", "score_expected",
    "reason", "meta": {...}}
-Only id, source and messages are required; the rest is filled in by later stages.
+Only id, source and messages are required; the rest is filled in by later stages. With
+--keep-reasoning an assistant message also carries the model's thinking as `reasoning_content`.
 The parts that filters, dedup, decontamination and the rubric look at (the turns, the user
 turns, the instruction) are read here too, so all agree on what "the instruction" of a
 multi-turn self-chat dialog is.

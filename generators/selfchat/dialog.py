@@ -8,6 +8,12 @@ agents (beyond Baize): a simulated person (`user_model`) and the assistant (`mod
   each assistant turn is sampled N times and the judge's pick is the one the talk continues
   from (feedback.py); every turn's verdict is kept in `Dialog.feedback`.
 Both return a Dialog; the caller filters it and writes the record.
+
+A reasoning model's thinking (split off by the engine, or by the parser inside a transcript's
+turns) rides beside the messages, never in them: `Dialog.reasoning` holds one entry per
+assistant turn, and the person only ever sees the assistant's visible answers. An assistant turn
+whose thinking never closed ends the dialog like a cut answer; with nothing before it the dialog
+is rejected as `truncated_reasoning`.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import Any
 import prompts
 from generators.backends.base import ChatRequest, ChatResult, Sampling
 from generators.core.engine import Engine
+from generators.core.reasoning import cut
 from generators.core.records import derive_seed
 from generators.selfchat.feedback import Judge
 from generators.selfchat.parser import parse_transcript
@@ -33,6 +40,8 @@ class Dialog:
     raw: str | None = None
     models: list[str] = field(default_factory=list)  # every model that answered (usage is booked by the engine)
     feedback: list[dict[str, Any]] = field(default_factory=list)  # one verdict per assistant turn (--feedback)
+    reasoning: list[str | None] = field(default_factory=list)  # one per assistant turn: its thinking, if any
+    transcript_reasoning: str | None = None  # transcript mode: the thinking before the whole transcript
 
     def count(self, result: ChatResult) -> None:
         if result.model and result.model not in self.models:
@@ -54,7 +63,10 @@ async def transcript_dialog(engine: Engine, seed_text: str, sampling: Sampling, 
     truncated = result.finish == "length"
     parsed = parse_transcript(result.text, truncated=truncated)
     dialog = Dialog(messages=parsed.messages, finish="length" if truncated else "natural",
-                    reject=parsed.reject, notes=list(parsed.notes), raw=result.text)
+                    reject=parsed.reject, notes=list(parsed.notes), raw=result.text, reasoning=parsed.reasoning,
+                    transcript_reasoning=result.reasoning)
+    if result.reasoning_truncated:  # the thinking never closed: no transcript was written
+        dialog.reject = "truncated_reasoning"
     dialog.count(result)
     return dialog
 
@@ -108,7 +120,7 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
                                       turn=turn, model=user_model)
         result = await user_engine.complete(request)
         dialog.count(result)
-        return None if _is_end(result.text) or result.finish == "length" else result.text.strip()
+        return None if _is_end(result.text) or cut(result) else result.text.strip()
 
     def assistant_request(turn: int, k: int = 0) -> ChatRequest:
         return talk.assistant_request(dialog.messages, sampling, item_id=item_id, base_seed=base_seed,
@@ -136,14 +148,18 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
             break
         dialog.messages.append({"role": "user", "content": question})
         answer = await (assistant_says(turn) if judge is None else best_of(turn, judge))
-        if answer.finish == "length":  # a cut answer is not an answer: drop this exchange
+        if cut(answer):  # a cut answer (or thinking that never closed) is not an answer: drop this exchange
             dialog.messages.pop()
             dialog.finish = "length"
-            dialog.notes.append("dropped_truncated_turn")
+            dialog.notes.append("dropped_truncated_reasoning" if answer.reasoning_truncated
+                                else "dropped_truncated_turn")
             break
         dialog.messages.append({"role": "assistant", "content": answer.text.strip()})
+        dialog.reasoning.append(answer.reasoning)
         if turn + 1 < max_turns:
             question = await person_says(turn + 1)
     if not dialog.messages:  # the first answer was cut off, or nothing was said at all
         dialog.reject = "truncated" if dialog.finish == "length" else "one_sided"
+        if "dropped_truncated_reasoning" in dialog.notes:
+            dialog.reject = "truncated_reasoning"
     return dialog

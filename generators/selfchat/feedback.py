@@ -30,6 +30,7 @@ from generators.backends.registry import names as backend_names
 from generators.core.engine import Engine
 from generators.core.flags import flag
 from generators.core.io import atomic_lines, dumps, read_lines
+from generators.core.reasoning import cut
 from generators.core.records import Record, derive_seed, stable_id
 
 PREFERENCES = "preferences.jsonl"
@@ -115,7 +116,7 @@ class Judge:
         """Judge the complete candidates; the verdict names the one the dialog continues from
         (None when every candidate ran out of tokens)."""
         texts = [r.text.strip() for r in results]
-        complete = [k for k, r in enumerate(results) if r.finish != "length"]
+        complete = [k for k, r in enumerate(results) if not cut(r)]
         verdict = Verdict(turn=turn, candidates=texts, finish=[r.finish for r in results],
                           scores=[None] * len(results), chosen=complete[0] if complete else None,
                           judgement="all_cut" if not complete else "single")

@@ -8,11 +8,18 @@ two turns of one speaker in a row, a marker written inline after the previous tu
 What was repaired is listed in `notes`; a transcript with nothing usable gets a `reject` code:
   no_markers  no speaker marker found at all
   one_sided   markers found, but no complete user -> assistant exchange is left
+  truncated_reasoning  the first assistant turn's `<think>` never closed
+A reasoning model may think inside a turn (`[AI] <think>...</think> answer`): the think block
+is taken out of the turn (generators/core/reasoning.py), an assistant turn's thinking kept in
+`reasoning`, aligned with the assistant turns; a turn whose thinking never closed ends the
+dialog there (that exchange and everything after it are dropped).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from generators.core.reasoning import split
 
 _USER = ("human", "user")
 _NAMES = r"human|user|ai|assistant"
@@ -38,6 +45,7 @@ class ParsedDialog:
     messages: list[dict[str, str]]   # alternating user/assistant, starting with user, ending with assistant
     reject: str | None               # None when usable, else a reason code
     notes: list[str] = field(default_factory=list)  # what was repaired
+    reasoning: list[str | None] = field(default_factory=list)  # per assistant turn: its think block
 
     def note(self, what: str) -> None:
         if what not in self.notes:
@@ -73,17 +81,22 @@ def parse_transcript(text: str, *, truncated: bool = False) -> ParsedDialog:
         out.note("dropped_preamble")
     raw = [(role_of(m), text[m.end():(markers[i + 1].start() if i + 1 < len(markers) else len(text))]
             .strip()) for i, m in enumerate(markers)]
+    raw, cut_thinking = _without_thinking(raw)
+    if cut_thinking:
+        out.note("dropped_truncated_reasoning")
 
-    cut_last = truncated and bool(raw[-1][1]) and raw[-1][0] == "assistant"
-    turns: list[list[str]] = []
-    for role, content in raw:
+    # a turn cut by max tokens (one whose thinking was cut is gone already)
+    cut_last = truncated and not cut_thinking and bool(raw) and bool(raw[-1][1]) and raw[-1][0] == "assistant"
+    turns: list[list] = []
+    for role, content, reasoning in raw:
         if not content:
             out.note("dropped_empty_turn")
         elif turns and turns[-1][0] == role:
             turns[-1][1] += "\n\n" + content
+            turns[-1][2] = "\n\n".join(r for r in (turns[-1][2], reasoning) if r) or None
             out.note("merged_turns")
         else:
-            turns.append([role, content])
+            turns.append([role, content, reasoning])
 
     if turns and turns[0][0] == "assistant":
         turns.pop(0)
@@ -95,7 +108,20 @@ def parse_transcript(text: str, *, truncated: bool = False) -> ParsedDialog:
         turns.pop()
         out.note("dropped_unanswered_turn")
 
-    out.messages = [{"role": role, "content": content} for role, content in turns]
+    out.messages = [{"role": role, "content": content} for role, content, _ in turns]
+    out.reasoning = [reasoning for role, _, reasoning in turns if role == "assistant"]
     if not out.messages:
-        out.reject = "one_sided"
+        out.reject = "truncated_reasoning" if cut_thinking else "one_sided"
     return out
+
+
+def _without_thinking(raw: list[tuple[str, str]]) -> tuple[list[tuple[str, str, str | None]], bool]:
+    """Each turn with its think block taken out and kept beside it, up to a turn whose thinking
+    never closed (True: there was one; it and every turn after it are dropped)."""
+    kept: list[tuple[str, str, str | None]] = []
+    for role, content in raw:
+        visible, reasoning, closed = split(content)
+        if not closed:
+            return kept, True
+        kept.append((role, visible.strip(), reasoning or None if role == "assistant" else None))
+    return kept, False

@@ -209,7 +209,11 @@ class SelfChatStage(Stage):
         return self.config.user_model
 
     def settings(self) -> dict[str, Any]:
-        return {**self.generation.identity, "max_seed_chars": self.config.max_seed_chars}
+        """The identity, and what else changes the records: --keep-reasoning is here only when set
+        (folders made before it existed resume), and not in the identity, so the requests, their
+        seeds and the cached answers are the same either way."""
+        keep = {"keep_reasoning": True} if self.opts.keep_reasoning else {}
+        return {**self.generation.identity, "max_seed_chars": self.config.max_seed_chars, **keep}
 
     def rejudge(self) -> Rejudge:
         """Other filter flags on a folder: the stored dialogs are judged again, in seed order."""
@@ -337,7 +341,23 @@ class SelfChatStage(Stage):
         if self.judge is not None:
             meta["judge_model"] = self.judge_label()
             meta["feedback"] = dialog.feedback
-        return make_record(id=item_id, source=seed.source, messages=dialog.messages, meta=meta)
+        return make_record(id=item_id, source=seed.source, messages=self.with_reasoning(dialog, meta), meta=meta)
+
+    def with_reasoning(self, dialog: Dialog, meta: dict[str, Any]) -> list[dict[str, str]]:
+        """The dialog's messages, its thinking noted in meta (meta.reasoning: one entry per assistant
+        turn; meta.transcript_reasoning: the thinking before a whole transcript); with
+        --keep-reasoning, each assistant turn's thinking also goes into its message as
+        reasoning_content, as training data."""
+        if dialog.transcript_reasoning:
+            meta["transcript_reasoning"] = dialog.transcript_reasoning
+        if not any(dialog.reasoning):
+            return dialog.messages
+        meta["reasoning"] = dialog.reasoning
+        if not self.opts.keep_reasoning:
+            return dialog.messages
+        thinking = iter(dialog.reasoning)
+        return [{**m, "reasoning_content": r} if m["role"] == "assistant" and (r := next(thinking, None)) else m
+                for m in dialog.messages]
 
     def manifest_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"filters": self.filters.settings(), "seeds": {"spec": self.config.seeds, "field": self.config.text_field,

@@ -130,7 +130,9 @@ def test_a_backend_flag_without_a_settings_field_is_a_knob_only_when_set():
 def test_the_manifest_and_the_fingerprint_take_their_flags():
     manifest = {f.name for f, _ in flag_fields(RunOptions, MANIFEST)}
     assert set(run_settings(RunOptions())) == (manifest - {"no_cache", "workers", "gpus_per_worker", "cpus_per_worker",
-                                                          "tensor_parallel_size", "data_parallel_size"}) | {"cache"}
+                                                          "tensor_parallel_size", "data_parallel_size",
+                                                          "keep_reasoning"}) | {"cache"}
+    assert run_settings(RunOptions(keep_reasoning=True))["keep_reasoning"] is True
     assert run_settings(RunOptions(base_url="http://u:secret@127.0.0.1:9/v1"))["base_url"] == "http://127.0.0.1:9/v1"
     ray = run_settings(RunOptions(executor="ray", workers=3, data_parallel_size=2))
     assert (ray["workers"], ray["cpus_per_worker"], ray["data_parallel_size"]) == (3, 1.0, 2)

@@ -346,3 +346,20 @@ def test_only_this_runs_batches_are_adopted_and_one_that_cannot_be_read_stops_th
         results, _ = ask_all(backend, texts)
         assert all(isinstance(r, ChatResult) for r in results) and len(server.uploads) == 2
         assert backend.report()["adopted_batches"] == 1 and len(server.batches) == 2
+
+
+def test_batch_result_lines_carry_a_reasoning_models_thinking_apart(tmp_path):
+    """A Batch API line's chat completion with `reasoning_content` (or inline <think>) and
+    completion_tokens_details.reasoning_tokens: the answer is the visible text alone."""
+    def reply(body: dict) -> Any:
+        text = body["messages"][-1]["content"]
+        if text == "field":
+            return {"content": "Visible answer.", "reasoning": "thought about it at length"}
+        return "<think>inline thought</think>Another answer."
+
+    with BatchServer(reply=reply) as server:
+        results, engine = ask_all(make_backend(server, tmp_path), ["field", "inline"])
+    field, inline = results
+    assert (field.text, field.reasoning, field.reasoning_tokens) == ("Visible answer.", "thought about it at length", 5)
+    assert (inline.text, inline.reasoning) == ("Another answer.", "inline thought") and inline.reasoning_tokens > 0
+    assert engine.accounting.reasoning_tokens == 5 + inline.reasoning_tokens

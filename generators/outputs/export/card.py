@@ -210,11 +210,14 @@ def render(doc: dict[str, Any], *, fmt: str, files: dict[str, str], load_from: s
             f"ds = load_dataset({load_from!r})", "```", ""]
     splits = {name: n for name, n in doc["counts"]["splits"].items() if n}
     out = [yaml_header(title, files, doc["counts"]["exported"], splits, checksums), "", *intro(doc, fmt, title), *load, *licence(),
-           *fields(fmt, bool(doc["export"].get("include_rejected"))), *how_it_was_made(doc), *export_section(doc)]
+           *fields(fmt, bool(doc["export"].get("include_rejected"))), *how_it_was_made(doc), *export_section(doc, fmt)]
     return "\n".join(out).rstrip() + "\n"
 
 
-def export_section(doc: dict[str, Any]) -> list[str]:
+REASONING_INLINE = "as a `<think>...</think>` block before the answer it led to"
+
+
+def export_section(doc: dict[str, Any], fmt: str = "") -> list[str]:
     counts, export = doc["counts"], doc["export"]
     filters = export.get("filters") or {}
     used = [f"--{k.replace('_', '-')} " + (", ".join(map(str, v)) if isinstance(v, list)
@@ -233,6 +236,11 @@ def export_section(doc: dict[str, Any]) -> list[str]:
     empty = [name for name, n in counts["splits"].items() if not n]
     if empty:
         out.append(f"- No record fell in {', '.join(empty)}: no file was written for it and it is not in the configs.")
+    if counts.get("with_reasoning"):
+        where = (REASONING_INLINE if fmt in ("sharegpt", "alpaca")
+                 else "as `reasoning_content` on the assistant messages")
+        out.append(f"- Reasoning included: {_number(counts['with_reasoning'])} records carry the teacher's thinking "
+                   f"(made with --keep-reasoning), {where}.")
     if counts.get("skipped_no_answer"):
         out.append(f"- Skipped (no answer to learn from): {_number(counts['skipped_no_answer'])}.")
     if export.get("tag_texts"):

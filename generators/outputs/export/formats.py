@@ -6,6 +6,11 @@ trailing unanswered turns teach nothing and some trainers refuse them. A record 
 all is skipped (the row function returns None) and counted. `messages` keeps records as they are.
 With tag texts (--with-tags), the record's tag becomes the same system sentence `gen train` puts
 there (prompts/tag_*.j2), so a model trained elsewhere sees what M_k saw.
+
+An assistant message's thinking (`reasoning_content`, in records made with --keep-reasoning) goes
+where each format's trainers look for it: a `reasoning_content` field on the message in openai,
+messages and hf; a `<think>...</think>` block before the answer in sharegpt and alpaca, whose
+rows have no place for a field.
 """
 from __future__ import annotations
 
@@ -46,7 +51,22 @@ def with_tag(messages: Messages, tag: str | None, texts: dict[str, str] | None) 
 
 
 def plain(messages: list[dict[str, Any]]) -> Messages:
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    """Role and content, and an assistant's `reasoning_content` where it has one."""
+    return [{"role": m["role"], "content": m["content"]}
+            | ({"reasoning_content": m["reasoning_content"]} if with_thinking(m) else {}) for m in messages]
+
+
+def with_thinking(message: dict[str, Any]) -> bool:
+    """An assistant message that carries its thinking (reasoning_content)."""
+    return message.get("role") == "assistant" and isinstance(message.get("reasoning_content"), str) \
+        and bool(message["reasoning_content"].strip())
+
+
+def inlinewith_thinking(message: dict[str, Any]) -> str:
+    """The message's text, its thinking (if any) first as a <think> block, as R1-style trainers read it."""
+    if not with_thinking(message):
+        return message["content"]
+    return f"<think>\n{message['reasoning_content'].strip()}\n</think>\n\n{message['content']}"
 
 
 def answered(record: Record) -> Messages | None:
@@ -71,8 +91,8 @@ def sharegpt(record: Record, opts: Options) -> Row | None:
     if messages is None:
         return None
     turns = with_tag(messages, record.get("tag"), opts.tag_texts)
-    return _reject({"conversations": [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in turns]},
-                   record, opts)
+    return _reject({"conversations": [{"from": SHAREGPT_ROLES[m["role"]], "value": inlinewith_thinking(m)}
+                                      for m in turns]}, record, opts)
 
 
 def alpaca(record: Record, opts: Options) -> Row | None:
@@ -83,7 +103,7 @@ def alpaca(record: Record, opts: Options) -> Row | None:
                  if messages[i]["role"] == "user" and messages[i + 1]["role"] == "assistant"), None)
     if pair is None:
         return None
-    row: Row = {"instruction": pair[0]["content"], "input": "", "output": pair[1]["content"]}
+    row: Row = {"instruction": pair[0]["content"], "input": "", "output": inlinewith_thinking(pair[1])}
     head = with_tag([m for m in messages[:1] if m["role"] == "system"], record.get("tag"), opts.tag_texts)
     if head:
         row["system"] = head[0]["content"]

@@ -63,6 +63,25 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+THINKING_FIELD = b'"reasoning_content"'
+
+
+def carries_reasoning(source: Source, include_rejected: bool) -> bool:
+    """Whether any record may carry an assistant's thinking (made with --keep-reasoning): a scan of
+    the bytes, read in blocks, for the hf format, whose columns are typed before the first row."""
+    paths = [source.data] + ([source.rejected] if include_rejected and source.rejected is not None else [])
+    for path in paths:
+        if not path.is_file():
+            continue
+        tail = b""
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                if THINKING_FIELD in tail + block:
+                    return True
+                tail = block[-len(THINKING_FIELD):]
+    return False
+
+
 def records(source: Source, filters: Filters, include_rejected: bool) -> Selection:
     """Kept records (and rejected ones on request) that pass the filters, in file order. Missing
     files are refused here, before the stream starts."""

@@ -80,9 +80,10 @@ def export(settings: ExportSettings, token: str | None = None) -> Result:
     selection = (select.preferences(source, settings.filters) if fmt.preferences
                  else select.records(source, settings.filters, settings.include_rejected))
     options = formats.Options(tag_texts=settings.tag_texts, include_rejected=settings.include_rejected)
-    skipped = 0
+    skipped = thinking = 0
+    reasoning = fmt.parquet and select.carries_reasoning(source, settings.include_rejected)
     with write.staged(settings.out, force=settings.force) as tmp:
-        files = write.SplitFiles(tmp, hf_columns(settings.include_rejected) if fmt.parquet else None)
+        files = write.SplitFiles(tmp, hf_columns(settings.include_rejected) if fmt.parquet else None, reasoning)
         sidecar = None if fmt.parquet else write.JsonlFile(tmp / "provenance.jsonl")
         try:
             for item in selection.items:
@@ -91,6 +92,7 @@ def export(settings: ExportSettings, token: str | None = None) -> Result:
                     skipped += 1
                     continue
                 name = split.assign(str(item["id"]), settings.splits, settings.seed)
+                thinking += any(formats.with_thinking(m) for m in item.get("messages") or [])
                 if fmt.parquet:
                     files.add(name, {**row, **provenance.record_columns(item, source)})
                 else:
@@ -112,6 +114,8 @@ def export(settings: ExportSettings, token: str | None = None) -> Result:
                   "splits": {name: written.get(name, 0) for name, _ in settings.splits},
                   "dropped": dict(selection.dropped), "skipped_no_answer": skipped,
                   "rejected_included": selection.rejected_included}
+        if thinking:  # only then, so exports without thinking keep the shape they had
+            counts["with_reasoning"] = thinking
         doc = provenance.document(source, export=settings.describe(), counts=counts)
         write.json_file(tmp / "provenance.json", doc)
         write.text(tmp / "README.md", card.render(

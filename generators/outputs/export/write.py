@@ -136,11 +136,11 @@ class ParquetFile:
 
     BATCH = 2048
 
-    def __init__(self, path: Path, columns: list[str]) -> None:
+    def __init__(self, path: Path, columns: list[str], reasoning: bool = False) -> None:
         import pyarrow.parquet as pq
 
         self.path, self.columns, self.count = path, columns, 0
-        self.schema = parquet_schema(columns)
+        self.schema = parquet_schema(columns, reasoning)
         self._rows: list[dict[str, Any]] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +179,8 @@ class SplitFiles:
     """One file per split, opened when the split's first row comes: a split no record falls in
     gets no file (datasets refuses a declared split without data)."""
 
-    def __init__(self, folder: Path, parquet_columns: list[str] | None) -> None:
-        self.folder, self.columns = folder, parquet_columns
+    def __init__(self, folder: Path, parquet_columns: list[str] | None, reasoning: bool = False) -> None:
+        self.folder, self.columns, self.reasoning = folder, parquet_columns, reasoning
         self._open: dict[str, JsonlFile | ParquetFile] = {}
 
     def name(self, split: str) -> str:
@@ -196,7 +196,7 @@ class SplitFiles:
         sink = self._open.get(split)
         if sink is None:
             path = self.folder / self.name(split)
-            sink = ParquetFile(path, self.columns) if self.columns is not None else JsonlFile(path)
+            sink = ParquetFile(path, self.columns, self.reasoning) if self.columns is not None else JsonlFile(path)
             self._open[split] = sink
         return sink.add(row)
 
@@ -236,12 +236,15 @@ def text(path: Path, content: str) -> None:
         raise os_error(exc, path) from None
 
 
-def parquet_schema(columns: Iterable[str]) -> Any:
+def parquet_schema(columns: Iterable[str], reasoning: bool = False) -> Any:
     """Typed columns for the hf format, so a column that is null in every row still has a type
-    and every split file has the same schema (datasets refuses splits whose features differ)."""
+    and every split file has the same schema (datasets refuses splits whose features differ).
+    `reasoning`: the messages carry `reasoning_content` (null on the turns without thinking)."""
     import pyarrow as pa
 
+    message = [("role", pa.string()), ("content", pa.string())] + ([("reasoning_content", pa.string())]
+                                                                    if reasoning else [])
     types = {"id": pa.string(), "source": pa.string(), "tag": pa.string(),
-             "messages": pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])),
+             "messages": pa.list_(pa.struct(message)),
              "score": pa.int64(), "score_expected": pa.float64(), "reason": pa.string(), "reject": pa.string()}
     return pa.schema([(name, types.get(name, pa.string())) for name in columns])

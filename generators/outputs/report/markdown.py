@@ -80,6 +80,7 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
     for run in runs:
         lines.append(_run_row(run))
     lines += _requests(data)
+    lines += _reasoning(data)
     bad = [run for run in runs if run.bad_lines]
     if bad:
         lines += ["", "Unreadable lines skipped: " + ", ".join(f"{r.name} {r.bad_lines}" for r in bad) + "."]
@@ -153,6 +154,22 @@ def _requests(data: Sequence[RunData]) -> list[str]:
         cells += [_num(int(retried.get(cause) or 0)) if counted else "-" for cause, _ in RETRIED_COLUMNS]
         cells.append(_num(u.get("failed_requests")))
         lines.append(f"| {run.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _reasoning(data: Sequence[RunData]) -> list[str]:
+    """The thinking of reasoning models, for the runs that had any: of the output tokens (and
+    priced with them), how many were spent thinking."""
+    runs = [run for run in data if run.usage.get("reasoning_tokens")]
+    if not runs:
+        return []
+    lines = ["", "## Reasoning", "",
+             "Reasoning tokens are part of the output tokens and are priced with them.", "",
+             "| run | output tokens | reasoning tokens | share |", "|---|---:|---:|---:|"]
+    for run in runs:
+        out, thought = int(run.usage.get("completion_tokens") or 0), int(run.usage["reasoning_tokens"])
+        share = f"{thought / out:.0%}" if out else "-"
+        lines.append(f"| {run.name} | {_num(out)} | {_num(thought)} | {share} |")
     return lines
 
 
