@@ -70,7 +70,7 @@ def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -
                                                                rate=settings.rate), sampling)
         else:
             rating = await rate(engine, rubric_messages(record, settings.template, rate=settings.rate), sampling,
-                                retries_unparsed=settings.retries_unparsed)
+                                retries_unparsed=settings.retries_unparsed, cache_hint=settings.template)
         meta = record.setdefault("meta", {})
         curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,
                     "template": template, "rate": settings.rate, "raw": rating.raw, "attempts": rating.attempts,

@@ -31,6 +31,8 @@ def params(request: ChatRequest, model: str) -> dict[str, Any]:
         body["logprobs"] = True
         if s.logprobs > 0:
             body["top_logprobs"] = s.logprobs
+    if request.cache_hint:  # requests that share a prefix go to the same prompt cache
+        body["prompt_cache_key"] = request.cache_hint
     return body
 
 

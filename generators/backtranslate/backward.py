@@ -38,6 +38,6 @@ async def write_instruction(engine: Engine, text: str, *, sampling: Sampling, se
                             filters: FilterChain[Candidate] | None = None) -> tuple[ChatResult, InstructionVerdict]:
     """The backward model's answer for `text` and its verdict (cleaned, salvaged, filtered)."""
     request = ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=text)}],
-                             replace(sampling, seed=seed))
+                             replace(sampling, seed=seed), cache_hint=TEMPLATE)
     result = await engine.complete(request)
     return result, judge_instruction(result.text, text, header, result.finish, filters)

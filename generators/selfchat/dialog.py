@@ -7,7 +7,9 @@ agents (beyond Baize): a simulated person (`user_model`) and the assistant (`mod
   the talk with the end marker or the dialog stops at max_turns. With a Judge (--feedback N),
   each assistant turn is sampled N times and the judge's pick is the one the talk continues
   from (feedback.py); every turn's verdict is kept in `Dialog.feedback`.
-Both return a Dialog; the caller filters it and writes the record.
+Both return a Dialog; the caller filters it and writes the record. Every request of a dialog
+carries its item id as the cache hint, and each side's requests start the same way (its system
+text, then the talk so far, growing at the end), so a provider's prompt cache serves the prefix.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ async def transcript_dialog(engine: Engine, seed_text: str, sampling: Sampling, 
                             base_seed: int, model: str | None = None) -> Dialog:
     prompt = prompts.render("selfchat_transcript", seed=seed_text)
     request = ChatRequest.of([{"role": "user", "content": prompt}],
-                             replace(sampling, seed=derive_seed(base_seed, item_id, "transcript")), model)
+                             replace(sampling, seed=derive_seed(base_seed, item_id, "transcript")), model,
+                             cache_hint=item_id)
     result = await engine.complete(request)
     truncated = result.finish == "length"
     parsed = parse_transcript(result.text, truncated=truncated)
@@ -80,7 +83,7 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
     async def person_says(turn: int) -> str | None:
         history = [person_system, person_opening] + _flip(dialog.messages)
         request = ChatRequest.of(history, replace(sampling, seed=derive_seed(base_seed, item_id, "user", turn)),
-                                 user_model)
+                                 user_model, cache_hint=item_id)
         result = await user_engine.complete(request)
         dialog.count(result)
         return None if _is_end(result.text) or result.finish == "length" else result.text.strip()
@@ -88,7 +91,8 @@ async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sam
     def assistant_request(turn: int, k: int = 0) -> ChatRequest:
         parts = ("assistant", turn) if k == 0 else ("assistant", turn, k)  # a distinct seed per candidate
         return ChatRequest.of(helper_system + dialog.messages,
-                              replace(sampling, seed=derive_seed(base_seed, item_id, *parts)), model)
+                              replace(sampling, seed=derive_seed(base_seed, item_id, *parts)), model,
+                              cache_hint=item_id)
 
     async def assistant_says(turn: int) -> ChatResult:
         answer = await engine.complete(assistant_request(turn))

@@ -82,3 +82,14 @@ def test_price_flag_takes_two_or_three_rates():
         with pytest.raises(click.BadParameter, match=r"IN,OUT\[,CACHED\]"):
             parse_price(bad)
 
+
+def test_the_docs_show_every_rate_of_the_table():
+    docs = (REPO / "docs" / "backends.md").read_text("utf-8")
+    assert TABLE["date"] in docs
+
+    def shown(rate: float | None) -> str:
+        return "-" if rate is None else f"{rate:g}"
+    for name, p in price_table().items():
+        row = " | ".join(shown(r) for r in (p.input, p.cached_input, p.cache_write, p.output, p.batch_input,
+                                             p.batch_output))
+        assert f"| `{name}` | {row} |" in docs, name
