@@ -44,12 +44,14 @@ def attempt_sampling(base: Sampling, attempt: int) -> Sampling:
 
 
 async def rate(engine: Engine, messages: list[dict[str, str]], sampling: Sampling, *,
-               retries_unparsed: int) -> Rating:
+               retries_unparsed: int, cache_hint: str | None = None) -> Rating:
     """The first readable rating in 1 + retries_unparsed attempts (score None if none was).
-    A RequestFailed propagates: the item goes to errors.jsonl, not to 'unparsed'."""
+    A RequestFailed propagates: the item goes to errors.jsonl, not to 'unparsed'. `cache_hint`
+    (the rubric's name) tells the provider which requests share the rubric as their prefix."""
     rating = Rating(None, None, "", "", 0)
     for attempt in range(retries_unparsed + 1):
-        result = await engine.complete(ChatRequest.of(messages, attempt_sampling(sampling, attempt)))
+        result = await engine.complete(ChatRequest.of(messages, attempt_sampling(sampling, attempt),
+                                                      cache_hint=cache_hint))
         rating.attempts = attempt + 1
         rating.raw, rating.finish, rating.reasoning = result.text, result.finish, result.reasoning
         rating.usage["prompt_tokens"] += result.prompt_tokens

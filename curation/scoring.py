@@ -87,7 +87,7 @@ def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -
             rating = await rate_direct(engine, rating_messages(record, settings), sampling)
         else:
             rating = await rate(engine, rating_messages(record, settings), sampling,
-                                retries_unparsed=settings.retries_unparsed)
+                                retries_unparsed=settings.retries_unparsed, cache_hint=settings.template)
         meta = record.setdefault("meta", {})
         curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,
                     "template": template, "rate": settings.rate, "raw": rating.raw, "attempts": rating.attempts,

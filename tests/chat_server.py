@@ -48,6 +48,13 @@ concurrency limit K: a chat request arriving while K others are in flight is ans
 once, with ``Retry-After: capacity_retry_after`` (default 0), before any rule or latency; a rate
 limit that a client has to discover).
 
+Usage details, as OpenAI reports them: ``cached_tokens`` (an int: that many prompt tokens, at
+most the whole prompt, in ``prompt_tokens_details.cached_tokens``; ``"prefix"``: a simulated
+prompt cache, the words the prompt shares from its start with an earlier prompt that carried the
+same ``prompt_cache_key``, none without a key) and ``reasoning_tokens`` (that many more completion
+tokens, reported in ``completion_tokens_details.reasoning_tokens``). ``usages`` keeps the usage of
+every answer, and ``cache_keys`` the ``prompt_cache_key`` of every request (None without one).
+
 Stats: ``requests_total``, ``by_status``, ``requests``, ``in_flight``, ``max_in_flight`` (refused
 requests included), ``first_at``/``last_at`` (wall-clock ``time.time()`` of the first chat
 request's arrival and of the last chat answer, so a benchmark can time the busy phase alone).
@@ -244,7 +251,11 @@ class ChatServer:
         record_bodies: bool = True,
         capacity: int | None = None,
         capacity_retry_after: float = 0.0,
+        cached_tokens: int | str | None = None,
+        reasoning_tokens: int = 0,
     ) -> None:
+        self.cached_tokens = cached_tokens
+        self.reasoning_tokens = int(reasoning_tokens)
         self.rules: list[Rule] = [Rule.coerce(r) for r in (rules or [])]
         self.latency_s = float(latency_s)
         self.reply_fn: ReplyFn = reply or default_reply
@@ -277,10 +288,31 @@ class ChatServer:
         self.max_in_flight = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
+        self.usages: list[dict[str, Any]] = []  # the usage of every answer, as sent
+        self._prompts: dict[str, list[list[str]]] = {}  # prompt_cache_key -> the prompts seen ("prefix")
 
     @property
     def bodies(self) -> list[Any]:
         return [r["body"] for r in self.requests]
+
+    @property
+    def cache_keys(self) -> list[str | None]:
+        """The prompt_cache_key of each chat request (None without one)."""
+        return [(r["body"] or {}).get("prompt_cache_key") for r in self.requests]
+
+    def _cached(self, body: dict, words: list[str]) -> int | None:
+        """prompt_tokens_details.cached_tokens for a prompt of these words (None: not reported)."""
+        if self.cached_tokens is None:
+            return None
+        if self.cached_tokens != "prefix":
+            return min(int(self.cached_tokens), len(words))
+        key = body.get("prompt_cache_key")
+        if not isinstance(key, str):
+            return 0
+        seen = self._prompts.setdefault(key, [])
+        best = max((_shared(words, earlier) for earlier in seen), default=0)
+        seen.append(words)
+        return best
 
     @property
     def authorizations(self) -> list[str | None]:
@@ -529,6 +561,18 @@ class ChatServer:
         message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
         if thinking.get("reasoning") is not None:
             message[thinking["reasoning_field"]] = thinking["reasoning"]
+        all_reasoning = reasoning_tokens * n + self.reasoning_tokens
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens * n + self.reasoning_tokens,
+            "total_tokens": prompt_tokens + completion_tokens * n + self.reasoning_tokens,
+        }
+        cached = self._cached(body, text.split())
+        if cached is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+        if all_reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": all_reasoning}
+        self.usages.append(usage)
         out = {
             "id": f"chatcmpl-{self._ids:08d}",
             "object": "chat.completion",
@@ -543,15 +587,9 @@ class ChatServer:
                 }
                 for i in range(n)
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens * n,
-                "total_tokens": prompt_tokens + completion_tokens * n,
-            },
+            "usage": usage,
             "system_fingerprint": "fp_baleen_test",
         }
-        if reasoning_tokens:
-            out["usage"]["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens * n}
         headers.setdefault("x-request-id", f"req_{self._ids:08d}")
         return web.json_response(out, headers=headers)
 
@@ -564,6 +602,16 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _shared(a: list[str], b: list[str]) -> int:
+    """How many words two prompts share from their start."""
+    count = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 def _num(x: float) -> str:

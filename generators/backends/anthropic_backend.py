@@ -5,7 +5,8 @@ http_batch.py runs `--batch` through Message Batches at half price.
 
 What is Anthropic's here: the key (ANTHROPIC_API_KEY, sent by the SDK) and the server
 (--base-url, else ANTHROPIC_BASE_URL, else the public API; without the /v1, which the SDK adds);
-system messages go to the `system` parameter; `max_tokens` is required, so a request without one
+system messages go to the `system` parameter (one block marked `cache_control` when the request
+has a cache hint: the stable prefix of a dialog); `max_tokens` is required, so a request without one
 asks for DEFAULT_MAX_TOKENS; `stop` becomes `stop_sequences` (the API has no seed: it is not sent);
 usage counts the prompt as input + cache-read + cache-write tokens, with the last two booked apart.
 Extended thinking: --reasoning-effort turns it on with a budget of THINKING_BUDGET tokens, added
@@ -74,7 +75,7 @@ class AnthropicBackend(HTTPBackend):
             "messages": [{"role": role, "content": content} for role, content in request.messages
                          if role != "system"]}
         if system:
-            body["system"] = system
+            body["system"] = system_blocks(system) if request.cache_hint else system
         optional = {"temperature": s.temperature, "top_p": s.top_p, "stop_sequences": list(s.stop or ()) or None}
         if s.reasoning_effort is not None:
             budget = THINKING_BUDGET[s.reasoning_effort]
@@ -136,6 +137,14 @@ class AnthropicBackend(HTTPBackend):
             if near:
                 found[handle] = min(near)[1]
         return found
+
+
+def system_blocks(system: str) -> list[dict[str, Any]]:
+    """The system text as one block marked as the end of a cached prefix (the request's stable
+    part): later requests that start the same read it from the cache. Anthropic caches only
+    prefixes above a minimum length (1,024 tokens, 2,048 on Haiku); a shorter one is sent as
+    it is and costs nothing more."""
+    return [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
 
 
 def message_result(message: dict[str, Any], model: str) -> ChatResult:

@@ -32,11 +32,16 @@ class ChatRequest:
     messages: tuple[tuple[str, str], ...]  # ((role, content), ...): hashable and immutable
     sampling: Sampling = field(default_factory=Sampling)
     model: str | None = None  # None: the backend's default model
+    # Which requests share a prompt prefix (a dialog's id, a template's name): a provider routes
+    # them to the same prompt cache (OpenAI's prompt_cache_key, Anthropic's cache_control). Not
+    # part of the answer: the response cache's key leaves it out, and so does equality.
+    cache_hint: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, messages: list[dict[str, str]], sampling: Sampling | None = None,
-           model: str | None = None) -> "ChatRequest":
-        return cls(tuple((m["role"], m["content"]) for m in messages), sampling or Sampling(), model)
+           model: str | None = None, *, cache_hint: str | None = None) -> "ChatRequest":
+        return cls(tuple((m["role"], m["content"]) for m in messages), sampling or Sampling(), model,
+                   cache_hint=cache_hint)
 
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]

@@ -33,6 +33,8 @@ def params(request: ChatRequest, model: str) -> dict[str, Any]:
             body["top_logprobs"] = s.logprobs
     if s.reasoning_effort is not None:
         body["reasoning_effort"] = s.reasoning_effort
+    if request.cache_hint:  # requests that share a prefix go to the same prompt cache
+        body["prompt_cache_key"] = request.cache_hint
     return body
 
 

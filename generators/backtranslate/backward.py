@@ -38,7 +38,7 @@ def backward_generation(stage: Stage) -> Generation:
 def backward_request(text: str, *, sampling: Sampling, seed: int) -> ChatRequest:
     """The one request that asks for the instruction `text` answers (also what --dry-run counts)."""
     return ChatRequest.of([{"role": "user", "content": prompts.render(TEMPLATE, output=text)}],
-                          replace(sampling, seed=seed))
+                          replace(sampling, seed=seed), cache_hint=TEMPLATE)
 
 
 async def write_instruction(engine: Engine, text: str, *, sampling: Sampling, seed: int, header: str = "",

@@ -5,8 +5,9 @@ context variable the runner sets per item), which the runner writes onto that it
 lines are the ledger: a rerun sums them to know what earlier sessions spent, so budgets hold
 across kills and the manifest never undercounts.
 
-Prices are dollars per million tokens (input, output) for a few well-known models; the
-table is overridable with --price IN,OUT. Unknown models cost "unknown", never a guess.
+Costs come from generators/core/prices.py (the dated price table, or --price): cache reads at
+the cached rate, cache writes at the write rate, --batch at batch rates. Unknown models cost
+"unknown", never a guess.
 """
 from __future__ import annotations
 
@@ -15,27 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from generators.core.errors import FatalError
-
-PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
-    "gpt-3.5-turbo": (0.50, 1.50),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-4.1": (2.00, 8.00),
-}
-
-
-def price_for(model: str, override: tuple[float, float] | None = None) -> tuple[float, float] | None:
-    if override:
-        return override
-    if model in PRICES_PER_MTOK:
-        return PRICES_PER_MTOK[model]
-    # dated snapshots ("gpt-4o-mini-2024-07-18") cost what their family costs
-    for name in sorted(PRICES_PER_MTOK, key=len, reverse=True):
-        if model.startswith(name + "-"):
-            return PRICES_PER_MTOK[name]
-    return None
+from generators.core.prices import Price, cost_usd
 
 
 USAGE_KEYS = ("requests", "cached", "failed_requests", "attempts", "prompt_tokens", "completion_tokens")
@@ -78,6 +59,13 @@ def add_usage(total: dict[str, Any], part: dict[str, Any] | None) -> dict[str, A
     return total
 
 
+def cache_read_share(usage: dict[str, Any]) -> float | None:
+    """The share of prompt tokens served from the provider's prompt cache, or None when the
+    usage books no cache reads (the provider reported none, or does not report them)."""
+    read, prompt = int(usage.get("cache_read_tokens") or 0), int(usage.get("prompt_tokens") or 0)
+    return round(read / prompt, 4) if read and prompt else None
+
+
 def sum_usage(parts: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
     total = empty_usage()
     for part in parts:
@@ -105,7 +93,8 @@ class BudgetReached(FatalError):
 @dataclass
 class Accounting:
     model: str = ""
-    price: tuple[float, float] | None = None
+    price: Price | None = None
+    batch: bool = False  # --batch: billed at the price's batch rates
     max_cost: float | None = None
     max_tokens: int | None = None
     requests: int = 0
@@ -126,22 +115,23 @@ class Accounting:
 
     @property
     def cost(self) -> float | None:
-        if self.price is None:
-            return None
-        now = (self.prompt_tokens * self.price[0] + self.completion_tokens * self.price[1]) / 1e6
-        return now + float(self.prior.get("cost_usd") or 0.0)
+        now = self.cost_of(self.prompt_tokens, self.completion_tokens, self.cache_read_tokens,
+                           self.cache_write_tokens)
+        return None if now is None else now + float(self.prior.get("cost_usd") or 0.0)
 
-    def cost_of(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def cost_of(self, prompt_tokens: int, completion_tokens: int, cache_read_tokens: int = 0,
+                cache_write_tokens: int = 0) -> float | None:
         if self.price is None:
             return None
-        return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1e6
+        return cost_usd(self.price, prompt_tokens, completion_tokens, cache_read_tokens, self.batch,
+                        cache_write_tokens=cache_write_tokens)
 
     def add(self, prompt_tokens: int, completion_tokens: int, cache_read_tokens: int = 0,
             cache_write_tokens: int = 0, *, reasoning_tokens: int = 0) -> None:
-        """One answered request. Cache reads and writes are part of prompt_tokens and are priced
-        as plain input tokens (the price table knows no cache rates); they are booked apart so
-        the manifest shows how much of the prompt the provider's cache served. Reasoning tokens
-        are part of completion_tokens, priced with them, and booked apart the same way."""
+        """One answered request. Cache reads and writes are part of prompt_tokens, priced at the
+        price's cached and cache-write rates; they are booked apart so the manifest shows how much
+        of the prompt the provider's cache served. Reasoning tokens are part of completion_tokens,
+        priced with them, and booked apart the same way."""
         self.requests += 1
         self.attempts += 1
         self.prompt_tokens += prompt_tokens
@@ -153,7 +143,8 @@ class Accounting:
         if reasoning_tokens:
             cache[REASONING_KEY] = reasoning_tokens
         self._book(requests=1, attempts=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                   cost_usd=self.cost_of(prompt_tokens, completion_tokens), **cache)
+                   cost_usd=self.cost_of(prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens),
+                   **cache)
 
     def add_cached(self) -> None:
         self.cached += 1

@@ -19,7 +19,8 @@ from typing import Any
 
 import click
 
-from generators.core.accounting import Accounting, price_for
+from generators.core.accounting import Accounting
+from generators.core.prices import Price, lookup_price, parse_price
 from generators.backends.base import Backend, BackendSettings, Sampling
 from generators.backends.cache import ResponseCache
 from generators.backends.registry import backend_class, names
@@ -50,14 +51,8 @@ def _max_line_bytes(ctx: click.Context, param: click.Parameter, value: int) -> i
     return value
 
 
-def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    try:
-        a, b = (float(x) for x in value.split(","))
-    except ValueError:
-        raise click.BadParameter("expected INPUT,OUTPUT dollars per million tokens, e.g. 0.15,0.60") from None
-    return a, b
+def _price(ctx: click.Context, param: click.Parameter, value: str | None) -> Price | None:
+    return None if value is None else parse_price(value)
 
 
 # How some flags show in the manifest's run settings (the rest: name and value as given).
@@ -161,9 +156,10 @@ class RunOptions:
                                   help="Stop cleanly once this many dollars are spent.")
     max_total_tokens: int | None = flag("--max-total-tokens", type=click.IntRange(1), default=None,
                                         feeds=MANIFEST, help="Stop cleanly once this many tokens are used.")
-    price: tuple[float, float] | None = flag(
-        "--price", callback=_price, default=None, metavar="IN,OUT",
-        help="Dollars per million input,output tokens (overrides the built-in table).")
+    price: Price | None = flag(
+        "--price", callback=_price, default=None, metavar="IN,OUT[,CACHED]",
+        help="Dollars per million input,output[,cached input] tokens (overrides the price table; "
+             "see docs/backends.md, Prices).")
     timeout: float = flag(
         "--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
         feeds=BACKEND | MANIFEST, backend="timeout_s", help="Seconds before one request is abandoned and retried.")
@@ -315,10 +311,7 @@ def build_engine(opts: RunOptions, backend: Backend, accounting: Accounting | No
     """An engine for `backend`; pass another engine's accounting to share one budget."""
     model = backend.model
     cache = None if opts.no_cache else ResponseCache(opts.cache_root() / "responses.sqlite")
-    price = price_for(model, opts.price)
-    if price is not None and opts.batch:  # the Batch API bills half
-        price = (price[0] / 2, price[1] / 2)
-    accounting = accounting or Accounting(model=model, price=price,
+    accounting = accounting or Accounting(model=model, price=lookup_price(model, opts.price), batch=opts.batch,
                                           max_cost=opts.max_cost, max_tokens=opts.max_total_tokens)
     return Engine(backend, cache=cache, accounting=accounting)
 

@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Iterable
 
 from generators.backends.base import Sampling
 from generators.backends.urls import redact_url
-from generators.core.accounting import empty_usage, sum_usage
+from generators.core.accounting import cache_read_share, empty_usage, sum_usage
 from generators.core.dry_run import DryRun, print_estimate
 from generators.core.engine import Engine
 from generators.core.errors import BaleenError, Interrupted, UsageError
@@ -177,6 +177,9 @@ def usage_summary(ledger: dict[str, Any], unsettled: dict[str, Any], priced: boo
     total = sum_usage([ledger, unsettled])
     total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
     total["cost_usd"] = round(total["cost_usd"] or 0.0, 6) if priced else None
+    share = cache_read_share(total)
+    if share is not None:  # only where the provider reported cache reads: other usages keep their shape
+        total["cache_read_share"] = share
     return total
 
 

@@ -61,6 +61,8 @@ def book(engine: Engine, usage: dict[str, Any]) -> None:
     acc.attempts += int(usage.get("attempts") or 0)
     acc.prompt_tokens += int(usage.get("prompt_tokens") or 0)
     acc.completion_tokens += int(usage.get("completion_tokens") or 0)
+    acc.cache_read_tokens += int(usage.get("cache_read_tokens") or 0)  # priced at the cached rate
+    acc.cache_write_tokens += int(usage.get("cache_write_tokens") or 0)
 
 
 async def run_items_ray(stage: Any, items: Iterable[Item], *, store: RunStore, engine: Engine,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.core.accounting import Accounting
+from generators.core.prices import Price
 from generators.backends.base import Backend, BackendSettings
 from generators.backends.cache import ResponseCache
 from generators.core.engine import Engine
@@ -46,9 +47,11 @@ def _rebuild_backend(kind: type[Backend], settings: BackendSettings) -> Backend:
     return backend
 
 
-def _rebuild_engine(backend: Backend, cache_path: str | None, max_failures: int) -> Engine:
+def _rebuild_engine(backend: Backend, cache_path: str | None, max_failures: int, price: Price | None = None,
+                    batch: bool = False) -> Engine:
+    """A worker's engine: the driver's price (so each line's cost is the driver's), never its budgets."""
     cache = ResponseCache(cache_path) if cache_path else None
-    return Engine(backend, cache=cache, accounting=Accounting(model=backend.model),
+    return Engine(backend, cache=cache, accounting=Accounting(model=backend.model, price=price, batch=batch),
                   max_consecutive_failures=max_failures)
 
 
@@ -56,7 +59,8 @@ def _reducer(obj: Any) -> Any:
     """How a driver-side object travels, or NotImplemented for ordinary pickling."""
     if isinstance(obj, Engine):
         cache = str(obj.cache.path) if obj.cache is not None else None
-        return _rebuild_engine, (obj.backend, cache, obj.max_consecutive_failures)
+        return _rebuild_engine, (obj.backend, cache, obj.max_consecutive_failures, obj.accounting.price,
+                                 obj.accounting.batch)
     if isinstance(obj, Backend) and isinstance(obj.settings, BackendSettings):
         return _rebuild_backend, (type(obj), obj.settings)
     if isinstance(obj, RunStore) or getattr(type(obj), "driver_only", False):

@@ -7,7 +7,9 @@ agents (beyond Baize): a simulated person (`user_model`) and the assistant (`mod
   the talk with the end marker or the dialog stops at max_turns. With a Judge (--feedback N),
   each assistant turn is sampled N times and the judge's pick is the one the talk continues
   from (feedback.py); every turn's verdict is kept in `Dialog.feedback`.
-Both return a Dialog; the caller filters it and writes the record.
+Both return a Dialog; the caller filters it and writes the record. Every request of a dialog
+carries its item id as the cache hint, and each side's requests start the same way (its system
+text, then the talk so far, growing at the end), so a provider's prompt cache serves the prefix.
 
 A reasoning model's thinking (split off by the engine, or by the parser inside a transcript's
 turns) rides beside the messages, never in them: `Dialog.reasoning` holds one entry per
@@ -53,7 +55,8 @@ def transcript_request(seed_text: str, sampling: Sampling, *, item_id: str, base
     """The one request of a transcript dialog (also what --dry-run counts)."""
     prompt = prompts.render("selfchat_transcript", seed=seed_text)
     return ChatRequest.of([{"role": "user", "content": prompt}],
-                          replace(sampling, seed=derive_seed(base_seed, item_id, "transcript")), model)
+                          replace(sampling, seed=derive_seed(base_seed, item_id, "transcript")), model,
+                          cache_hint=item_id)
 
 
 async def transcript_dialog(engine: Engine, seed_text: str, sampling: Sampling, *, item_id: str,
@@ -97,13 +100,15 @@ class AgentsPrompts:
     def person_request(self, messages: list[dict[str, str]], sampling: Sampling, *, item_id: str, base_seed: int,
                        turn: int, model: str | None = None) -> ChatRequest:
         return ChatRequest.of(self.person + _flip(messages),
-                              replace(sampling, seed=derive_seed(base_seed, item_id, "user", turn)), model)
+                              replace(sampling, seed=derive_seed(base_seed, item_id, "user", turn)), model,
+                              cache_hint=item_id)
 
     def assistant_request(self, messages: list[dict[str, str]], sampling: Sampling, *, item_id: str,
                           base_seed: int, turn: int, k: int = 0, model: str | None = None) -> ChatRequest:
         parts = ("assistant", turn) if k == 0 else ("assistant", turn, k)  # a distinct seed per candidate
         return ChatRequest.of(self.assistant + messages,
-                              replace(sampling, seed=derive_seed(base_seed, item_id, *parts)), model)
+                              replace(sampling, seed=derive_seed(base_seed, item_id, *parts)), model,
+                              cache_hint=item_id)
 
 
 async def agents_dialog(engine: Engine, user_engine: Engine, seed_text: str, sampling: Sampling, *,

@@ -133,7 +133,7 @@ class Judge:
         prompt = prompts.render(TEMPLATE, turns=history, answers=shown)
         sampling = replace(JUDGE_SAMPLING, seed=derive_seed(base_seed, item_id, "judge", turn))
         result = await self.engine.complete(ChatRequest.of([{"role": "user", "content": prompt}], sampling,
-                                                           self.model))
+                                                           self.model, cache_hint=item_id))
         count(result)
         verdict.judge_text = result.text
         scores = parse_scores(result.text, len(shown))

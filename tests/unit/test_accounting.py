@@ -9,12 +9,13 @@ from generators.backends.base import ChatRequest, RequestFailed, Sampling
 from generators.backends.openai_backend import OpenAIBackend
 from generators.core.accounting import ITEM_USAGE, Accounting, add_usage, empty_usage, sum_usage
 from generators.core.engine import Engine
+from generators.core.prices import Price
 from generators.core.stage import usage_summary
 from tests.chat_server import ChatServer
 
 
 def item_usage(server: ChatServer, texts: list[str], *, retries: int = 4, timeout_s: float = 5.0,
-               price: tuple[float, float] | None = None) -> dict:
+               price: Price | None = None) -> dict:
     """The usage one item books asking `texts` in turn (failed requests included)."""
     backend = OpenAIBackend(model="teacher", base_url=server.base_url, api_key="k", concurrency=4, retries=retries,
                             timeout_s=timeout_s, backoff_initial_s=0.01, backoff_max_s=0.02)

@@ -13,6 +13,7 @@ from generators.inputs.corpus import SegmentFilterConfig, SegmentPipeline, iter_
 from generators.inputs.corpus.filters import precheck_part
 from generators.inputs.corpus.readers import iter_document_part
 from generators.core.engine import Engine
+from generators.core.prices import Price
 from generators.executors.shipping import dumps_stage, loads_stage
 from generators.core.options import RunOptions, build_engine, check_options, make_backend
 from generators.core.errors import UsageError
@@ -110,11 +111,13 @@ def test_a_shipped_stage_gets_fresh_engines_and_leaves_driver_objects_behind(tmp
     backend.settings = BackendSettings(model="echo")
     engine = Engine(backend)
     engine.accounting.max_tokens = 1  # a budget: the driver's, never the worker's
+    engine.accounting.price = Price(1.0, 2.0)  # the price: the driver's, so each line's cost is priced
     store = RunStore(tmp_path / "run", stage="t", settings={})
     shipped = loads_stage(dumps_stage(Holder(engine, store)))
     store.close()
     assert shipped.engine is not engine and shipped.engines[0] is shipped.engine
     assert shipped.engine.accounting.max_tokens is None and shipped.engine.backend.lock is not backend.lock
+    assert shipped.engine.accounting.price == Price(1.0, 2.0)
     assert shipped.store is None and shipped.stream is None and shipped.pipeline is None
     assert asyncio.run(shipped.ask("hello")).text == "hello"
 
@@ -184,3 +187,4 @@ def test_vllm_engine_arguments_carry_tensor_parallelism():
     backend = VLLMBackend.build("/models/base", BackendSettings(extra=(("tensor_parallel_size", 2),)))
     args = backend.engine_args()
     assert args["tensor_parallel_size"] == 2 and args["distributed_executor_backend"] == "mp"
+    assert args["enable_prefix_caching"] is True  # the requests of a dialog share their prefix

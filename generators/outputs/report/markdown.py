@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from generators.core.accounting import cache_read_share
 from generators.outputs.report import plots, quality, training
 from generators.outputs.report.load import Layout, RunData
 
@@ -143,9 +144,10 @@ def _requests(data: Sequence[RunData]) -> list[str]:
         return []
     lines = ["", "## Requests", "",
              "Attempts are the tries sent to the server: answered and failed requests plus every retried try "
-             "(by cause). Tokens and cost come from answers only.", "",
+             "(by cause). Tokens and cost come from answers only. Prompt from cache: the share of prompt tokens "
+             "the provider's prompt cache served (billed at the cached rate), where it reported any.", "",
              "| run | requests | cached | attempts | " + " | ".join(f"retried {label}" for _, label in RETRIED_COLUMNS)
-             + " | failed |", "|---|" + "---:|" * (4 + len(RETRIED_COLUMNS))]
+             + " | failed | prompt from cache |", "|---|" + "---:|" * (5 + len(RETRIED_COLUMNS))]
     for run in data:
         u = run.usage
         counted = "attempts" in u
@@ -153,6 +155,8 @@ def _requests(data: Sequence[RunData]) -> list[str]:
         cells = [_num(u.get("requests")), _num(u.get("cached")), _num(u.get("attempts")) if counted else "-"]
         cells += [_num(int(retried.get(cause) or 0)) if counted else "-" for cause, _ in RETRIED_COLUMNS]
         cells.append(_num(u.get("failed_requests")))
+        share = cache_read_share(u)
+        cells.append("-" if share is None else f"{share:.0%}")
         lines.append(f"| {run.name} | " + " | ".join(cells) + " |")
     return lines
 
