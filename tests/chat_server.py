@@ -54,6 +54,8 @@ prompt cache, the words the prompt shares from its start with an earlier prompt 
 same ``prompt_cache_key``, none without a key) and ``reasoning_tokens`` (that many more completion
 tokens, reported in ``completion_tokens_details.reasoning_tokens``). ``usages`` keeps the usage of
 every answer, and ``cache_keys`` the ``prompt_cache_key`` of every request (None without one).
+``refuse_fields``: request fields this server does not know (a strict OpenAI-compatible server):
+a request carrying one is answered 400 "Unrecognized request argument supplied: NAME".
 
 Stats: ``requests_total``, ``by_status``, ``requests``, ``in_flight``, ``max_in_flight`` (refused
 requests included), ``first_at``/``last_at`` (wall-clock ``time.time()`` of the first chat
@@ -253,7 +255,9 @@ class ChatServer:
         capacity_retry_after: float = 0.0,
         cached_tokens: int | str | None = None,
         reasoning_tokens: int = 0,
+        refuse_fields: Iterable[str] = (),
     ) -> None:
+        self.refuse_fields = tuple(refuse_fields)
         self.cached_tokens = cached_tokens
         self.reasoning_tokens = int(reasoning_tokens)
         self.rules: list[Rule] = [Rule.coerce(r) for r in (rules or [])]
@@ -500,6 +504,9 @@ class ChatServer:
             return self._error(400, message="We could not parse the JSON body of your request.")
         if body.get("stream"):
             return self._error(400, message="stream=true is not supported by the test server.")
+        refused = [name for name in self.refuse_fields if name in body]
+        if refused:  # a strict server that knows fewer request fields than OpenAI's
+            return self._error(400, message=f"Unrecognized request argument supplied: {refused[0]}")
 
         text = messages_text(body)
         rule = next((r for r in self.rules if r.matches(text)), None)

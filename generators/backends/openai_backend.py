@@ -60,10 +60,21 @@ class OpenAIBackend(HTTPBackend):
     def classify(self, exc: BaseException) -> CallFailed | None:
         return sdk_failure(exc, openai)
 
+    cache_key_refused = False  # the server answered 400 to `prompt_cache_key`: never sent again
+
     async def send(self, request: ChatRequest) -> Answer:
-        """Through the client's `post`, cast to the raw response: no pydantic on the way in or out."""
-        response = await self.client.post("/chat/completions", body=openai_wire.params(request, self.model),
-                                          cast_to=httpx2.Response)
+        """Through the client's `post`, cast to the raw response: no pydantic on the way in or out.
+        A strict OpenAI-compatible server may refuse the `prompt_cache_key` field that OpenAI's own
+        API takes; the request is then sent again without it, and so is every later one."""
+        body = openai_wire.params(request, self.model, cache_key=not self.cache_key_refused)
+        try:
+            response = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response)
+        except openai.BadRequestError as exc:
+            if "prompt_cache_key" not in body or "prompt_cache_key" not in str(exc):
+                raise
+            self.cache_key_refused = True
+            body.pop("prompt_cache_key")
+            response = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response)
         result = openai_wire.chat_result(_completion(response), request.model or self.model)
         return Answer(result, response.headers)
 

@@ -13,8 +13,9 @@ from generators.backends.calls import RETRYABLE_STATUS, body_text
 ENDPOINT = "/v1/chat/completions"
 
 
-def params(request: ChatRequest, model: str) -> dict[str, Any]:
-    """The body of one chat-completion request."""
+def params(request: ChatRequest, model: str, *, cache_key: bool = True) -> dict[str, Any]:
+    """The body of one chat-completion request (`cache_key=False`: for a server that refused
+    `prompt_cache_key`)."""
     s = request.sampling
     body: dict[str, Any] = {"model": request.model or model, "messages": request.message_dicts()}
     if s.temperature is not None:
@@ -33,7 +34,7 @@ def params(request: ChatRequest, model: str) -> dict[str, Any]:
             body["top_logprobs"] = s.logprobs
     if s.reasoning_effort is not None:
         body["reasoning_effort"] = s.reasoning_effort
-    if request.cache_hint:  # requests that share a prefix go to the same prompt cache
+    if request.cache_hint and cache_key:  # requests that share a prefix go to the same prompt cache
         body["prompt_cache_key"] = request.cache_hint
     return body
 

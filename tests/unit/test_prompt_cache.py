@@ -67,3 +67,15 @@ def test_anthropic_marks_the_system_block_of_a_hinted_request_and_prices_cache_w
     assert acc.prompt_tokens == 2 * (words + 7) and acc.cache_read_tokens == 10 and acc.cache_write_tokens == 4
     per_request = (words * 1.00 + 5 * 0.10 + 2 * 1.25) / 1e6
     assert acc.cost == pytest.approx(2 * per_request + acc.completion_tokens * 5.00 / 1e6)
+
+
+def test_a_server_that_refuses_prompt_cache_key_gets_the_requests_without_it():
+    """A strict OpenAI-compatible server answers 400 to a field it does not know: that request is
+    sent again without the key, and no later request carries it; nothing fails."""
+    with ChatServer(refuse_fields=("prompt_cache_key",)) as server:
+        backend = OpenAIBackend(model="m", base_url=server.base_url, api_key="k", retries=0)
+        engine = Engine(backend)
+        ask(engine, [ChatRequest.of(MESSAGES, cache_hint="dialog-1"),
+                     ChatRequest.of(MESSAGES, Sampling(seed=2), cache_hint="dialog-2")])
+        assert server.cache_keys == ["dialog-1", None, None] and server.by_status == {400: 1, 200: 2}
+    assert engine.accounting.requests == 2 and engine.accounting.failed == 0
