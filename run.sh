@@ -50,6 +50,37 @@ setup_vllm() {
   echo "$want" > "$stamp"
 }
 
+LOWEST_VENV=${BALEEN_LOWEST_VENV:-.venv-lowest}
+UV_PIN="uv==0.13.9"
+
+setup_lowest() {
+  # The lowest version pyproject.toml allows of each direct dependency (uv's lowest-direct
+  # resolution, base and `test` extra), to run the unit tests against; tests/dependency_bounds.py
+  # fails if any is not exactly its bound. Torch is held at the CPU build that setup() installs:
+  # the index has only CUDA builds of several GB (docs/testing.md). Reinstalled only when
+  # pyproject.toml changes.
+  local stamp="$LOWEST_VENV/.baleen-installed" want wheel
+  want=$(cat pyproject.toml <(echo "$UV_PIN") | sha256sum | cut -c1-16)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return
+  echo "installing the lowest allowed versions into $LOWEST_VENV (log: $LOWEST_VENV/setup.log) ..." >&2
+  [ -x "$LOWEST_VENV/bin/python" ] || python3 -m venv "$LOWEST_VENV"
+  {
+    "$PY" -m pip install "$UV_PIN" &&
+    # pip, not uv, finds the CPU build of torch on this machine's disk; uv takes that file from here
+    "$PY" -m pip download --quiet --no-deps "torch==2.13.0" -d "$LOWEST_VENV/wheels" &&
+    wheel=$(ls "$LOWEST_VENV"/wheels/torch-2.13.0*.whl | head -n 1) &&
+    basename "$wheel" | cut -d- -f2 | sed 's/^/torch==/' > "$LOWEST_VENV/torch-held.txt" &&
+    "$VENV/bin/uv" pip compile --quiet pyproject.toml --extra test --resolution lowest-direct \
+      --python "$LOWEST_VENV/bin/python" --override "$LOWEST_VENV/torch-held.txt" \
+      --find-links "$LOWEST_VENV/wheels" -o "$LOWEST_VENV/lowest.txt" &&
+    # sync, not install: exactly those versions, whatever an earlier pyproject.toml had installed
+    "$VENV/bin/uv" pip sync --quiet --python "$LOWEST_VENV/bin/python" --find-links "$LOWEST_VENV/wheels" \
+      "$LOWEST_VENV/lowest.txt" &&
+    "$LOWEST_VENV/bin/python" -m tests.dependency_bounds test
+  } >"$LOWEST_VENV/setup.log" 2>&1 || { tail -n 20 "$LOWEST_VENV/setup.log" >&2; echo "run.sh: lowest-versions set-up failed; see $LOWEST_VENV/setup.log" >&2; exit 1; }
+  echo "$want" > "$stamp"
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
@@ -94,6 +125,15 @@ case "$cmd" in
       echo "== vLLM tests in $VLLM_VENV ($VLLM_PIN)"
       "$VLLM_VENV/bin/python" -m pytest -q -m vllm
     fi
+    echo "== packaging: the wheel in a fresh venv, run from outside the repository (tests/wheel_check.py)"
+    "$PY" -m tests.wheel_check
+    if [ "${BALEEN_SKIP_LOWEST:-0}" = 1 ]; then
+      echo "== lowest-versions unit tests NOT run (BALEEN_SKIP_LOWEST=1)"
+    else
+      setup_lowest
+      echo "== unit tests at the lowest versions pyproject.toml allows, in $LOWEST_VENV (torch held; docs/testing.md)"
+      "$LOWEST_VENV/bin/python" -m pytest -q -m "not vllm" tests/unit
+    fi
     ;;
   bench)
     setup
@@ -103,7 +143,7 @@ case "$cmd" in
     sed -n '2,3p' "$0"
     echo "  demo   self-chat on the embedded model, offline; prints where the data is"
     echo "  rounds Humpback's loop (settings at the top of rounds.sh, or from the environment)"
-    echo "  test   the whole test suite"
+    echo "  test   the whole test suite, the wheel check and the unit tests at the lowest versions"
     echo "  bench  the API throughput benchmark (bench/ has the others)"
     ;;
   *)
