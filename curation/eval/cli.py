@@ -134,6 +134,6 @@ def diversity_command(run: Path, seed: int, out: Path, **kwargs: Any) -> None:
     from curation.eval.diversity import run_diversity
 
     manifest = run_diversity(run, out, from_options(EmbedSettings, kwargs), seed=seed)
-    click.echo(f"eval-diversity: {len(manifest['metrics'])} run(s); results in {out / manifest['results']}, "
-               f"plot {out / manifest['plot']}")
+    plot = f", plot {out / manifest['plot']}" if manifest["plot"] else ""
+    click.echo(f"eval-diversity: {len(manifest['metrics'])} run(s); results in {out / manifest['results']}{plot}")
     click.echo("metrics: " + json.dumps(manifest["metrics"], ensure_ascii=False))

@@ -32,11 +32,11 @@ def run_diversity(root: Path, out: Path, embed: EmbedSettings, seed: int = 0) ->
         _, rows, figures = diversity.measure(root, lambda group: Embeddings(embed, group.path), seed=seed,
                                              threshold=embed.threshold)
         atomic_lines(out / RESULTS, (dumps(row) for row in rows))
-        diversity.plot(rows, out / PLOT)
+        plotted = diversity.plot(rows, out / PLOT)
         fields = {"settings": {"input": str(root), "layout": kind, "runs": {g.label: str(g.path) for g in chosen},
                                "model": embed.embed_model, "threshold": embed.threshold, "seed": seed,
                                "max_records": diversity.MAX_RECORDS},
-                  "results": RESULTS, "plot": PLOT, "metrics": figures}
+                  "results": RESULTS, "plot": PLOT if plotted else None, "metrics": figures}
         return Manifest(out, "eval-diversity").write("complete", fields)
     finally:
         lock.release()
