@@ -89,3 +89,31 @@ def test_diversity_figures_from_rows_alone():
     assert fig["near_share"] == round(2 / 3, 4)
     assert fig["clusters"] == 2 and fig["clusters_90"] == 2           # 2 of 3 is under 90%
     assert diversity.distinct([], 1) is None
+
+
+def _quality(name: str) -> list[dict]:
+    import json
+
+    from tests.helpers import REPO
+    path = REPO / "tests" / "data" / "quality" / name
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_the_default_thresholds_hold_on_real_text(embedder):
+    """The calibration of docs/filters.md, at the defaults: distinct real questions are rarely
+    dropped, most written paraphrases are caught, and on-topic dialogs pass the topic check."""
+    from generators.core.embeddings import SEMANTIC_THRESHOLD, TOPIC_THRESHOLD
+    from generators.selfchat.filters import topic_cosine
+
+    embeddings = Embeddings(EmbedSettings(semantic_dedup=True), None)
+    embeddings._embedder = embedder
+    distinct = [r["question"] for r in _quality("medquad_pairs.jsonl")]
+    distinct += [r["instruction"] for r in _quality("alpaca_eval_instructions.jsonl")]
+    dedup = SemanticDedup(embeddings, SEMANTIC_THRESHOLD)
+    dedup.warm(distinct)
+    assert sum(dedup.is_duplicate(t) for t in distinct) <= 0.01 * len(distinct)
+    pairs = _quality("paraphrase_pairs.jsonl")
+    a, b = embedder.encode([p["a"] for p in pairs]), embedder.encode([p["b"] for p in pairs])
+    assert ((a * b).sum(axis=1) >= SEMANTIC_THRESHOLD).mean() >= 0.7
+    dialogs = _quality("teacher_dialogs.jsonl")
+    assert all(topic_cosine(embeddings, d["seed"], d["messages"]) >= TOPIC_THRESHOLD for d in dialogs)
