@@ -103,6 +103,8 @@ case "$cmd" in
       bash rounds.sh
     echo "== quality by round (gen eval on the 4 held-out seed pairs; how each figure is made: docs/eval.md)"
     sed -n '/^## Quality by round/,/^!\[/p' "$out/rounds/report.md" | grep '^|' || echo "(no quality figures)"
+    echo "== diversity by round (distinct n-grams, embedding cosines, k-means clusters; docs/embeddings.md)"
+    sed -n '/^## Diversity/,/^!\[/p' "$out/rounds/report.md" | grep '^|' || echo "(no diversity figures)"
     echo "demo done: self-chat data in $out/selfchat/data.jsonl, rounds report in $out/rounds/report.md"
     ;;
   rounds)

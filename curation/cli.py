@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from generators.core.embeddings import EmbedSettings
 from generators.core.filtering import filter_options, filter_values
 from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
@@ -22,6 +23,7 @@ from curation.select import SelectConfig
 @options(SelectConfig)
 @options(CurateSettings, start="adapter", stop="out")
 @filter_options(RECORD_FILTERS)
+@options(EmbedSettings)
 @options(CurateSettings, start="out")
 @model_options
 def curate_command(**kwargs: Any) -> None:
@@ -34,7 +36,8 @@ def curate_command(**kwargs: Any) -> None:
     """
     opts = RunOptions.from_kwargs(kwargs)
     filters = filter_values(RECORD_FILTERS, kwargs)
-    settings = from_options(CurateSettings, kwargs, select=from_options(SelectConfig, kwargs), filters=filters)
+    settings = from_options(CurateSettings, kwargs, select=from_options(SelectConfig, kwargs), filters=filters,
+                            embed=from_options(EmbedSettings, kwargs))
     manifest = run_curate(settings, opts)
     print_summary(settings.out, manifest)
     scores = manifest.get("scores") or {}

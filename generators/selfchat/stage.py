@@ -12,6 +12,7 @@ import click
 import prompts
 from generators.backends.urls import redact_url
 from generators.core.dry_run import DryRun, Planned
+from generators.core.embeddings import EmbedSettings, Embeddings, SemanticDedup
 from generators.core.errors import UsageError
 from generators.core.flags import flag
 from generators.core.options import RunOptions, backend_kind, check_options, make_backend
@@ -63,6 +64,7 @@ class SelfChatSettings:
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
     filters: dict[str, Any] = field(default_factory=dict)  # the dialog filter flags (defaults where absent)
     feedback: FeedbackSettings | None = None  # --feedback N with its judge (agents mode)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)  # --semantic-dedup and its model
 
 
 SEED_EXCERPT_BYTES = 4096  # an oversize seed's rejected line keeps this much of it
@@ -86,7 +88,10 @@ class SelfChatStage(Stage):
         self.user_engine = None
         self.judge: Judge | None = None
         self.tally = FeedbackTally()
-        self.filters = dialog_chain(settings.filters)
+        # the checks of meaning share one model and the run's embedding cache (--out/embeddings.sqlite)
+        self.embeddings = Embeddings(settings.embed, settings.out)
+        self.config.filters = {**settings.filters, "embeddings": self.embeddings}
+        self.filters = dialog_chain(self.config.filters)
         # with --executor ray the checks of one dialog run in the replicas, dedup where lines are written
         self.content_filters, self.dedup_filters = self.filters.split()
 
@@ -101,6 +106,8 @@ class SelfChatStage(Stage):
                              "one before it; use --mode transcript with --batch, or leave out --batch")
         if self.config.feedback:
             self.check_feedback(self.config.feedback)
+        if self.config.embed.dedup:
+            self.embeddings.check_installed("--semantic-dedup")
         if self.config.user_model and self.config.mode != "agents":
             raise UsageError("--user-model is for --mode agents (in transcript mode one request writes both sides)")
         caps = backend_kind(self.opts).capabilities
@@ -149,8 +156,32 @@ class SelfChatStage(Stage):
 
     def load_inputs(self) -> None:
         self.dropped_seeds = Counter()
-        self.seeds = load_seeds(self.config.seeds, field=self.config.text_field, limit=self.opts.limit,
+        # with --semantic-dedup the limit is applied after it (prime), so --limit N still sends N seeds
+        limit = None if self.config.embed.dedup else self.opts.limit
+        self.seeds = load_seeds(self.config.seeds, field=self.config.text_field, limit=limit,
                                 shard=self.config.shard, seed=self.opts.seed, dropped=self.dropped_seeds)
+
+    def distinct_seeds(self) -> None:
+        """--semantic-dedup: drop seeds that mean the same as an earlier one, in the order they
+        would be sent (the shuffled, sharded order), until --limit are kept; before any request.
+        The vectors are cached in the run folder, so a resumed run decides the same way."""
+        dedup = SemanticDedup(self.embeddings, self.config.embed.threshold)
+        kept: list[Seed] = []
+        limit = self.opts.limit or len(self.seeds)
+        chunk = max(256, 2 * limit if self.opts.limit else 1024)
+        for start in range(0, len(self.seeds), chunk):
+            if len(kept) >= limit:
+                break
+            part = self.seeds[start:start + chunk]
+            dedup.warm(seed.text for seed in part)
+            for seed in part:
+                if len(kept) >= limit:
+                    break
+                if dedup.is_duplicate(seed.text):
+                    self.dropped_seeds["semantic_duplicate"] += 1
+                else:
+                    kept.append(seed)
+        self.seeds = kept
 
     def build_engines(self) -> None:
         super().build_engines()
@@ -238,7 +269,10 @@ class SelfChatStage(Stage):
 
     # -- items -----------------------------------------------------------------------------
     def prime(self, store: RunStore) -> None:
-        """The dedup memory and the feedback tally learn the lines earlier sessions wrote."""
+        """Seeds deduplicated by meaning (--semantic-dedup); the dedup memory and the feedback
+        tally learn the lines earlier sessions wrote."""
+        if self.config.embed.dedup:
+            self.distinct_seeds()
         for record in store.iter_lines("kept"):
             self.filters.remember(Chat(record["messages"]))
             self.tally.add(record, kept=True)
@@ -363,7 +397,9 @@ class SelfChatStage(Stage):
         extra: dict[str, Any] = {"filters": self.filters.settings(), "seeds": {"spec": self.config.seeds, "field": self.config.text_field,
                                            "shard": self.config.shard, "count": len(self.seeds),
                                            "duplicates": self.dropped_seeds["duplicate"],
-                                           "blank": self.dropped_seeds["blank"]}}
+                                           "blank": self.dropped_seeds["blank"],
+                                           **({"semantic_duplicates": self.dropped_seeds["semantic_duplicate"]}
+                                              if self.config.embed.dedup else {})}}
         if self.judge is not None and self.config.feedback is not None:
             extra["feedback"] = {**self.tally.describe(self.config.feedback), "judge_model": self.judge_label(),
                                  "judge_base_url": redact_url(self.judge_options().base_url)}

@@ -45,7 +45,8 @@ def test_report_on_a_run_folder(tmp_path):
     assert "| refusal | 1 |" in report and "unknown" in report
     assert "Unreadable lines skipped: chat 1" in report
     pngs = sorted(p.name for p in (run / "report_files").glob("*.png"))
-    assert pngs == ["lengths.png", "outcomes.png", "usage.png"]  # no scores in a self-chat run
+    # no scores in a self-chat run; diversity with baleen[embed] (installed with the test extra)
+    assert pngs == ["diversity.png", "lengths.png", "outcomes.png", "usage.png"]
     for name in pngs:
         assert (run / "report_files" / name).read_bytes().startswith(PNG)
         assert f"(report_files/{name})" in report
@@ -85,7 +86,7 @@ def test_report_on_rounds_compares_kept_ids_and_scores(tmp_path):
     assert "| round1 | round1 | 4 | +1 | 4.50 | +0.30 | 2 | 0.40 | 2 | 1 |" in report
     assert "| round0 | round0/cur | 3 | - | 4.20 | - |" in report
     pngs = sorted(p.name for p in (root / "report_files").glob("*.png"))
-    assert pngs == ["lengths.png", "outcomes.png", "rounds.png", "scores.png", "usage.png"]
+    assert pngs == ["diversity.png", "lengths.png", "outcomes.png", "rounds.png", "scores.png", "usage.png"]
     assert all((root / "report_files" / p).read_bytes().startswith(PNG) for p in pngs)
     assert "| below_threshold | 0 | 2 | 2 | 0 |" in report
 

@@ -108,7 +108,8 @@ def test_the_instruction_filter_checks_a_candidate():
 
 def test_a_split_chain_keeps_the_filters_that_remember_for_last():
     alone, memory = build_chain(DIALOG_FILTERS).split()
-    assert [f.name for f in memory.filters] == ["duplicate"] and "duplicate" not in alone.reasons
+    assert [f.name for f in memory.filters] == ["duplicate", "semantic_duplicate"]
+    assert "duplicate" not in alone.reasons and "semantic_duplicate" not in alone.reasons
     with pytest.raises(ValueError):
         FilterChain([*memory.filters, *alone.filters]).split()
 

@@ -180,7 +180,7 @@ def test_flags_leave_the_defaults_alone():
 def test_every_filter_flag_is_declared_on_its_class():
     by_class = {cls.__name__: option_names([cls]) for cls in DIALOG_FILTERS if cls.options}
     assert by_class == {"BlockPatterns": ["block", "no_default_filters"], "ShortAnswer": ["min_answer_chars"],
-                        "DuplicateDialogs": ["keep_duplicates"]}
+                        "DuplicateDialogs": ["keep_duplicates"], "OffTopic": ["topic_by_meaning", "topic_threshold"]}
 
 
 def test_bad_regex_is_a_usage_error():

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from generators.core.accounting import cache_read_share
-from generators.outputs.report import plots, quality, training
+from generators.core.embeddings import EmbedSettings
+from generators.outputs.report import diversity, plots, quality, training
 from generators.outputs.report.load import Layout, RunData
 
 FIGURES = "report_files"
@@ -52,8 +53,9 @@ def compare(rounds: Sequence[tuple[str, RunData]]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
-    """Write out (report.md) and its PNGs under out.parent/report_files; return the PNG paths."""
+def write_report(root: Path, layout: Layout, out: Path, embed: EmbedSettings | None = None) -> list[Path]:
+    """Write out (report.md) and its PNGs under out.parent/report_files; return the PNG paths.
+    `embed`: the model of the diversity section (None: no section of it)."""
     figures = out.parent / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     runs = [run for _, group in layout.rounds for run in group]
@@ -87,6 +89,9 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
         lines += ["", "Unreadable lines skipped: " + ", ".join(f"{r.name} {r.bad_lines}" for r in bad) + "."]
     if data:
         lines += _data_sections(data, made, out)
+        lines += diversity.section(root, embed, figures / "diversity.png", out)
+        if (figures / "diversity.png").is_file():
+            made["diversity"] = figures / "diversity.png"
     if trained:
         lines += ["", "## Training", "", "One row per `gen train` run, from its manifest: examples / supervised "
                   "tokens per tag, examples dropped, held-out loss at the end (per tag where several).", ""]

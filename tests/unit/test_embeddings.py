@@ -1,0 +1,119 @@
+"""The embedder, its cache and the nearest-neighbour index, with the real packaged all-MiniLM-L6-v2
+(baleen[embed]; loaded once for the module), and the diversity figures on hand-made rows."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from generators.core import diversity
+from generators.core.embeddings import (EmbeddingCache, EmbedSettings, Embeddings, NearIndex, SemanticDedup,
+                                        cached_encode, load_embedder)
+from generators.core.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder("minilm")
+
+
+def test_rows_are_normalised_float32_and_paraphrases_are_near(embedder):
+    vectors = embedder.encode(["What causes kidney failure?", "What leads to renal failure?",
+                               "How do I reverse a string in Python?"])
+    assert vectors.dtype == np.float32 and vectors.shape == (3, embedder.dim) and embedder.dim == 384
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > 0.8 > vectors[0] @ vectors[2]
+
+
+def test_the_cache_embeds_each_text_once_per_model(embedder, tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    texts = ["one question", "another question", "one question"]
+    first = cached_encode(embedder, cache, texts)
+    assert (cache.hits, cache.misses) == (0, 2)  # the repeated text is embedded once
+    again = cached_encode(embedder, EmbeddingCache(tmp_path), texts[::-1])
+    assert np.array_equal(again, first[::-1])
+    reopened = EmbeddingCache(tmp_path)
+    cached_encode(embedder, reopened, texts)
+    assert (reopened.hits, reopened.misses) == (3, 0)
+    embedder.name = "other"  # another model's vectors are other keys
+    try:
+        other = EmbeddingCache(tmp_path)
+        cached_encode(embedder, other, texts[:1])
+        assert other.misses == 1
+    finally:
+        embedder.name = "minilm"
+
+
+def test_the_index_finds_the_nearest_before_and_after_it_turns_into_a_graph(embedder):
+    texts = [f"How do I cook {food}?" for food in ("rice", "pasta", "eggs", "beans", "lentils", "salmon",
+                                                   "tofu", "quinoa")]
+    vectors = embedder.encode(texts)
+    index = NearIndex(embedder.dim, exact_limit=4)
+    for v in vectors[:6]:
+        index.add(v)
+    assert type(index.index).__name__ == "IndexHNSWFlat" and len(index) == 6
+    for i, v in enumerate(vectors[:6]):
+        assert index.nearest(v) == pytest.approx(1.0, abs=1e-4), texts[i]
+    assert index.nearest(vectors[7]) == pytest.approx(float((vectors[:6] @ vectors[7]).max()), abs=1e-4)
+
+
+def test_semantic_dedup_keeps_the_first_in_order(embedder):
+    embeddings = Embeddings(EmbedSettings(semantic_dedup=True), None)
+    embeddings._embedder = embedder
+    dedup = SemanticDedup(embeddings, 0.8)
+    texts = ["What causes kidney failure?", "Why do volcanoes erupt?", "What leads to renal failure?",
+             "What makes a volcano erupt?", "How do I bake bread?"]
+    dedup.warm(texts)
+    assert [dedup.is_duplicate(t) for t in texts] == [False, False, True, True, False]
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UsageError) as caught:
+        load_embedder(str(tmp_path / "no-such-model"))
+    assert "--embed-model" in caught.value.message and "\n" not in caught.value.message
+
+
+def test_diversity_figures_from_rows_alone():
+    rows = [{"group": "g", "status": "kept", "instruction": "a b a", "answer": "x y", "nearest_cosine": 0.9,
+             "mean_cosine": 0.5, "cluster": 0},
+            {"group": "g", "status": "kept", "instruction": "a c", "answer": "x z", "nearest_cosine": 0.9,
+             "mean_cosine": 0.5, "cluster": 0},
+            {"group": "g", "status": "kept", "instruction": "d e", "answer": "w", "nearest_cosine": 0.2,
+             "mean_cosine": 0.1, "cluster": 1},
+            {"group": "g", "status": "rejected", "instruction": "q", "answer": "r"}]
+    fig = diversity.figures(rows, threshold=0.8)["g"]
+    assert fig["kept"] == 3 and fig["rejected"] == 1
+    assert fig["distinct_1_instructions"] == round(5 / 7, 4)        # a b c d e over 7 words
+    assert fig["distinct_2_instructions"] == 1.0                     # ab ba ac de
+    assert fig["mean_cosine"] == round(1.1 / 3, 4)
+    assert fig["near_share"] == round(2 / 3, 4)
+    assert fig["clusters"] == 2 and fig["clusters_90"] == 2           # 2 of 3 is under 90%
+    assert diversity.distinct([], 1) is None
+
+
+def _quality(name: str) -> list[dict]:
+    import json
+
+    from tests.helpers import REPO
+    path = REPO / "tests" / "data" / "quality" / name
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_the_default_thresholds_hold_on_real_text(embedder):
+    """The calibration of docs/filters.md, at the defaults: distinct real questions are rarely
+    dropped, most written paraphrases are caught, and on-topic dialogs pass the topic check."""
+    from generators.core.embeddings import SEMANTIC_THRESHOLD, TOPIC_THRESHOLD
+    from generators.selfchat.filters import topic_cosine
+
+    embeddings = Embeddings(EmbedSettings(semantic_dedup=True), None)
+    embeddings._embedder = embedder
+    distinct = [r["question"] for r in _quality("medquad_pairs.jsonl")]
+    distinct += [r["instruction"] for r in _quality("alpaca_eval_instructions.jsonl")]
+    dedup = SemanticDedup(embeddings, SEMANTIC_THRESHOLD)
+    dedup.warm(distinct)
+    assert sum(dedup.is_duplicate(t) for t in distinct) <= 0.01 * len(distinct)
+    pairs = _quality("paraphrase_pairs.jsonl")
+    a, b = embedder.encode([p["a"] for p in pairs]), embedder.encode([p["b"] for p in pairs])
+    assert ((a * b).sum(axis=1) >= SEMANTIC_THRESHOLD).mean() >= 0.7
+    dialogs = _quality("teacher_dialogs.jsonl")
+    assert all(topic_cosine(embeddings, d["seed"], d["messages"]) >= TOPIC_THRESHOLD for d in dialogs)
