@@ -2,7 +2,9 @@
 
 A retry changes the sampling seed (so the response cache cannot hand back the same unreadable
 answer) and samples at temperature >= RETRY_TEMPERATURE (a greedy rater would otherwise repeat
-itself whatever the seed).
+itself whatever the seed). With --constrained auto the first retry also sends the unreadable
+answer back with what was wrong with it (generators.core.guides.retry_messages); the later ones,
+if --retries-unparsed allows, resample as before.
 """
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ from dataclasses import dataclass, field, replace
 
 from generators.backends.base import ChatRequest, Sampling
 from generators.core.engine import Engine
+from generators.core.guides import form_of, retry_messages
 
 from curation.expected import digit_mass, expected_score
-from curation.score_parse import parse_score, reasoning_of
+from curation.score_parse import MAX_SCORE, MIN_SCORE, PROBLEM_TEXT, parse_score, reasoning_of
 
 RETRY_TEMPERATURE = 0.7
+REASONED_FORM = (f'a few sentences of reasoning, then the rating alone on the last line as "Score: N", '
+                 f"where N is a whole number from {MIN_SCORE} to {MAX_SCORE}")
 DIRECT_TOP_LOGPROBS = 50  # local backends give any number; the digits must be among them
 
 
@@ -26,6 +31,7 @@ class Rating:
     raw: str
     attempts: int
     problems: list[str] = field(default_factory=list)
+    told: bool = False  # the one retry that sent the unreadable answer back was made
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     finish: str = ""
 
@@ -39,12 +45,18 @@ def attempt_sampling(base: Sampling, attempt: int) -> Sampling:
 
 
 async def rate(engine: Engine, messages: list[dict[str, str]], sampling: Sampling, *,
-               retries_unparsed: int) -> Rating:
+               retries_unparsed: int, tell: bool = False) -> Rating:
     """The first readable rating in 1 + retries_unparsed attempts (score None if none was).
-    A RequestFailed propagates: the item goes to errors.jsonl, not to 'unparsed'."""
+    With `tell` (--constrained auto) the first retry answers the unreadable answer with what was
+    wrong. A RequestFailed propagates: the item goes to errors.jsonl, not to 'unparsed'."""
     rating = Rating(None, None, "", "", 0)
     for attempt in range(retries_unparsed + 1):
-        result = await engine.complete(ChatRequest.of(messages, attempt_sampling(sampling, attempt)))
+        sent = messages
+        if attempt == 1 and tell:
+            problem = PROBLEM_TEXT.get(rating.problems[-1], "it has no readable score")
+            sent = retry_messages(messages, rating.raw, problem, form_of(sampling.guide, REASONED_FORM))
+            rating.told = True
+        result = await engine.complete(ChatRequest.of(sent, attempt_sampling(sampling, attempt)))
         rating.attempts = attempt + 1
         rating.raw, rating.finish = result.text, result.finish
         rating.usage["prompt_tokens"] += result.prompt_tokens

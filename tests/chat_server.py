@@ -33,6 +33,8 @@ Rules are checked in order for each chat request; the first one that matches (an
 - ``html``: answer 200, content-type text/html, with an HTML page (a proxy's login page).
 - ``truncate``: cut the reply to its first N words, finish_reason "length".
 - ``reply``: a fixed reply text.
+- ``schema``: True matches only requests that carry a ``response_format`` (structured output),
+  False only requests without one; None (default) either.
 
 Server-wide: ``latency_s`` (applied to every chat request), ``fail_429_frac`` (a seeded random
 fraction of the requests no rule took is answered 429 with ``Retry-After: 0``), ``api_key``
@@ -105,6 +107,7 @@ class Rule:
     reply: str | None = None
     drop: bool = False
     error: dict[str, Any] | None = None
+    schema: bool | None = None
     hits: int = field(default=0, compare=False)
 
     @classmethod
@@ -117,8 +120,10 @@ class Rule:
             raise ValueError(f"unknown rule keys: {sorted(unknown)} (known: {sorted(known)})")
         return cls(**dict(value))
 
-    def matches(self, text: str) -> bool:
+    def matches(self, text: str, schema: bool = False) -> bool:
         if self.times is not None and self.hits >= self.times:
+            return False
+        if self.schema is not None and self.schema != schema:
             return False
         return self.match is None or self.match in text
 
@@ -463,7 +468,8 @@ class ChatServer:
             return self._error(400, message="stream=true is not supported by the test server.")
 
         text = messages_text(body)
-        rule = next((r for r in self.rules if r.matches(text)), None)
+        schema = isinstance(body.get("response_format"), dict)
+        rule = next((r for r in self.rules if r.matches(text, schema)), None)
         headers: dict[str, str] = {}
         if rule is not None:
             rule.hits += 1

@@ -21,6 +21,9 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] | None = None
     logprobs: int | None = None  # None: no logprobs; k >= 0: logprobs with k alternatives each
+    # constrained decoding: ("regex", pattern), ("choice", "a|b|..."), ("json", canonical JSON schema);
+    # a backend honours the kinds in its Capabilities.guides (generators/core/guides.py picks one)
+    guide: tuple[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -72,6 +75,8 @@ class Capabilities:
     adaptive: can adapt its requests in flight to the server's rate limits (--concurrency auto).
     model_parallel: splits one model over several devices itself (--tensor-parallel-size,
       --data-parallel-size).
+    guides: the kinds of Sampling.guide it honours ("regex", "choice", "json"): constrained
+      decoding, so an answer has the asked form by construction (--constrained auto).
     """
 
     prefill: bool = False
@@ -84,6 +89,7 @@ class Capabilities:
     batch_api: bool = False
     adaptive: bool = False
     model_parallel: bool = False
+    guides: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ LISTED_AT_MOST = 1000  # batches scanned for an upload whose batch was never rec
 class OpenAIBackend(HTTPBackend):
     name = "openai"
     capabilities = Capabilities(prefill=False, logprobs=True, adapters=False, per_request_model=True,
-                                batching=False, local=False, batch_api=True, adaptive=True)
+                                batching=False, local=False, batch_api=True, adaptive=True,
+                                guides=frozenset({"json"}))
     api_key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"

@@ -31,7 +31,16 @@ def params(request: ChatRequest, model: str) -> dict[str, Any]:
         body["logprobs"] = True
         if s.logprobs > 0:
             body["top_logprobs"] = s.logprobs
+    if s.guide is not None and s.guide[0] == "json":
+        body["response_format"] = response_format(s.guide[1])
     return body
+
+
+def response_format(schema_json: str) -> dict[str, Any]:
+    """A JSON-schema guide (Sampling.guide) as OpenAI's structured-output `response_format`."""
+    schema = json.loads(schema_json)
+    return {"type": "json_schema",
+            "json_schema": {"name": str(schema.get("title") or "answer"), "schema": schema, "strict": True}}
 
 
 def is_completion(data: Any) -> bool:

@@ -80,6 +80,7 @@ def write_report(root: Path, layout: Layout, out: Path) -> list[Path]:
     for run in runs:
         lines.append(_run_row(run))
     lines += _requests(data)
+    lines += _ratings(data)
     bad = [run for run in runs if run.bad_lines]
     if bad:
         lines += ["", "Unreadable lines skipped: " + ", ".join(f"{r.name} {r.bad_lines}" for r in bad) + "."]
@@ -153,6 +154,26 @@ def _requests(data: Sequence[RunData]) -> list[str]:
         cells += [_num(int(retried.get(cause) or 0)) if counted else "-" for cause, _ in RETRIED_COLUMNS]
         cells.append(_num(u.get("failed_requests")))
         lines.append(f"| {run.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratings(data: Sequence[RunData]) -> list[str]:
+    """The curate runs' ratings: how many answers could not be read (manifest "rating")."""
+    rated = [run for run in data if isinstance(run.manifest.get("rating"), dict)]
+    if not rated:
+        return []
+    lines = ["", "## Ratings", "",
+             "Rater answers read and not read (unparsed after every retry); constrained: the guide the "
+             "requests carried (--constrained); told: ratings that needed the retry which sent the "
+             "unreadable answer back.", "",
+             "| run | stage | answered | unparsed | unparsed share | told | constrained |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for run in rated:
+        r = run.manifest["rating"]
+        share = r.get("unparsed_share")
+        lines.append(f"| {run.name} | {run.stage} | {_num(r.get('answered'))} | {_num(r.get('unparsed'))} | "
+                     f"{'-' if share is None else f'{100 * share:.1f}%'} | {_num(r.get('told'))} | "
+                     f"{r.get('constrained') or 'off'} |")
     return lines
 
 
