@@ -5,7 +5,8 @@ the tokens that keep the answer a possible match of a regex (Sampling.guide "reg
 The check is the `regex` package's partial matching (a dependency of transformers): the answer
 so far plus a token's text must still be the start of a match. Checking the whole vocabulary at
 every step would cost tens of thousands of matches, so the most likely tokens (TOP_K) are checked
-first and the rest only when none of those fits (a forced position such as "Score: "). Whatever
+first, and the rest only when none of those fits (a forced position such as "Score: "), and then
+only the tokens whose first character fits (one check per distinct first character). Whatever
 is generated therefore matches: an answer can only end where the regex is matched in full. The
 guides we send bound their free text in characters, so a match always fits in max_tokens.
 """
@@ -41,15 +42,30 @@ def token_texts(tok: Any, size: int) -> list[str]:
     return [("" if i in special else text) for i, text in enumerate(out)] + [""] * (size - known)
 
 
+def by_first_char(texts: list[str]) -> dict[str, list[int]]:
+    """Token ids grouped by the first character of their text (empty texts left out)."""
+    groups: dict[str, list[int]] = {}
+    for token, text in enumerate(texts):
+        if text:
+            groups.setdefault(text[0], []).append(token)
+    return groups
+
+
 class RegexLogitsProcessor:
     """transformers LogitsProcessor: rows of a batch generated after `prompt_len` prompt tokens
     (left-padded, so all rows start together) are kept on matches of `pattern`."""
 
     def __init__(self, pattern: str, tok: Any, texts: list[str], prompt_len: int, eos_ids: set[int],
-                 top_k: int = TOP_K) -> None:
+                 top_k: int = TOP_K, groups: dict[str, list[int]] | None = None) -> None:
         self.pattern = regex.compile(pattern)
         self.tok, self.texts, self.prompt_len = tok, texts, prompt_len
         self.eos_ids, self.top_k = sorted(eos_ids), top_k
+        self.groups = groups if groups is not None else by_first_char(texts)
+
+    def rest(self, text: str) -> list[int]:
+        """The tokens whose first character keeps `text` the start of a match."""
+        return [token for char, tokens in self.groups.items()
+                if self.pattern.fullmatch(text + char, partial=True) for token in tokens]
 
     def allowed(self, text: str, order: list[int]) -> list[int]:
         """Token ids (in `order`) after which `text` is still the start of a match; the end tokens
@@ -74,7 +90,7 @@ class RegexLogitsProcessor:
             ranked = torch.argsort(scores[row], descending=True).tolist()
             allowed = self.allowed(text, ranked[:self.top_k])
             if all(t in self.eos_ids for t in allowed):  # a forced position: look further down
-                allowed = self.allowed(text, ranked[self.top_k:])
+                allowed = self.allowed(text, self.rest(text))
             if not allowed:  # cannot happen while a match is possible; never leave a row without a token
                 allowed = list(self.eos_ids)
             index = torch.tensor(allowed, device=scores.device)

@@ -176,13 +176,14 @@ class HFBackend(LocalBackend):
         """The logits processor that keeps the answers on `guide` (generators/backends/guided_tokens.py)."""
         from transformers import LogitsProcessorList
 
-        from generators.backends.guided_tokens import RegexLogitsProcessor, guide_pattern, token_texts
+        from generators.backends.guided_tokens import RegexLogitsProcessor, by_first_char, guide_pattern, token_texts
 
         size = model.get_output_embeddings().weight.shape[0]
         if getattr(self, "_texts", None) is None or len(self._texts) != size:
             self._texts = token_texts(self._tok, size)  # once per model
+            self._groups = by_first_char(self._texts)
         return LogitsProcessorList([RegexLogitsProcessor(guide_pattern(guide), self._tok, self._texts, prompt_len,
-                                                         _eos_ids(model, self._tok))])
+                                                         _eos_ids(model, self._tok), groups=self._groups)])
 
     async def aclose(self) -> None:
         if self._thread is not None:

@@ -71,5 +71,8 @@ def test_the_processor_lets_through_only_tokens_that_keep_a_match(tiny_model_dir
     assert after and {texts[t] for t in after} <= set("12345")
     assert processor.allowed("Score: 4", everything) == [tok.eos_token_id]  # whole: only the end
     assert processor.allowed("Scores", everything) == []
+    # past the most likely tokens only those whose first character fits are checked, and none is lost
+    for text in ("Score: ", "Sc", "Score: 4", ""):
+        assert sorted(processor.allowed(text, processor.rest(text))) == sorted(processor.allowed(text, everything))
     with pytest.raises(ValueError):
         guide_pattern(("json", "{}"))
