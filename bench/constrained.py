@@ -4,6 +4,7 @@ SmolLM2-135M-Instruct (hf backend, CPU), as the demo rates (./run.sh demo: --sco
     python bench/constrained.py                                    # examples/seed_pairs.jsonl
     python bench/constrained.py --input runs/demo/rounds/round0/augment/data.jsonl
     python bench/constrained.py --modes direct reasoned --max-tokens 200
+    python bench/constrained.py --modes reasoned --settings auto --out /tmp/bench-constrained
 
 For each score mode, `gen curate` runs in a subprocess once with --constrained off and once with
 auto, on the same records, with --no-cache (every rating is asked for), --retries-unparsed 0 (so
@@ -51,18 +52,24 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=["direct", "reasoned"], default=["direct", "reasoned"])
     parser.add_argument("--max-tokens", type=int, default=200, help="reasoned mode's answer length")
     parser.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
+    parser.add_argument("--settings", nargs="+", choices=["off", "auto"], default=["off", "auto"],
+                        help="the --constrained settings to run (the ratio needs both)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the run folders here (default: a temporary folder)")
     args = parser.parse_args()
     print(f"input: {args.input}")
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
         for mode in args.modes:
             shares = {}
-            for constrained in ("off", "auto"):
-                rating, took = curate(args.input, Path(tmp) / f"{mode}-{constrained}", mode, constrained,
+            for constrained in args.settings:
+                rating, took = curate(args.input, root / f"{mode}-{constrained}", mode, constrained,
                                       args.max_tokens if mode == "reasoned" else None, args.model)
                 shares[constrained] = rating["unparsed_share"]
                 print(f"{mode:8} --constrained {constrained:4}: {rating['answered']} answered, "
                       f"{rating['unparsed']} unparsed ({100 * rating['unparsed_share']:.1f}%), "
                       f"told {rating['told']}, guide {rating['constrained'] or 'none'}, {took:.0f} s", flush=True)
+            if len(shares) < 2:
+                continue
             off, auto = shares["off"], shares["auto"]
             ratio = "inf" if auto == 0 and off > 0 else ("1.0" if auto == off else f"{off / auto:.1f}")
             print(f"{mode:8} unparsed share off / auto: {100 * off:.1f}% / {100 * auto:.1f}% (ratio {ratio})")
