@@ -22,10 +22,12 @@ def write_selection(settings: CurateSettings, passed: dict[str, int]) -> dict[st
     rated: list[Rated] = []
     position_of: dict[int, int] = {}
     seen: set[str] = set()
+    told = 0  # ratings that needed the retry which sent the unreadable answer back
     for offset, obj in read_lines(scoring / "data.jsonl"):
         item = stored_item(obj)
         if item in passed and isinstance(obj.get("score"), int) and item not in seen:
             seen.add(item)
+            told += bool(_curation(obj).get("told"))
             position_of[offset] = passed[item]
             rated.append(Rated(key=offset, id=str(obj.get("id")), score=obj["score"],
                                score_expected=obj.get("score_expected")))
@@ -53,8 +55,10 @@ def write_selection(settings: CurateSettings, passed: dict[str, int]) -> dict[st
             yield dumps(obj)
         unparsed = [(passed[stored_item(o)], o) for _, o in read_lines(scoring / "rejected.jsonl")
                     if stored_item(o) in passed]
+        nonlocal told
         for _, obj in sorted(unparsed, key=lambda pair: pair[0]):
             reasons[obj.get("reject", "?")] += 1
+            told += bool(_curation(obj).get("told"))
             yield dumps(obj)
         yield from scored_lines(kept=False)
 
@@ -64,8 +68,18 @@ def write_selection(settings: CurateSettings, passed: dict[str, int]) -> dict[st
                           (dumps(o) for _, o in read_lines(scoring / "errors.jsonl") if stored_item(o) in passed))
     scores = [r.score for r in rated]
     expected = [r.score_expected for r in rated if r.score_expected is not None]
+    unparsed = reasons.get("unparsed_score", 0)
+    answered = len(rated) + unparsed
     return {"counts": counts(kept, rejected, errors, reasons),
+            "rating": {"answered": answered, "unparsed": unparsed,
+                       "unparsed_share": round(unparsed / answered, 4) if answered else None, "told": told},
             "scores": {"rated": len(rated), "histogram": {str(k): histogram.get(k, 0) for k in range(1, 6)},
                        "mean": round(sum(scores) / len(scores), 4) if scores else None,
                        "mean_expected": round(sum(expected) / len(expected), 4) if expected else None,
                        "with_expected": len(expected)}}
+
+
+def _curation(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    curation = meta.get("curation")
+    return curation if isinstance(curation, dict) else {}

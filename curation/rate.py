@@ -6,7 +6,9 @@ no wait" while thinking cannot count; thinking that never closed leaves no answe
 
 A retry changes the sampling seed (so the response cache cannot hand back the same unreadable
 answer) and samples at temperature >= RETRY_TEMPERATURE (a greedy rater would otherwise repeat
-itself whatever the seed).
+itself whatever the seed). With --constrained auto the first retry also sends the unreadable
+answer back with what was wrong with it (generators.core.guides.retry_messages); the later ones,
+if --retries-unparsed allows, resample as before.
 """
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from dataclasses import dataclass, field, replace
 
 from generators.backends.base import ChatRequest, Sampling
 from generators.core.engine import Engine
+from generators.core.guides import form_of, retry_messages
 
 from curation.expected import digit_mass, expected_score
-from curation.score_parse import parse_score, reasoning_of
+from curation.score_parse import MAX_SCORE, MIN_SCORE, PROBLEM_TEXT, parse_score, reasoning_of
 
 RETRY_TEMPERATURE = 0.7
+REASONED_FORM = (f'a few sentences of reasoning, then the rating alone on the last line as "Score: N", '
+                 f"where N is a whole number from {MIN_SCORE} to {MAX_SCORE}")
 DIRECT_TOP_LOGPROBS = 50  # local backends give any number; the digits must be among them
 
 
@@ -30,6 +35,7 @@ class Rating:
     raw: str
     attempts: int
     problems: list[str] = field(default_factory=list)
+    told: bool = False  # the one retry that sent the unreadable answer back was made
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     finish: str = ""
     reasoning: str | None = None  # the rater's thinking on the attempt that decided, if it thought
@@ -44,13 +50,20 @@ def attempt_sampling(base: Sampling, attempt: int) -> Sampling:
 
 
 async def rate(engine: Engine, messages: list[dict[str, str]], sampling: Sampling, *,
-               retries_unparsed: int, cache_hint: str | None = None) -> Rating:
+               retries_unparsed: int, cache_hint: str | None = None, tell: bool = False) -> Rating:
     """The first readable rating in 1 + retries_unparsed attempts (score None if none was).
-    A RequestFailed propagates: the item goes to errors.jsonl, not to 'unparsed'. `cache_hint`
-    (the rubric's name) tells the provider which requests share the rubric as their prefix."""
+    With `tell` (--constrained auto) the first retry answers the unreadable answer with what was
+    wrong. A RequestFailed propagates: the item goes to errors.jsonl, not to 'unparsed'.
+    `cache_hint` (the rubric's name) tells the provider which requests share the rubric as their
+    prefix."""
     rating = Rating(None, None, "", "", 0)
     for attempt in range(retries_unparsed + 1):
-        result = await engine.complete(ChatRequest.of(messages, attempt_sampling(sampling, attempt),
+        sent = messages
+        if attempt == 1 and tell:
+            problem = PROBLEM_TEXT.get(rating.problems[-1], "it has no readable score")
+            sent = retry_messages(messages, rating.raw, problem, form_of(sampling.guide, REASONED_FORM))
+            rating.told = True
+        result = await engine.complete(ChatRequest.of(sent, attempt_sampling(sampling, attempt),
                                                       cache_hint=cache_hint))
         rating.attempts = attempt + 1
         rating.raw, rating.finish, rating.reasoning = result.text, result.finish, result.reasoning

@@ -14,11 +14,16 @@ The rules, each chosen so that a doubtful answer is resampled rather than misrea
   ("4-5", "4 to 5", "4 or 5"), words ("five"), non-ASCII digits ("５", "٥": a rater that writes
   these is off-format and is resampled), and a score mentioned mid-sentence ("I would give it a
   score: 3") with no score line.
+- An answer that is a JSON object (a rater under a JSON-schema guide, --constrained auto on an
+  OpenAI-compatible server) is read as {"reason": text, "score": integer 1..5}, as strictly: a
+  score that is a string, a float, a boolean or out of range is not read.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from generators.core.guides import json_object
 
 MIN_SCORE, MAX_SCORE = 1, 5
 
@@ -35,14 +40,29 @@ class ScoreParse:
     score: int | None          # 1..5, or None when unparsed
     problem: str | None        # why unparsed: no_score | not_a_number | not_integer | out_of_range | bad_scale | range
     statement_at: int | None = None  # offset of the start of the deciding statement line
+    reason: str | None = None  # a JSON answer's "reason"
 
     @property
     def ok(self) -> bool:
         return self.score is not None
 
 
+# what each problem means, in the words of the retry that sends it back (--constrained auto)
+PROBLEM_TEXT = {
+    "no_score": "it has no score",
+    "not_a_number": "the score is not a number",
+    "not_integer": "the score is not a whole number",
+    "out_of_range": f"the score is not a whole number from {MIN_SCORE} to {MAX_SCORE}",
+    "bad_scale": f"the score is not on the scale {MIN_SCORE} to {MAX_SCORE}",
+    "range": "the score is a range, not one number",
+}
+
+
 def parse_score(text: str) -> ScoreParse:
     """The score of a rating text under the rules above."""
+    answer = json_object(text)
+    if answer is not None:
+        return _json_score(answer)
     statements = list(_STATEMENT.finditer(text or ""))
     if not statements:
         return ScoreParse(None, "no_score")
@@ -66,9 +86,26 @@ def parse_score(text: str) -> ScoreParse:
     return ScoreParse(value, None, statement_at=last.start())
 
 
+def _json_score(answer: dict) -> ScoreParse:
+    reason = answer.get("reason")
+    reason = reason.strip() if isinstance(reason, str) else None
+    value = answer.get("score")
+    if value is None:
+        return ScoreParse(None, "no_score", reason=reason)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ScoreParse(None, "not_a_number", reason=reason)
+    if not isinstance(value, int):
+        return ScoreParse(None, "not_integer", reason=reason)
+    if not MIN_SCORE <= value <= MAX_SCORE:
+        return ScoreParse(None, "out_of_range", reason=reason)
+    return ScoreParse(value, None, reason=reason)
+
+
 def reasoning_of(text: str, parsed: ScoreParse) -> str:
     """The rater's reasoning: the text without the deciding score line (what the record keeps
-    as `reason`)."""
+    as `reason`), or a JSON answer's "reason"."""
+    if parsed.reason is not None:
+        return parsed.reason
     if parsed.statement_at is None:
         return (text or "").strip()
     end = text.find("\n", parsed.statement_at)

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Iterator
 from generators.backends.base import Backend, Sampling
 from generators.core.dry_run import DryRun, Planned
 from generators.core.engine import Engine
+from generators.core.guides import pick, reasoned_regex, score_schema, with_guide
 from generators.core.options import RunOptions, engine_settings
 from generators.core.runner import Item, Kept, Rejected, Worker
 from generators.core.records import Record, instruction
@@ -33,11 +34,26 @@ def rater_sampling(settings: CurateSettings, opts: RunOptions) -> Sampling:
                     reasoning_effort=sampling.reasoning_effort)
 
 
+DIRECT_REGEX = " ?[1-5]"  # after the prefilled "Score:", the digit alone
+
+
+def rating_guide(settings: CurateSettings, opts: RunOptions, backend: Backend,
+                 sampling: Sampling) -> tuple[str, str] | None:
+    """--constrained auto: the score digit after "Score:" (direct), or reasoning then a last
+    "Score: N" line as a regex, or {"reason", "score"} as a JSON schema: what the backend honours."""
+    if settings.score_mode == "direct":
+        return pick(backend.capabilities, opts.constrained, regex=DIRECT_REGEX)
+    return pick(backend.capabilities, opts.constrained, regex=reasoned_regex(sampling.max_tokens),
+                json_schema=score_schema())
+
+
 def rater_settings(settings: CurateSettings, opts: RunOptions, backend: Backend, sampling: Sampling) -> dict[str, Any]:
     """Everything that changes a rating: the scoring store's fingerprint is made from this."""
     rater = {**engine_settings(opts, backend), "adapter": settings.adapter,
              "template": template_id(settings.template), "sampling": sampling.describe(),
              "retries_unparsed": settings.retries_unparsed, "score_mode": settings.score_mode}
+    if opts.constrained != "off":  # only when on, so folders rated before --constrained still resume with off
+        rater["constrained"] = opts.constrained
     if settings.rate != "pair":  # only when set, so folders rated before --rate existed still resume
         rater["rate"] = settings.rate
     return rater
@@ -47,6 +63,7 @@ def rater_generation(settings: CurateSettings, opts: RunOptions, backend: Backen
     """The rater, derived once from the flags and its backend: the sampling, the template id, and
     `identity`, the settings every rating depends on (the scoring store's fingerprint)."""
     sampling = rater_sampling(settings, opts)
+    sampling = with_guide(sampling, rating_guide(settings, opts, backend, sampling))
     identity = rater_settings(settings, opts, backend, sampling)
     return Generation(sampling=sampling, template=identity["template"], identity=identity)
 
@@ -80,6 +97,7 @@ def rating_plan(engine: Engine, settings: CurateSettings, rater: Generation, ite
 def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -> Worker:
     """The runner's worker: rate one record, keep it with its score, or reject it as unparsed."""
     sampling, template, backend_kind = rater.sampling, rater.template, engine.backend.name
+    tell = rater.identity.get("constrained") == "auto"
 
     async def work(item: Item) -> Kept | Rejected:
         record: Record = item.extra["record"]
@@ -87,11 +105,16 @@ def rating_worker(engine: Engine, settings: CurateSettings, rater: Generation) -
             rating = await rate_direct(engine, rating_messages(record, settings), sampling)
         else:
             rating = await rate(engine, rating_messages(record, settings), sampling,
-                                retries_unparsed=settings.retries_unparsed, cache_hint=settings.template)
+                                retries_unparsed=settings.retries_unparsed, cache_hint=settings.template,
+                                tell=tell)
         meta = record.setdefault("meta", {})
         curation = {"rater": engine.model, "backend": backend_kind, "adapter": settings.adapter,
                     "template": template, "rate": settings.rate, "raw": rating.raw, "attempts": rating.attempts,
                     "problems": rating.problems, "position": item.extra["position"]}
+        if sampling.guide is not None:
+            curation["guide"] = sampling.guide[0]
+        if rating.told:
+            curation["told"] = True
         if "item" in meta:
             curation["input_item"] = meta["item"]
         if rating.reasoning:

@@ -124,6 +124,8 @@ class CurateStage(Stage):
             "prefilter": prefilter_counts}
         selection = write_selection(self.config, self.passed) if status == "complete" else None
         if selection:
+            guide = self.rater.sampling.guide
+            selection["rating"]["constrained"] = guide[0] if guide else None  # the guide kind the requests carried
             fields.update(selection)
         else:
             dropped = {k: v for k, v in prefilter_counts.items() if k != "passed"}

@@ -37,6 +37,8 @@ Rules are checked in order for each chat request; the first one that matches (an
   (``reasoning_content``, the default, or ``reasoning``), its words counted in the usage's
   ``completion_tokens_details.reasoning_tokens`` (and in completion_tokens) as a reasoning model's
   server does. Inline thinking needs no key: put ``<think>...</think>`` in the reply itself.
+- ``schema``: True matches only requests that carry a ``response_format`` (structured output),
+  False only requests without one; None (default) either.
 
 Server-wide: ``latency_s`` (applied to every chat request), ``fail_429_frac`` (a seeded random
 fraction of the requests no rule took is answered 429 with ``Retry-After: 0``), ``api_key``
@@ -121,6 +123,7 @@ class Rule:
     error: dict[str, Any] | None = None
     reasoning: str | None = None
     reasoning_field: str = "reasoning_content"
+    schema: bool | None = None
     hits: int = field(default=0, compare=False)
 
     @classmethod
@@ -133,8 +136,10 @@ class Rule:
             raise ValueError(f"unknown rule keys: {sorted(unknown)} (known: {sorted(known)})")
         return cls(**dict(value))
 
-    def matches(self, text: str) -> bool:
+    def matches(self, text: str, schema: bool = False) -> bool:
         if self.times is not None and self.hits >= self.times:
+            return False
+        if self.schema is not None and self.schema != schema:
             return False
         return self.match is None or self.match in text
 
@@ -509,7 +514,8 @@ class ChatServer:
             return self._error(400, message=f"Unrecognized request argument supplied: {refused[0]}")
 
         text = messages_text(body)
-        rule = next((r for r in self.rules if r.matches(text)), None)
+        schema = isinstance(body.get("response_format"), dict)
+        rule = next((r for r in self.rules if r.matches(text, schema)), None)
         headers: dict[str, str] = {}
         if rule is not None:
             rule.hits += 1

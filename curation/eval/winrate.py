@@ -21,6 +21,7 @@ from generators.core.dry_run import DryRun, Planned
 from generators.core.engine import Engine
 from generators.core.errors import UsageError
 from generators.core.flags import flag
+from generators.core.guides import pick, reasoned_regex, retry_messages, form_of, with_guide
 from generators.core.options import RunOptions, backend_kind, engine_settings, make_backend
 from generators.core.records import derive_seed, stable_id
 from generators.core.runner import Item, Kept, Rejected
@@ -30,7 +31,7 @@ from curation.rate import attempt_sampling
 from curation.eval.base import EvalStage
 from curation.eval.instructions import load_instructions
 from curation.eval.metrics import length_controlled, mean_interval
-from curation.eval.verdict import outcome, parse_verdict
+from curation.eval.verdict import VERDICT_FORM, VERDICT_LINE, VERDICT_SCHEMA, outcome, parse_verdict
 
 JUDGE_TEMPLATE = "winrate_judge"
 TAGS = ("seed", "augmented", "none")
@@ -111,9 +112,18 @@ class WinrateStage(EvalStage):
                          "adapter": adapter_identity(c.baseline_adapter) if c.baseline_adapter else None},
             "judge": {**engine_settings(self.judge_opts, self.judge.backend),
                       "template": prompts.template_id(JUDGE_TEMPLATE),
-                      "sampling": JUDGE_SAMPLING.describe(), "retries": JUDGE_RETRIES},
+                      "sampling": self.judge_sampling.describe(), "retries": JUDGE_RETRIES,
+                      # only when on, so folders judged before --constrained still resume with off
+                      **({"constrained": self.opts.constrained} if self.opts.constrained != "off" else {})},
             "answers": {"sampling": sampling.describe(), "tag": tag}}
         return Generation(sampling=sampling, template=tag or "", identity=identity)
+
+    @cached_property
+    def judge_sampling(self) -> Sampling:
+        """The judge's sampling, with the guide its backend honours under --constrained auto."""
+        guide = pick(self.judge.backend.capabilities, self.opts.constrained,
+                     regex=reasoned_regex(JUDGE_SAMPLING.max_tokens, VERDICT_LINE), json_schema=VERDICT_SCHEMA)
+        return with_guide(JUDGE_SAMPLING, guide)
 
     @cached_property
     def system(self) -> str | None:
@@ -157,11 +167,16 @@ class WinrateStage(EvalStage):
                           f"{JUDGE_RETRIES} retry each")
 
     async def _judge(self, instruction: str, first: str, second: str, seed: int) -> tuple[str | None, str]:
-        content = prompts.render(JUDGE_TEMPLATE, instruction=instruction, first=first, second=second)
+        messages = [{"role": "user", "content": prompts.render(JUDGE_TEMPLATE, instruction=instruction,
+                                                               first=first, second=second)}]
         raw = ""
         for attempt in range(JUDGE_RETRIES + 1):
-            sampling = attempt_sampling(replace(JUDGE_SAMPLING, seed=seed), attempt)
-            result = await self.judge.complete(ChatRequest.of([{"role": "user", "content": content}], sampling))
+            sampling = attempt_sampling(replace(self.judge_sampling, seed=seed), attempt)
+            sent = messages
+            if attempt == 1 and self.opts.constrained == "auto":  # the one retry tells the judge what was wrong
+                sent = retry_messages(messages, raw, "it has no verdict line with 1, 2 or tie",
+                                      form_of(sampling.guide, VERDICT_FORM))
+            result = await self.judge.complete(ChatRequest.of(sent, sampling))
             raw = result.text
             verdict = parse_verdict(raw)
             if verdict is not None:

@@ -22,6 +22,9 @@ class Sampling:
     stop: tuple[str, ...] | None = None
     logprobs: int | None = None  # None: no logprobs; k >= 0: logprobs with k alternatives each
     reasoning_effort: str | None = None  # low | medium | high: how hard a reasoning model thinks
+    # constrained decoding: ("regex", pattern), ("choice", "a|b|..."), ("json", canonical JSON schema);
+    # a backend honours the kinds in its Capabilities.guides (generators/core/guides.py picks one)
+    guide: tuple[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -79,6 +82,8 @@ class Capabilities:
     model_parallel: splits one model over several devices itself (--tensor-parallel-size,
       --data-parallel-size).
     reasoning_effort: tells a reasoning model how hard to think (--reasoning-effort).
+    guides: the kinds of Sampling.guide it honours ("regex", "choice", "json"): constrained
+      decoding, so an answer has the asked form by construction (--constrained auto).
     """
 
     prefill: bool = False
@@ -92,6 +97,7 @@ class Capabilities:
     adaptive: bool = False
     model_parallel: bool = False
     reasoning_effort: bool = False
+    guides: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ class _Job:
 class HFBackend(LocalBackend):
     name = "hf"
     capabilities = Capabilities(prefill=True, logprobs=True, adapters=True, per_request_model=False,
-                                batching=True, local=True, multi_instance=True)
+                                batching=True, local=True, multi_instance=True,
+                                guides=frozenset({"regex", "choice"}))
 
     @classmethod
     def build(cls, path: str, settings: BackendSettings) -> "HFBackend":
@@ -144,6 +145,8 @@ class HFBackend(LocalBackend):
             kwargs["top_p"] = sampling.top_p if sampling.top_p is not None else 1.0
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sampling.guide is not None:
+            kwargs["logits_processor"] = self._guide(sampling.guide, enc["input_ids"].shape[1], model)
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         with torch.inference_mode():
@@ -168,6 +171,19 @@ class HFBackend(LocalBackend):
                 prompt_tokens=int(enc["attention_mask"][row].sum()), completion_tokens=len(kept),
                 logprobs=logprobs))
         return results
+
+    def _guide(self, guide: tuple[str, str], prompt_len: int, model: Any) -> Any:
+        """The logits processor that keeps the answers on `guide` (generators/backends/guided_tokens.py)."""
+        from transformers import LogitsProcessorList
+
+        from generators.backends.guided_tokens import RegexLogitsProcessor, by_first_char, guide_pattern, token_texts
+
+        size = model.get_output_embeddings().weight.shape[0]
+        if getattr(self, "_texts", None) is None or len(self._texts) != size:
+            self._texts = token_texts(self._tok, size)  # once per model
+            self._groups = by_first_char(self._texts)
+        return LogitsProcessorList([RegexLogitsProcessor(guide_pattern(guide), self._tok, self._texts, prompt_len,
+                                                         _eos_ids(model, self._tok), groups=self._groups)])
 
     async def aclose(self) -> None:
         if self._thread is not None:

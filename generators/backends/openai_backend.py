@@ -37,7 +37,7 @@ class OpenAIBackend(HTTPBackend):
     name = "openai"
     capabilities = Capabilities(prefill=False, logprobs=True, adapters=False, per_request_model=True,
                                 batching=False, local=False, batch_api=True, adaptive=True,
-                                reasoning_effort=True)
+                                reasoning_effort=True, guides=frozenset({"json"}))
     api_key_env = "OPENAI_API_KEY"
     base_url_env = "OPENAI_BASE_URL"
     default_base_url = "https://api.openai.com/v1"

@@ -36,7 +36,16 @@ def params(request: ChatRequest, model: str, *, cache_key: bool = True) -> dict[
         body["reasoning_effort"] = s.reasoning_effort
     if request.cache_hint and cache_key:  # requests that share a prefix go to the same prompt cache
         body["prompt_cache_key"] = request.cache_hint
+    if s.guide is not None and s.guide[0] == "json":
+        body["response_format"] = response_format(s.guide[1])
     return body
+
+
+def response_format(schema_json: str) -> dict[str, Any]:
+    """A JSON-schema guide (Sampling.guide) as OpenAI's structured-output `response_format`."""
+    schema = json.loads(schema_json)
+    return {"type": "json_schema",
+            "json_schema": {"name": str(schema.get("title") or "answer"), "schema": schema, "strict": True}}
 
 
 def is_completion(data: Any) -> bool:

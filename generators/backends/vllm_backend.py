@@ -64,7 +64,8 @@ def cpu_has_bf16() -> bool:
 class VLLMBackend(LocalBackend):
     name = "vllm"
     capabilities = Capabilities(prefill=True, logprobs=True, adapters=True, per_request_model=False,
-                                batching=True, local=True, multi_instance=False, model_parallel=True)
+                                batching=True, local=True, multi_instance=False, model_parallel=True,
+                                guides=frozenset({"regex", "choice", "json"}))
 
     @classmethod
     def check(cls, settings: BackendSettings) -> None:
@@ -182,7 +183,7 @@ class VLLMBackend(LocalBackend):
             top_p=1.0 if greedy or sampling.top_p is None else sampling.top_p,
             max_tokens=sampling.max_tokens or self.default_max_tokens, seed=sampling.seed,
             stop=list(sampling.stop) if sampling.stop else None, logprobs=sampling.logprobs,
-            output_kind=RequestOutputKind.FINAL_ONLY)
+            structured_outputs=structured_outputs(sampling.guide), output_kind=RequestOutputKind.FINAL_ONLY)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         engine = await self._start()
@@ -218,6 +219,22 @@ class VLLMBackend(LocalBackend):
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await asyncio.to_thread(engine.shutdown)
+
+
+def structured_outputs(guide: tuple[str, str] | None) -> Any:
+    """A Sampling.guide as vLLM's own structured outputs (its grammar backend, chosen by vLLM)."""
+    if guide is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    kind, value = guide
+    if kind == "regex":
+        return StructuredOutputsParams(regex=value)
+    if kind == "choice":
+        return StructuredOutputsParams(choice=value.split("|"))
+    if kind == "json":
+        return StructuredOutputsParams(json=value)
+    raise RequestFailed(f"vLLM cannot honour a {kind!r} guide")
 
 
 def _logprobs(out: Any, tok: Any) -> list[dict[str, Any]] | None:

@@ -29,6 +29,7 @@ from generators.backends.embedded import EMBEDDED_NAME, default_cache_dir
 from generators.core.engine import Engine
 from generators.core.errors import UsageError
 from generators.core.io import MAX_LINE_BYTES, set_max_line_bytes
+from generators.core.guides import CONSTRAINED_MODES
 from generators.core.flags import BACKEND, FINGERPRINT, MANIFEST, derived, flag, flag_fields, from_options, options
 
 
@@ -202,6 +203,13 @@ class RunOptions:
         "--dry-run", is_flag=True, default=False,
         help="Estimate, then stop: read the inputs, render every first request, count its tokens, print "
              "requests, tokens and cost at list and batch price; send nothing, write no folder.")
+    # which guides a rating request carries follows from it, and those reach the fingerprint
+    # through the stage's sampling (Sampling.guide)
+    constrained: str = flag(
+        "--constrained", type=click.Choice(CONSTRAINED_MODES), default="auto", show_default=True, feeds=MANIFEST,
+        help="Raters and judges (gen curate, gen eval, --feedback): auto: constrained decoding where the "
+             "backend can (hf, vllm: a 'Score: N' regex; openai: a JSON schema), and one retry that tells "
+             "the model why its answer could not be read; off: plain requests.")
     # last, so that a command without the run flags (gen export) can take it alone: options(start=...)
     max_line_bytes: int = flag(
         "--max-line-bytes", type=click.IntRange(1), default=MAX_LINE_BYTES, show_default=True,

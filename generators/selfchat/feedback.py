@@ -29,6 +29,7 @@ from generators.backends.base import ChatRequest, ChatResult, Sampling
 from generators.backends.registry import names as backend_names
 from generators.core.engine import Engine
 from generators.core.flags import flag
+from generators.core.guides import form_of, json_object, pick, reasoned_regex, retry_messages, with_guide
 from generators.core.io import atomic_lines, dumps, read_lines
 from generators.core.reasoning import cut
 from generators.core.records import Record, derive_seed, stable_id
@@ -57,9 +58,34 @@ class FeedbackSettings:
                                       help="With --feedback: the judge's server (default: --base-url).")
 
 
+def scores_schema(count: int) -> dict[str, Any]:
+    """What a JSON-guided judge answers: {"reason": text, "answer_1": 1..10, ..., "answer_K": 1..10}."""
+    keys = [f"answer_{k}" for k in range(1, count + 1)]
+    score = {"type": "integer", "minimum": SCORES.start, "maximum": SCORES.stop - 1}
+    return {"title": "scores", "type": "object", "additionalProperties": False, "required": ["reason", *keys],
+            "properties": {"reason": {"type": "string"}, **{key: score for key in keys}}}
+
+
+def scores_regex(count: int) -> str:
+    """The last lines a regex-guided judge ends with: "Answer K: S" for K = 1..count."""
+    return "\\n".join(f"Answer {k}: (?:[1-9]|10)" for k in range(1, count + 1))
+
+
+def scores_form(count: int) -> str:
+    return (f"a few sentences comparing the replies, then {count} lines \"Answer K: S\", one per reply "
+            f"(K from 1 to {count}), where S is a whole number from 1 to 10")
+
+
 def parse_scores(text: str, count: int) -> list[int] | None:
     """The judge's scores for answers 1..count, or None unless every one of them has a whole
-    number from 1 to 10 on its last "Answer K: S" line and no other answer number appears."""
+    number from 1 to 10 on its last "Answer K: S" line and no other answer number appears (or,
+    from a JSON-guided judge, an integer 1..10 under each "answer_K")."""
+    answer = json_object(text)
+    if answer is not None:
+        values = [answer.get(f"answer_{k}") for k in range(1, count + 1)]
+        if all(isinstance(v, int) and not isinstance(v, bool) and v in SCORES for v in values):
+            return values
+        return None
     last: dict[int, str] = {}
     for match in _SCORE_LINE.finditer(text or ""):
         last[int(match.group(1))] = match.group(2)
@@ -86,11 +112,14 @@ class Verdict:
     judgement: str  # judged | unparsed | single | identical | all_cut
     shown: list[int] = field(default_factory=list)  # candidate indices in the order the judge saw
     judge_text: str | None = None
+    retried: bool = False  # the judge's answer was sent back once (--constrained auto)
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         if self.judge_text is None:
             out.pop("judge_text")
+        if not self.retried:
+            out.pop("retried")  # turns judged at once keep the shape they always had
         return out
 
 
@@ -101,6 +130,7 @@ class Judge:
     engine: Engine
     n: int
     model: str | None = None  # None: the engine's own model
+    constrained: str = "off"  # --constrained: a guide where the judge's backend honours one, and one retry
 
     async def sample(self, complete: Callable[[int], Any]) -> list[ChatResult]:
         """The N candidates, concurrently; every request settles before a failure is raised,
@@ -131,12 +161,22 @@ class Judge:
         random.Random(derive_seed(base_seed, item_id, "judge_order", turn)).shuffle(shown)
         verdict.shown = [distinct[text][0] for text in shown]
         prompt = prompts.render(TEMPLATE, turns=history, answers=shown)
-        sampling = replace(JUDGE_SAMPLING, seed=derive_seed(base_seed, item_id, "judge", turn))
-        result = await self.engine.complete(ChatRequest.of([{"role": "user", "content": prompt}], sampling,
-                                                           self.model, cache_hint=item_id))
+        guide = pick(self.engine.backend.capabilities, self.constrained,
+                     regex=reasoned_regex(JUDGE_SAMPLING.max_tokens, scores_regex(len(shown))),
+                     json_schema=scores_schema(len(shown)))
+        sampling = with_guide(replace(JUDGE_SAMPLING, seed=derive_seed(base_seed, item_id, "judge", turn)), guide)
+        messages = [{"role": "user", "content": prompt}]
+        result = await self.engine.complete(ChatRequest.of(messages, sampling, self.model, cache_hint=item_id))
         count(result)
-        verdict.judge_text = result.text
         scores = parse_scores(result.text, len(shown))
+        if scores is None and self.constrained == "auto":  # one retry that says what was wrong
+            retry = retry_messages(messages, result.text, f"it does not give every one of the {len(shown)} "
+                                   "replies a whole number from 1 to 10", form_of(guide, scores_form(len(shown))))
+            result = await self.engine.complete(ChatRequest.of(retry, sampling, self.model, cache_hint=item_id))
+            count(result)
+            verdict.retried = True
+            scores = parse_scores(result.text, len(shown))
+        verdict.judge_text = result.text
         if scores is None:  # deterministic fallback: the first complete candidate
             verdict.judgement = "unparsed"
             return verdict
@@ -197,13 +237,16 @@ class FeedbackTally:
         for entry in (record.get("meta") or {}).get("feedback") or []:
             self.counts["turns"] += 1
             self.counts[entry.get("judgement", "?")] += 1
+            self.counts["retried"] += bool(entry.get("retried"))
             self.counts["cut_candidates"] += sum(1 for f in entry.get("finish") or [] if f == "length")
         pairs = sum(1 for _ in preference_lines(record))
         self.counts["pairs" if kept else "pairs_in_rejected"] += pairs
 
     def describe(self, settings: FeedbackSettings) -> dict[str, Any]:
-        keys = ("turns", "judged", "unparsed", "single", "identical", "all_cut", "cut_candidates",
+        keys = ("turns", "judged", "unparsed", "retried", "single", "identical", "all_cut", "cut_candidates",
                 "pairs", "pairs_in_rejected")
+        judged = self.counts["judged"] + self.counts["unparsed"]
         return {"n": settings.n, "judge_model": settings.judge_model,
-                "judge_requests": self.counts["judged"] + self.counts["unparsed"],
+                "judge_requests": judged + self.counts["retried"],
+                "unparsed_share": round(self.counts["unparsed"] / judged, 4) if judged else None,
                 **{key: self.counts[key] for key in keys}}

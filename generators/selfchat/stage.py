@@ -197,11 +197,12 @@ class SelfChatStage(Stage):
             return
         if not self.judge_on_own_engine():
             same_model = not self.capabilities.per_request_model
-            self.judge = Judge(self.engine, feedback.n, model=None if same_model else feedback.judge_model)
+            self.judge = Judge(self.engine, feedback.n, model=None if same_model else feedback.judge_model,
+                               constrained=self.opts.constrained)
             return
         judge_engine = self.add_engine(make_backend(self.judge_options(), model=feedback.judge_model,
                                                     run_dir=str(self.out)), share_with=self.engine)
-        self.judge = Judge(judge_engine, feedback.n)
+        self.judge = Judge(judge_engine, feedback.n, constrained=self.opts.constrained)
 
     # -- settings and what they derive -----------------------------------------------------
     @cached_property
@@ -224,6 +225,8 @@ class SelfChatStage(Stage):
                                     "judge_backend": self.judge_options().resolved_backend(),
                                     "template": prompts.template_id(JUDGE_TEMPLATE),
                                     "sampling": JUDGE_SAMPLING.describe()}
+            if self.opts.constrained != "off":  # only when on, so runs made before it still resume with off
+                identity["feedback"]["constrained"] = self.opts.constrained
         return Generation(sampling=sampling, template=template, identity=identity)
 
     def judge_label(self) -> str | None:

@@ -99,7 +99,10 @@ def test_unparsed_scores_are_resampled_with_new_seeds_then_rejected(tmp_path):
         return judge(body)
 
     with ChatServer(reply=reply) as server:
-        proc = curate(server, inp, tmp_path / "out", tmp_path / "cache", "--retries-unparsed", "2")
+        # --constrained off: every retry resamples the same request (auto sends the first one back:
+        # tests/e2e/test_curate_constrained.py)
+        proc = curate(server, inp, tmp_path / "out", tmp_path / "cache", "--retries-unparsed", "2",
+                      "--constrained", "off")
         assert proc.returncode == 0, proc.stderr
         kept = read_jsonl(tmp_path / "out" / "data.jsonl")
         assert [(r["id"], r["score"], r["meta"]["curation"]["attempts"]) for r in kept] == [("r0", 5, 2), ("r2", 5, 1)]

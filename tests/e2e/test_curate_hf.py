@@ -35,7 +35,8 @@ def test_current_model_with_adapter_rates_and_unparsed_are_rejected(tmp_path, ti
     out = tmp_path / "out"
     proc = run_gen("curate", "--input", inp, "--backend", "hf", "--model", base, "--adapter", adapter,
                    "--max-tokens", "6", "--retries-unparsed", "1", "--no-dedup", "--lang", "any",
-                   "--out", out, "--no-progress", env=gen_env(BALEEN_CACHE=str(tmp_path / "cache")))
+                   "--constrained", "off", "--out", out, "--no-progress",
+                   env=gen_env(BALEEN_CACHE=str(tmp_path / "cache")))
     assert proc.returncode == 0, proc.stderr
     rejected = read_jsonl(out / "rejected.jsonl")
     assert [r["reject"] for r in rejected] == ["unparsed_score"] * 3
@@ -45,6 +46,27 @@ def test_current_model_with_adapter_rates_and_unparsed_are_rejected(tmp_path, ti
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["rater"]["sampling"]["logprobs"] == 10
     assert manifest["usage"]["requests"] == 6 and manifest["counts"]["kept"] == 0
+
+
+def test_constrained_the_same_random_rater_leaves_nothing_unparsed(tmp_path, tiny_with_adapter):
+    """--constrained auto (the default) on hf: the logits processor keeps the random model on
+    "reasoning, then Score: N", so every record is rated at the first attempt."""
+    base, adapter = tiny_with_adapter
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in tiny_model.records(3)), "utf-8")
+    out = tmp_path / "out"
+    proc = run_gen("curate", "--input", inp, "--backend", "hf", "--model", base, "--adapter", adapter,
+                   "--max-tokens", "40", "--retries-unparsed", "1", "--no-dedup", "--lang", "any", "--threshold", "1",
+                   "--out", out, "--no-progress", env=gen_env(BALEEN_CACHE=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stderr
+    rated = read_jsonl(out / "data.jsonl")
+    assert len(rated) == 3 and read_jsonl(out / "rejected.jsonl") == []
+    for r in rated:
+        cur = r["meta"]["curation"]
+        assert cur["attempts"] == 1 and cur["guide"] == "regex" and r["score"] in (1, 2, 3, 4, 5)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rating"]["unparsed"] == 0 and manifest["rating"]["constrained"] == "regex"
+    assert manifest["settings"]["rater"]["sampling"]["guide"][0] == "regex"
 
 
 def test_direct_scores_come_from_the_digit_after_a_prefilled_score(tmp_path):

@@ -20,8 +20,9 @@ def shown(prompt: str, role: str) -> str:
 
 def rater(body: dict) -> str:
     """Scripted rater: 5 for a true pair, 4 for a cut answer (a mistake), 2 for a wrong answer, 1 for
-    a copied instruction; never a readable score for the egg answer."""
-    prompt = body["messages"][-1]["content"]
+    a copied instruction; never a readable score for the egg answer (not even when told what was
+    wrong: the rubric is the first message, the retry's follow-up the last)."""
+    prompt = body["messages"][0]["content"]
     if "### Request" in prompt:  # --rate instruction: the instruction alone
         request = shown(prompt, "Request")
         return f"A request.\nScore: {5 if request.endswith('?') else 2}"

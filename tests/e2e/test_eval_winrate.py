@@ -86,14 +86,23 @@ def test_winrate_judges_both_orders_and_is_recomputable(tmp_path, tiny_model_dir
 
 def biased(body: dict) -> str:
     """Always the first answer, except for the egg question, where the verdict is unreadable."""
-    return "Both are fine." if "boil an egg" in body["messages"][-1]["content"] else "The first one.\nWinner: 1"
+    return "Both are fine." if "boil an egg" in body["messages"][0]["content"] else "The first one.\nWinner: 1"
 
 
 def test_position_bias_cancels_and_unreadable_verdicts_are_rejected(tmp_path, tiny_model_dir, adapters, monkeypatch):
     new, old = adapters
     with ChatServer(reply=biased) as server:
         winrate(server, tiny_model_dir, new, old, tmp_path / "win", tmp_path / "cache", monkeypatch)
-        assert server.requests_total == 2 * len(INSTRUCTIONS) + 2  # one resample per order of the egg
+        assert server.requests_total == 2 * len(INSTRUCTIONS) + 2  # one retry per order of the egg
+        # --constrained auto: every judge request carries the verdict's schema, and the retry sends
+        # the unreadable verdict back with what was wrong
+        for body in server.bodies:
+            assert body["response_format"]["json_schema"]["schema"]["properties"]["winner"]["enum"] == ["1", "2", "tie"]
+        retries = [b for b in server.bodies if len(b["messages"]) == 3]
+        assert len(retries) == 2
+        for body in retries:
+            assert body["messages"][1] == {"role": "assistant", "content": "Both are fine."}
+            assert "no verdict line" in body["messages"][2]["content"] and '"winner": one of' in body["messages"][2]["content"]
         same = run_gen("eval", *args(server, tiny_model_dir, new, new, tmp_path / "same", tmp_path / "cache"),
                        env=gen_env(OPENAI_API_KEY="k"))
         assert_one_line_error(same, 2, "same")

@@ -135,12 +135,13 @@ def test_a_judge_on_its_own_server_is_booked_to_the_item(tmp_path):
         assert manifest["usage"]["requests"] == 7 and manifest["feedback"]["judge_base_url"] == judge.base_url
 
 
-def test_an_unreadable_verdict_falls_back_to_the_first_answer_and_is_counted(tmp_path):
+@pytest.mark.parametrize("constrained", ["auto", "off"])
+def test_an_unreadable_verdict_falls_back_to_the_first_answer_and_is_counted(tmp_path, constrained):
     seeds = write_seeds(tmp_path / "s.jsonl", QUESTIONS[:1])
     rules = [Rule(match=JUDGE_MARK, reply="Both are fine.\nAnswer 1: 7/10\nAnswer 2: 8/10")]
     with ChatServer(rules=rules, reply=reply) as server:
         proc = selfchat(server, seeds, tmp_path / "out", tmp_path / "cache", "--feedback", "2",
-                        "--judge-model", "judge", "--max-turns", "1")
+                        "--judge-model", "judge", "--max-turns", "1", "--constrained", constrained)
         assert proc.returncode == 0, proc.stderr
         record = read_jsonl(tmp_path / "out" / "data.jsonl")[0]
         verdict = record["meta"]["feedback"][0]
@@ -149,6 +150,32 @@ def test_an_unreadable_verdict_falls_back_to_the_first_answer_and_is_counted(tmp
         assert read_jsonl(tmp_path / "out" / "preferences.jsonl") == []
         feedback = json.loads((tmp_path / "out" / "manifest.json").read_text())["feedback"]
         assert (feedback["unparsed"], feedback["judged"], feedback["pairs"]) == (1, 0, 0)
+        judged = [b for b in server.bodies if role_of(b) == "judge"]
+        if constrained == "off":  # plain requests, no retry
+            assert len(judged) == 1 and "response_format" not in judged[0] and "retried" not in verdict
+            assert feedback["judge_requests"] == 1 and feedback["retried"] == 0
+            return
+        # auto: the judge's schema on every request, and one retry that says what was wrong
+        assert len(judged) == 2 and verdict["retried"] is True
+        for body in judged:
+            schema = body["response_format"]["json_schema"]["schema"]
+            assert schema["required"] == ["reason", "answer_1", "answer_2"]
+        assert judged[1]["messages"][1]["content"] == "Both are fine.\nAnswer 1: 7/10\nAnswer 2: 8/10"
+        assert "from 1 to 10" in judged[1]["messages"][2]["content"]
+        assert feedback["judge_requests"] == 2 and feedback["retried"] == 1 and feedback["unparsed_share"] == 1.0
+        assert record["meta"]["usage"]["requests"] == 2 + 2  # two candidates, two judge requests
+
+
+def test_a_json_verdict_is_read_under_the_schema(tmp_path):
+    seeds = write_seeds(tmp_path / "s.jsonl", QUESTIONS[:1])
+    rules = [Rule(match=JUDGE_MARK, schema=True, reply='{"reason": "The second.", "answer_1": 3, "answer_2": 9}')]
+    with ChatServer(rules=rules, reply=reply) as server:
+        proc = selfchat(server, seeds, tmp_path / "out", tmp_path / "cache", "--feedback", "2",
+                        "--judge-model", "judge", "--max-turns", "1")
+        assert proc.returncode == 0, proc.stderr
+        verdict = read_jsonl(tmp_path / "out" / "data.jsonl")[0]["meta"]["feedback"][0]
+        assert verdict["judgement"] == "judged" and sorted(verdict["scores"]) == [3, 9]
+        assert len(read_jsonl(tmp_path / "out" / "preferences.jsonl")) == 1
 
 
 def test_identical_candidates_are_not_sent_to_the_judge(tmp_path):

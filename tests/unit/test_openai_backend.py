@@ -317,7 +317,8 @@ def test_capabilities_are_declared():
     # batch_api belongs to the Batch API's own tests; everything else is declared here
     declared = dataclasses.replace(OpenAIBackend.capabilities, batch_api=False)
     assert declared == Capabilities(prefill=False, logprobs=True, adapters=False, per_request_model=True,
-                                    batching=False, local=False, adaptive=True, reasoning_effort=True)
+                                    batching=False, local=False, adaptive=True, reasoning_effort=True,
+                                    guides=frozenset({"json"}))
 
 
 def gather_backend(backend: OpenAIBackend, texts: list[str]) -> list:

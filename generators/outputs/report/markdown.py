@@ -84,6 +84,7 @@ def write_report(root: Path, layout: Layout, out: Path, embed: EmbedSettings | N
         lines.append(_run_row(run))
     lines += _requests(data)
     lines += _reasoning(data)
+    lines += _ratings(data)
     bad = [run for run in runs if run.bad_lines]
     if bad:
         lines += ["", "Unreadable lines skipped: " + ", ".join(f"{r.name} {r.bad_lines}" for r in bad) + "."]
@@ -179,6 +180,26 @@ def _reasoning(data: Sequence[RunData]) -> list[str]:
         out, thought = int(run.usage.get("completion_tokens") or 0), int(run.usage["reasoning_tokens"])
         share = f"{thought / out:.0%}" if out else "-"
         lines.append(f"| {run.name} | {_num(out)} | {_num(thought)} | {share} |")
+    return lines
+
+
+def _ratings(data: Sequence[RunData]) -> list[str]:
+    """The curate runs' ratings: how many answers could not be read (manifest "rating")."""
+    rated = [run for run in data if isinstance(run.manifest.get("rating"), dict)]
+    if not rated:
+        return []
+    lines = ["", "## Ratings", "",
+             "Rater answers read and not read (unparsed after every retry); constrained: the guide the "
+             "requests carried (--constrained); told: ratings that needed the retry which sent the "
+             "unreadable answer back.", "",
+             "| run | stage | answered | unparsed | unparsed share | told | constrained |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for run in rated:
+        r = run.manifest["rating"]
+        share = r.get("unparsed_share")
+        lines.append(f"| {run.name} | {run.stage} | {_num(r.get('answered'))} | {_num(r.get('unparsed'))} | "
+                     f"{'-' if share is None else f'{100 * share:.1f}%'} | {_num(r.get('told'))} | "
+                     f"{r.get('constrained') or 'off'} |")
     return lines
 
 
