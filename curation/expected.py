@@ -6,7 +6,8 @@ digit) ranks records within one integer score and breaks ties for --top / --top-
 The score itself is read strictly from the answer text (score_parse); here we only locate the
 token that carries it, in the text the tokens spell (servers may drop or alter whitespace, so
 the locating pattern is not line-anchored): the last "Score: N" there whose N equals the parsed
-score. A tokenizer that writes " 5", "5" or ": 5" works alike.
+score, or the `"score": N` of a JSON answer (--constrained auto on an OpenAI-compatible server).
+A tokenizer that writes " 5", "5", ": 5" or "5}" works alike.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from typing import Any, Sequence
 
 from curation.score_parse import MAX_SCORE, MIN_SCORE
 
-_DECORATION = " \t\n*_:[]()"
+_DECORATION = " \t\n*_:[](){}\""
 _DIGIT = re.compile(r"^[0-9]$", re.ASCII)
-_LOCATE = re.compile(r"score[\s*_]*:[\s*_\[(]*(?P<digit>[0-9])(?![0-9.,])", re.IGNORECASE | re.ASCII)
+_LOCATE = re.compile(r"score[\s*_\"]*:[\s*_\[(]*(?P<digit>[0-9])(?![0-9.,])", re.IGNORECASE | re.ASCII)
 
 
 def _digit_of(token: str) -> int | None:

@@ -82,3 +82,18 @@ def test_expected_score_without_logprobs_or_position():
 def test_expected_score_token_holding_colon_and_digit():
     logprobs = [_entry("Score", 0, {}), _entry(": 2", math.log(0.5), {": 2": math.log(0.5), ": 1": math.log(0.5)})]
     assert expected_score(logprobs, 2) == pytest.approx(1.5)
+
+
+def test_expected_score_of_a_json_answer():
+    """--constrained auto on an OpenAI-compatible server answers {"reason": ..., "score": N}: the
+    digit after `"score":` carries the distribution, whether or not the brace shares its token."""
+    p4, p5 = 0.7, 0.3
+    tokens = ['{"', "reason", '":', ' "', "Clear", '",', ' "', "score", '":', " "]
+    for last in ("4", "4}"):
+        logprobs = [_entry(t, -0.01, {}) for t in tokens]
+        logprobs += [_entry(last, math.log(p4), {last: math.log(p4), last.replace("4", "5"): math.log(p5)})]
+        if last == "4":
+            logprobs.append(_entry("}", -0.01, {}))
+        text = "".join(e["token"] for e in logprobs)
+        assert parse_score(text).score == 4
+        assert expected_score(logprobs, 4) == pytest.approx(4 * p4 + 5 * p5, abs=1e-4)
