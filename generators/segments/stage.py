@@ -1,18 +1,21 @@
-"""The segments stage: a corpus in, its kept segments out, in numbered Parquet files
+"""The segments stage: a corpus in, its kept segments out, one Parquet file per work shard
 (generators/inputs/corpus/prepared.py), with the count of each drop reason and a manifest.
+Exact and near duplicates are removed over the whole corpus in bounded memory by the sharded
+MinHash phases of generators/inputs/corpus/sharded.py, in the folder's `work/` (removed at the end).
 
 It keeps the run-folder contract in the skeleton's order (generators/core/stage.py), without a
 model: check the flags, read the first document (bad input: exit 2, no folder), lock --out, check
 the fingerprint and write the manifest (status running) before any file, then work; on SIGINT or
-SIGTERM the manifest says "interrupted" and the exit code is 130/143. A file is closed only at a
-document's end and renamed into place whole, with the state after that document in its footer:
-a rerun after a kill primes the dedup memory from the files written, skips the documents they
-cover and goes on, so it keeps, drops and counts exactly what one uninterrupted run would.
+SIGTERM the manifest says "interrupted" and the exit code is 130/143. Every file is renamed into
+place whole, and a rerun after a kill (even SIGKILL) redoes only the shard or merge it was in, so
+it keeps, drops and counts exactly what one uninterrupted run would.
 """
 from __future__ import annotations
 
 import itertools
+import shutil
 import signal
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,8 +28,10 @@ from generators.core.manifest import Manifest, counts
 from generators.core.records import stable_id
 from generators.core.stage import rerun_command
 from generators.core.store import check_fingerprint, lock_folder
-from generators.inputs.corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline
-from generators.inputs.corpus.prepared import STAGE, file_state, file_texts, segment_files, write_file
+from generators.inputs.corpus import SEGMENT_REASONS, Document, SegmentFilterConfig
+from generators.inputs.corpus.filters import DOC_TOO_LONG
+from generators.inputs.corpus.prepared import STAGE, file_name, file_state, read_file, write_file
+from generators.inputs.corpus.sharded import KEPT, ShardedDedup
 from generators.inputs.corpus.source import CorpusSource, corpus_source
 
 
@@ -34,15 +39,17 @@ from generators.inputs.corpus.source import CorpusSource, corpus_source
 class SegmentsSettings(CorpusSource):
     """What one `gen segments` run is told: the corpus flags (shared with gen backtranslate), then its own."""
 
-    rows_per_file: int = flag("--rows-per-file", type=click.IntRange(1), default=50_000, show_default=True,
-                              help="Kept segments per Parquet file (a file ends at the first document end past it).")
+    shard_docs: int = flag("--shard-docs", type=click.IntRange(1), default=10_000, show_default=True,
+                           help="Documents per work shard: the most any process holds at once (one output file each).")
+    processes: int = flag("--processes", type=click.IntRange(1, 1024), default=1, show_default=True,
+                          help="Local processes that prepare shards at once (read, segment, filter, MinHash).")
     out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/segments"), show_default=True,
                      help="Output folder (segments-NNNNN.parquet, manifest.json).")
     segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
 
     def fingerprinted(self) -> dict[str, Any]:
-        """What decides the kept segments: a rerun with other values is refused."""
-        return {"corpus": self.describe(), "segments": self.segments.describe()}
+        """What decides the kept segments and the files: a rerun with other values is refused."""
+        return {"corpus": self.describe(), "segments": self.segments.describe(), "shard_docs": self.shard_docs}
 
 
 class _Signalled(Exception):
@@ -54,6 +61,17 @@ def _raise_on(signum: int, _frame: Any) -> None:
     raise _Signalled(signum)
 
 
+def _prepare_shard(work: Path, config: SegmentFilterConfig, shard: int, documents: list[Document]) -> int:
+    """Phase 1 of one shard, in a worker process."""
+    ShardedDedup(work, config, clean=False).prepare(shard, documents)
+    return shard
+
+
+def _chunks(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    while chunk := list(itertools.islice(documents, size)):
+        yield chunk
+
+
 class SegmentsRun:
     """One session over a segments folder (the caller holds its lock)."""
 
@@ -63,58 +81,88 @@ class SegmentsRun:
         self.fingerprint = stable_id(STAGE, settings.fingerprinted())
         self.manifest = Manifest(self.out, STAGE)
         check_fingerprint(self.out, self.manifest.previous, self.fingerprint)
-        self.pipeline = SegmentPipeline(settings.segments)
-        self.files = len(segment_files(self.out))
-        self.resumed_documents = 0
-
-    def resume(self) -> None:
-        """Learn what earlier sessions wrote: the dedup memory sees every kept text again, the
-        counters come back from the last file's footer; a half-written file is removed."""
-        for partial in self.out.glob("*.parquet.tmp"):
-            partial.unlink()
-        files = segment_files(self.out)
-        if not files:
-            return
-        for path in files:
-            for text in file_texts(path):
-                self.pipeline.remember(text)
-        state = file_state(files[-1])
-        pipeline = self.pipeline
-        pipeline.documents, pipeline.segments, pipeline.kept = state["documents"], state["segments"], state["kept"]
-        pipeline.counts.update(state["counts"])
-        self.resumed_documents = state["documents"]
-
-    def state(self) -> dict[str, Any]:
-        pipeline = self.pipeline
-        return {"documents": pipeline.documents, "segments": pipeline.segments, "kept": pipeline.kept,
-                "counts": dict(pipeline.counts)}
+        self.phase = "prepare"
+        self.totals: dict[str, Any] = {"documents": 0, "segments": 0, "kept": 0, "counts": Counter()}
+        self.files = 0
 
     def write(self, status: str) -> dict[str, Any]:
-        summary = self.pipeline.summary()
+        summary = self.summary()
         rejected = {reason: n for reason, n in summary["rejected"].items() if n}
         return self.manifest.write(status, {
             "fingerprint": self.fingerprint, "settings": self.settings.fingerprinted(),
             "counts": counts(summary["kept"], sum(rejected.values()), 0, rejected),
             "source": corpus_source(self.settings.corpus or ""), "corpus": self.settings.describe(),
-            "segments": summary, "files": self.files, "rows_per_file": self.settings.rows_per_file,
-            "resumed_documents": self.resumed_documents})
+            "segments": summary, "files": self.files, "phase": self.phase,
+            "processes": self.settings.processes})
+
+    def summary(self) -> dict[str, Any]:
+        found = self.totals["counts"]
+        return {"documents": self.totals["documents"], "segments": self.totals["segments"], "kept": self.totals["kept"],
+                "rejected": {reason: found.get(reason, 0) for reason in SEGMENT_REASONS},
+                DOC_TOO_LONG: found.get(DOC_TOO_LONG, 0)}
 
     def run(self, documents: Iterator[Document]) -> None:
-        """Every document not yet covered by a file, segmented and judged; a file at every
-        `rows_per_file` kept segments (at a document's end), and one for the rest."""
-        pending: list[Segment] = []
-        for document in itertools.islice(documents, self.resumed_documents, None):
-            pending.extend(self.pipeline.run([document]))
-            if len(pending) >= self.settings.rows_per_file:
-                self._flush(pending)
-                pending = []
-        if pending:
-            self._flush(pending)
-
-    def _flush(self, segments: list[Segment]) -> None:
-        write_file(self.out, self.files, segments, self.state())
-        self.files += 1
+        """The phases of generators/inputs/corpus/sharded.py, then one output file per shard."""
+        dedup = ShardedDedup(self.out / "work", self.settings.segments)
+        shards = self._prepare(dedup, documents)
+        self.phase = "exact"
         self.write("running")
+        dedup.merge_exact(shards)
+        self.phase = "buckets"
+        self.write("running")
+        dedup.merge_buckets(shards)
+        self.phase = "decide"
+        self.write("running")
+        for shard in shards:
+            self._decide(dedup, shard)
+        shutil.rmtree(dedup.work)
+
+    def _prepare(self, dedup: ShardedDedup, documents: Iterator[Document]) -> list[int]:
+        """Phase 1 over every shard not yet prepared; the shard numbers."""
+        marker = dedup.work / "prepare.done"
+        if marker.exists():
+            return list(range(int(marker.read_text())))
+        done = set(dedup.prepared())
+        count = 0
+        if self.settings.processes == 1:
+            for shard, chunk in enumerate(_chunks(documents, self.settings.shard_docs)):
+                count = shard + 1
+                if shard not in done:
+                    dedup.prepare(shard, chunk)
+        else:
+            from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+            with ProcessPoolExecutor(self.settings.processes) as pool:
+                running: set[Any] = set()
+                for shard, chunk in enumerate(_chunks(documents, self.settings.shard_docs)):
+                    count = shard + 1
+                    if shard in done:
+                        continue
+                    if len(running) > self.settings.processes:  # at most one shard waiting per process
+                        finished, running = wait(running, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            future.result()
+                    running.add(pool.submit(_prepare_shard, dedup.work, dedup.config, shard, chunk))
+                for future in running:
+                    future.result()
+        marker.write_text(f"{count}\n")
+        return list(range(count))
+
+    def _decide(self, dedup: ShardedDedup, shard: int) -> None:
+        """Phase 4 of one shard, and its output file: the candidates it keeps, in corpus order."""
+        candidates = read_file(dedup.candidates(shard))
+        state = file_state(dedup.candidates(shard))
+        verdicts = dedup.decide(shard, len(candidates))
+        kept = [segment for segment, verdict in zip(candidates, verdicts.tolist()) if verdict == KEPT]
+        own = {"documents": state["documents"], "segments": state["segments"], "kept": len(kept),
+               "counts": {**state["counts"], **{k: v for k, v in dedup.verdict_counts(verdicts).items() if v}}}
+        path = self.out / file_name(shard)
+        if not path.exists():
+            write_file(self.out, shard, kept, own)
+        self.files = shard + 1
+        for name in ("documents", "segments", "kept"):
+            self.totals[name] += own[name]
+        self.totals["counts"].update(own["counts"])
 
 
 def run_segments(settings: SegmentsSettings) -> dict[str, Any]:
@@ -129,7 +177,6 @@ def run_segments(settings: SegmentsSettings) -> dict[str, Any]:
         session = SegmentsRun(settings)
         if session.manifest.previous.get("status") == "complete":
             return session.manifest.previous
-        session.resume()
         session.write("running")
         session.run(documents)
         return session.write("complete")

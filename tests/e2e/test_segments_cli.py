@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.backtranslate_fixtures import backward_reply, page, plain_pages, write_corpus
 from tests.chat_server import ChatServer
@@ -51,7 +52,7 @@ def test_segments_then_backtranslate_gives_the_records_of_backtranslate_corpus(t
     with ChatServer(reply=backward_reply) as server:
         for n, (corpus, source) in enumerate(corpora):
             segs = tmp_path / f"segs{n}"
-            made = run_gen("segments", *corpus, "--out", segs, "--rows-per-file", "3")
+            made = run_gen("segments", *corpus, "--out", segs, "--shard-docs", "2")
             assert made.returncode == 0, made.stderr
             prepared = manifest_of(segs)
             assert prepared["status"] == "complete" and prepared["source"] == source
@@ -73,20 +74,30 @@ def test_segments_then_backtranslate_gives_the_records_of_backtranslate_corpus(t
     assert first["too_short"] == 1
 
 
-def test_sigkill_then_rerun_loses_and_doubles_nothing(tmp_path):
+PHASES = {  # what shows that a run is in (or past) each phase
+    "prepare": lambda work: len(list(work.glob("cand-*.parquet"))) >= 3,
+    "exact": lambda work: (work / "prepare.done").exists(),
+    "buckets": lambda work: (work / "exact.done").exists(),
+    "decide": lambda work: len(list(work.glob("decide-*.npy"))) >= 3,
+}
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_sigkill_in_a_phase_then_rerun_loses_and_doubles_nothing(tmp_path, phase):
     pages = plain_pages(400)
-    pages += pages[100:160]  # exact duplicates late in the corpus: the memory must survive the kill
-    corpus = write_corpus(tmp_path / "c.jsonl", pages)
+    pages += pages[100:160]  # exact duplicates late in the corpus, decided across shards
+    near = [p.replace("</p>", " and one more word.</p>") for p in pages[200:230]]  # near duplicates
+    corpus = write_corpus(tmp_path / "c.jsonl", pages + near)
     out = tmp_path / "out"
-    args = ["segments", "--corpus", corpus, "--out", out, "--rows-per-file", "4"]
-    kill_when(start_gen(*args), lambda: len(list(out.glob("segments-*.parquet"))) >= 3)
+    args = ["segments", "--corpus", corpus, "--out", out, "--shard-docs", "10"]
+    kill_when(start_gen(*args), lambda: PHASES[phase](out / "work"))
     assert manifest_of(out)["status"] == "running"
-    (out / "segments-99999.parquet.tmp").write_bytes(b"half a file")  # what a kill mid-write leaves
+    (out / "work" / "cand-99999.parquet.tmp").write_bytes(b"half a file")  # what a kill mid-write leaves
     again = run_gen(*args)
     assert again.returncode == 0, again.stderr
     resumed = manifest_of(out)
-    assert resumed["status"] == "complete" and resumed["resumed_documents"] > 0
-    assert not list(out.glob("*.tmp"))
+    assert resumed["status"] == "complete" and resumed["sessions"] == 2
+    assert not (out / "work").exists()
     fresh = run_gen(*[a if a != out else tmp_path / "fresh" for a in args])
     assert fresh.returncode == 0, fresh.stderr
     assert rows(out) == rows(tmp_path / "fresh")
@@ -94,6 +105,7 @@ def test_sigkill_then_rerun_loses_and_doubles_nothing(tmp_path):
     assert len(texts) == len(set(texts)) == 800
     assert resumed["segments"] == manifest_of(tmp_path / "fresh")["segments"]
     assert resumed["segments"]["rejected"]["duplicate"] == 120
+    assert resumed["segments"]["rejected"]["near_duplicate"] == 60
     done = run_gen(*args)  # a finished folder: nothing to do, nothing written again
     assert done.returncode == 0 and rows(out) == rows(tmp_path / "fresh")
 

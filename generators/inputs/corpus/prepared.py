@@ -45,8 +45,9 @@ def segment_files(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob(PATTERN))
 
 
-def write_file(folder: Path, number: int, segments: list[Segment], state: dict[str, Any]) -> Path:
-    """Write one file atomically (temporary name, fsync, rename): `segments` and the state after them."""
+def write_file(folder: Path, number: int, segments: list[Segment], state: dict[str, Any],
+               path: Path | None = None) -> Path:
+    """Write one file atomically (temporary name, fsync, rename): `segments` and the state in its footer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -57,8 +58,8 @@ def write_file(folder: Path, number: int, segments: list[Segment], state: dict[s
                "repaired_text": [s.repaired_text for s in segments]}
     schema = _schema().with_metadata({STATE_KEY: json.dumps(state).encode("utf-8")})
     table = pa.Table.from_pydict(columns, schema=schema)
-    path = Path(folder) / file_name(number)
-    partial = path.with_suffix(".parquet.tmp")
+    path = path or Path(folder) / file_name(number)
+    partial = path.with_name(path.name + ".tmp")
     pq.write_table(table, partial, compression="zstd")
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
@@ -72,6 +73,18 @@ def file_state(path: Path) -> dict[str, Any]:
 
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta[STATE_KEY].decode("utf-8"))
+
+
+def read_file(path: Path) -> list[Segment]:
+    """Every segment of one file (a work shard's worth: the caller bounds its size)."""
+    import pyarrow.parquet as pq
+
+    return [_segment(row) for row in pq.read_table(path, columns=list(COLUMNS[1:])).to_pylist()]
+
+
+def _segment(row: dict[str, Any]) -> Segment:
+    return Segment(row["doc_id"], row["segment"], row["header"], row["text"], row["url"], row["kind"], row["level"],
+                   row["repaired_text"])
 
 
 def file_texts(path: Path) -> Iterator[str]:
@@ -91,8 +104,7 @@ def iter_segments(folder: Path) -> Iterator[Segment]:
         handle = pq.ParquetFile(path)
         for group in range(handle.num_row_groups):
             for row in handle.read_row_group(group, columns=list(COLUMNS[1:])).to_pylist():
-                yield Segment(row["doc_id"], row["segment"], row["header"], row["text"], row["url"],
-                              row["kind"], row["level"], row["repaired_text"])
+                yield _segment(row)
 
 
 def open_prepared(folder: Path) -> dict[str, Any]:
