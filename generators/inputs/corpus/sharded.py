@@ -7,10 +7,11 @@ The corpus is cut into work shards of `shard_docs` documents. No phase holds mor
   1. prepare   per shard (in parallel): segment, run the filters that need no memory, and write
                the passed candidates (cand-S.parquet), their MinHash values (sig-S.npy), their
                exact keys sorted (keys-S.npy) and, per LSH band, the band hashes sorted (band-S.npy)
-  2. exact     a k-way merge of every shard's sorted keys: each copy of a text points at its first
-               occurrence (exact/S.npy: position, first position)
-  3. buckets   per band, a k-way merge of every shard's sorted band hashes: segments that share a
-               bucket become candidate pairs (later, earlier), one text per exact key (pairs/S.npy)
+  2. exact     every shard's sorted keys merged, a hash range of about one shard's rows at a time
+               (the slices found by binary search): each copy of a text points at its first
+               occurrence (exact/S.u64: position, first position)
+  3. buckets   the same per band over the sorted band hashes: segments that share a bucket become
+               candidate pairs (later, earlier), one text per exact key (pairs/S.u64)
   4. decide    shard by shard in corpus order, the rule of the in-memory index: a copy of a kept
                text is `duplicate`; a segment whose estimated Jaccard with an earlier kept one
                reaches the threshold is `near_duplicate`; otherwise it is kept (decide-S.npy)
@@ -26,13 +27,12 @@ most the shard or merge phase it was in.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import os
 import shutil
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -41,7 +41,6 @@ from generators.inputs.corpus.filters import DOC_TOO_LONG, SegmentFilterConfig, 
 
 SHARD_BITS = 32
 MAX_BUCKET_PAIRS = 32  # earlier texts of one bucket a segment is compared with
-CHUNK = 1 << 16  # rows read at a time from a sorted file in a merge
 FLUSH = 1 << 20  # pairs buffered before they are appended to their shard's file
 KEPT, DUPLICATE, NEAR = 0, 1, 2
 VERDICTS = {DUPLICATE: "duplicate", NEAR: "near_duplicate"}
@@ -133,57 +132,82 @@ class ShardedDedup:
         state = {"documents": len(documents), "segments": segments, "counts": dict(counts)}
         write_file(self.work, shard, kept, state, path=self.candidates(shard))
 
-    # -- 2. exact and 3. buckets: merges of every shard's sorted files -------------------------
-    def _stream(self, shard: int, name: str, band: int | None = None) -> Iterator[tuple[int, ...]]:
-        array = np.load(self.work / f"{name}-{shard:05d}.npy", mmap_mode="r")
+    # -- 2. exact and 3. buckets: merges of every shard's sorted files, a hash range at a time ----
+    def _ranges(self, name: str, shards: list[int], band: int | None) -> Iterator[np.ndarray]:
+        """Every shard's rows of file `name` (one band of it), merged and sorted, in hash ranges of
+        about one shard's rows each: the hashes are uniform, so no range holds much more."""
+        arrays = [np.load(self.work / f"{name}-{s:05d}.npy", mmap_mode="r") for s in shards]
         if band is not None:
-            array = array[band]
-        for start in range(0, array.shape[1], CHUNK):
-            yield from zip(*(array[row, start:start + CHUNK].tolist() for row in range(array.shape[0])))
+            arrays = [a[band] for a in arrays]
+        total = sum(a.shape[1] for a in arrays)
+        biggest = max((a.shape[1] for a in arrays), default=0)
+        parts = max(1, -(-total // max(biggest, 1)))
+        bounds = [min(int(x), 2**64) for x in np.linspace(0.0, 2.0**64, parts + 1)]
+        for lo, hi in zip(bounds, bounds[1:]):
+            pieces = []
+            for a in arrays:
+                first = int(np.searchsorted(a[0], np.uint64(lo)))
+                last = a.shape[1] if hi >= 2**64 else int(np.searchsorted(a[0], np.uint64(hi)))
+                if last > first:
+                    pieces.append(np.array(a[:, first:last]))
+            if pieces:
+                rows = np.concatenate(pieces, axis=1)
+                yield rows[:, np.lexsort((rows[1], rows[0]))]
 
-    def _merge(self, phase: str, pairs: Callable[[Iterable[tuple[int, ...]], "_PairWriter"], None],
-               streams: Callable[[int], list[Iterator[tuple[int, ...]]]], rounds: int) -> None:
+    def _merge(self, phase: str, name: str, shards: list[int], bands: int | None,
+               pairs: Callable[[np.ndarray, "_PairWriter"], None]) -> None:
+        """Run `pairs` over every hash range (of every band), then mark the phase done."""
         done = self.work / f"{phase}.done"
         if done.exists():
             return
         shutil.rmtree(self.work / phase, ignore_errors=True)
         writer = _PairWriter(self.work / phase)
-        for r in range(rounds):
-            pairs(heapq.merge(*streams(r)), writer)
+        for band in range(bands) if bands is not None else [None]:
+            for rows in self._ranges(name, shards, band):
+                pairs(rows, writer)
         writer.close()
         done.write_text("done\n")
 
     def merge_exact(self, shards: list[int]) -> None:
-        """exact/S.npy: (position, first position of its text) of every later copy."""
+        """exact/S.u64: (position, first position of its text) of every later copy."""
         if not self.exact:
             return
 
-        def pairs(merged: Iterable[tuple[int, ...]], writer: _PairWriter) -> None:
-            last_key, first = None, 0
-            for key, position in merged:
-                if key == last_key:
-                    writer.add(position, first)
-                else:
-                    last_key, first = key, position
-        self._merge("exact", pairs, lambda _r: [self._stream(s, "keys") for s in shards], 1)
+        def pairs(rows: np.ndarray, writer: _PairWriter) -> None:
+            keys, positions = rows[0], rows[1]
+            starts = np.ones(len(keys), dtype=bool)
+            starts[1:] = keys[1:] != keys[:-1]
+            first = positions[np.maximum.accumulate(np.where(starts, np.arange(len(keys)), 0))]
+            copies = ~starts
+            writer.add_many(positions[copies], first[copies])
+        self._merge("exact", "keys", shards, None, pairs)
 
     def merge_buckets(self, shards: list[int]) -> None:
-        """pairs/S.npy: (later, earlier) positions that share an LSH bucket, one text per key."""
+        """pairs/S.u64: (later, earlier) positions that share an LSH bucket, one text per key."""
         if not self.near:
             return
 
-        def pairs(merged: Iterable[tuple[int, ...]], writer: _PairWriter) -> None:
-            last_hash, members, keys = None, [], set()
-            for band_hash, position, key in merged:
-                if band_hash != last_hash:
-                    last_hash, members, keys = band_hash, [], set()
+        def pairs(rows: np.ndarray, writer: _PairWriter) -> None:
+            hashes = rows[0]
+            shared = np.zeros(len(hashes), dtype=bool)
+            shared[1:] = hashes[1:] == hashes[:-1]
+            shared[:-1] |= shared[1:]
+            later, earlier = [], []
+            members: list[int] = []
+            keys: set[int] = set()
+            last = None
+            for band_hash, position, key in rows[:, shared].T.tolist():  # only buckets of 2 or more
+                if band_hash != last:
+                    last, members, keys = band_hash, [], set()
                 if key in keys:  # a copy of a text already in the bucket: the exact phase has it
                     continue
                 keys.add(key)
-                for earlier in members[:MAX_BUCKET_PAIRS]:
-                    writer.add(position, earlier)
+                for other in members[:MAX_BUCKET_PAIRS]:
+                    later.append(position)
+                    earlier.append(other)
                 members.append(position)
-        self._merge("pairs", pairs, lambda b: [self._stream(s, "band", band=b) for s in shards], self.bands)
+            writer.add_many(np.array(later, dtype=np.uint64), np.array(earlier, dtype=np.uint64))
+        self._merge("pairs", "band", shards, self.bands, pairs)
 
     # -- 4. decide ---------------------------------------------------------------------------
     def decided(self, shard: int) -> Path:
@@ -257,20 +281,26 @@ class _PairWriter:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.buffer: dict[int, list[int]] = {}
+        self.buffer: list[np.ndarray] = []
         self.size = 0
 
-    def add(self, position: int, other: int) -> None:
-        self.buffer.setdefault(position >> SHARD_BITS, []).extend((position, other))
-        self.size += 1
+    def add_many(self, positions: np.ndarray, others: np.ndarray) -> None:
+        if not len(positions):
+            return
+        self.buffer.append(np.stack([positions, others], axis=1))
+        self.size += len(positions)
         if self.size >= FLUSH:
             self.flush()
 
     def flush(self) -> None:
-        for shard, values in self.buffer.items():
+        if not self.buffer:
+            return
+        rows = np.concatenate(self.buffer)
+        shards = rows[:, 0] >> np.uint64(SHARD_BITS)
+        for shard in np.unique(shards).tolist():
             with (self.folder / f"{shard:05d}.u64").open("ab") as handle:
-                np.asarray(values, dtype=np.uint64).tofile(handle)
-        self.buffer, self.size = {}, 0
+                rows[shards == shard].tofile(handle)
+        self.buffer, self.size = [], 0
 
     def close(self) -> None:
         self.flush()
