@@ -15,10 +15,11 @@ from __future__ import annotations
 import itertools
 import shutil
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -82,6 +83,7 @@ class SegmentsRun:
         self.manifest = Manifest(self.out, STAGE)
         check_fingerprint(self.out, self.manifest.previous, self.fingerprint)
         self.phase = "prepare"
+        self.phase_s: dict[str, float] = {}  # this session's wall time of each phase
         self.totals: dict[str, Any] = {"documents": 0, "segments": 0, "kept": 0, "counts": Counter()}
         self.files = 0
 
@@ -92,7 +94,7 @@ class SegmentsRun:
             "fingerprint": self.fingerprint, "settings": self.settings.fingerprinted(),
             "counts": counts(summary["kept"], sum(rejected.values()), 0, rejected),
             "source": corpus_source(self.settings.corpus or ""), "corpus": self.settings.describe(),
-            "segments": summary, "files": self.files, "phase": self.phase,
+            "segments": summary, "files": self.files, "phase": self.phase, "phase_s": self.phase_s,
             "processes": self.settings.processes})
 
     def summary(self) -> dict[str, Any]:
@@ -104,18 +106,20 @@ class SegmentsRun:
     def run(self, documents: Iterator[Document]) -> None:
         """The phases of generators/inputs/corpus/sharded.py, then one output file per shard."""
         dedup = ShardedDedup(self.out / "work", self.settings.segments)
-        shards = self._prepare(dedup, documents)
-        self.phase = "exact"
-        self.write("running")
-        dedup.merge_exact(shards)
-        self.phase = "buckets"
-        self.write("running")
-        dedup.merge_buckets(shards)
-        self.phase = "decide"
-        self.write("running")
-        for shard in shards:
-            self._decide(dedup, shard)
+        shards = self._timed("prepare", lambda: self._prepare(dedup, documents))
+        self._timed("exact", lambda: dedup.merge_exact(shards))
+        self._timed("buckets", lambda: dedup.merge_buckets(shards))
+        self._timed("decide", lambda: [self._decide(dedup, shard) for shard in shards])
         shutil.rmtree(dedup.work)
+
+    def _timed(self, phase: str, work: Callable[[], Any]) -> Any:
+        """Run one phase; its wall time in this session goes to the manifest (phase_s)."""
+        self.phase = phase
+        self.write("running")
+        start = time.monotonic()
+        result = work()
+        self.phase_s[phase] = round(time.monotonic() - start, 3)
+        return result
 
     def _prepare(self, dedup: ShardedDedup, documents: Iterator[Document]) -> list[int]:
         """Phase 1 over every shard not yet prepared; the shard numbers."""
