@@ -135,21 +135,24 @@ class ShardedDedup:
     # -- 2. exact and 3. buckets: merges of every shard's sorted files, a hash range at a time ----
     def _ranges(self, name: str, shards: list[int], band: int | None) -> Iterator[np.ndarray]:
         """Every shard's rows of file `name` (one band of it), merged and sorted, in hash ranges of
-        about one shard's rows each: the hashes are uniform, so no range holds much more."""
-        arrays = [np.load(self.work / f"{name}-{s:05d}.npy", mmap_mode="r") for s in shards]
-        if band is not None:
-            arrays = [a[band] for a in arrays]
-        total = sum(a.shape[1] for a in arrays)
-        biggest = max((a.shape[1] for a in arrays), default=0)
-        parts = max(1, -(-total // max(biggest, 1)))
+        about one shard's rows each: the hashes are uniform, so no range holds much more. Each
+        file is mapped only while its slice is read, so its pages never pile up in this process."""
+        def rows_of(shard: int) -> np.ndarray:
+            array = np.load(self.work / f"{name}-{shard:05d}.npy", mmap_mode="r")
+            return array[band] if band is not None else array
+
+        sizes = [rows_of(s).shape[1] for s in shards]
+        parts = max(1, -(-sum(sizes) // max(max(sizes, default=0), 1)))
         bounds = [min(int(x), 2**64) for x in np.linspace(0.0, 2.0**64, parts + 1)]
         for lo, hi in zip(bounds, bounds[1:]):
             pieces = []
-            for a in arrays:
-                first = int(np.searchsorted(a[0], np.uint64(lo)))
-                last = a.shape[1] if hi >= 2**64 else int(np.searchsorted(a[0], np.uint64(hi)))
+            for shard in shards:
+                array = rows_of(shard)
+                first = int(np.searchsorted(array[0], np.uint64(lo)))
+                last = array.shape[1] if hi >= 2**64 else int(np.searchsorted(array[0], np.uint64(hi)))
                 if last > first:
-                    pieces.append(np.array(a[:, first:last]))
+                    pieces.append(np.array(array[:, first:last]))
+                del array
             if pieces:
                 rows = np.concatenate(pieces, axis=1)
                 yield rows[:, np.lexsort((rows[1], rows[0]))]
@@ -246,12 +249,11 @@ class ShardedDedup:
             for earlier in near[1][starts[local]:ends[local]].tolist():
                 if not kept(earlier):
                     continue
-                other = self._signatures(earlier >> SHARD_BITS)[earlier & 0xFFFFFFFF]
+                other = own_signatures[earlier - base] if earlier >> SHARD_BITS == shard else self._signature(earlier)
                 if not self.config.near_verify or np.count_nonzero(mine == other) >= need:
                     verdicts[local] = NEAR
                     break
         _save(path, verdicts)
-        self._verdicts.cache_clear()
         return verdicts
 
     def _pairs(self, phase: str, shard: int) -> np.ndarray:
@@ -262,13 +264,18 @@ class ShardedDedup:
         raw = np.fromfile(path, dtype=np.uint64).reshape(-1, 2)
         return np.unique(raw, axis=0).T
 
-    @lru_cache(maxsize=8)
+    @lru_cache(maxsize=64)
     def _verdicts(self, shard: int) -> np.ndarray:
-        return np.load(self.decided(shard), mmap_mode="r")
+        """An earlier shard's verdicts (one byte a candidate), the last 64 shards' kept at hand."""
+        return np.load(self.decided(shard))
 
-    @lru_cache(maxsize=8)
-    def _signatures(self, shard: int) -> np.ndarray:
-        return np.load(self.work / f"sig-{shard:05d}.npy", mmap_mode="r")
+    def _signature(self, position: int) -> np.ndarray:
+        """One earlier candidate's signature, read through a mapping dropped at once (so the
+        pages of earlier shards never pile up in this process)."""
+        array = np.load(self.work / f"sig-{position >> SHARD_BITS:05d}.npy", mmap_mode="r")
+        row = np.array(array[position & 0xFFFFFFFF])
+        del array
+        return row
 
     def verdict_counts(self, verdicts: np.ndarray) -> dict[str, int]:
         return {VERDICTS[v]: int(np.count_nonzero(verdicts == v)) for v in VERDICTS}
