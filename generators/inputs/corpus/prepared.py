@@ -1,15 +1,14 @@
 """A prepared-segments folder (what `gen segments` writes, what `gen backtranslate --segments`
 reads): kept segments in numbered Parquet files, and a manifest.
 
-  segments-00000.parquet ...  kept segments in corpus order: id, doc_id, segment (its index in the
-                              document), url, header, text, kind, level, repaired_text
+  segments-00000.parquet ...  one file per work shard, its kept segments in corpus order: id,
+                              doc_id, segment (its index in the document), url, header, text,
+                              kind, level, repaired_text; the shard's counts in its footer
   manifest.json               stage "segments", status, fingerprint, the corpus and filter
                               settings, the counts of each drop reason, the files
 
-Each file is written whole to a temporary name and renamed, so a file that exists is complete. Its
-footer carries the preparation's state after its last document (documents read, candidate
-segments, counts by reason): a killed run resumes after the last complete file, from that state,
-and nothing is lost or written twice.
+Each file is written whole to a temporary name and renamed, so a file that exists is complete
+(the work shard's candidates, cand-S.parquet in work/, use the same format).
 """
 from __future__ import annotations
 
@@ -85,15 +84,6 @@ def read_file(path: Path) -> list[Segment]:
 def _segment(row: dict[str, Any]) -> Segment:
     return Segment(row["doc_id"], row["segment"], row["header"], row["text"], row["url"], row["kind"], row["level"],
                    row["repaired_text"])
-
-
-def file_texts(path: Path) -> Iterator[str]:
-    """The texts of one file, a row group at a time."""
-    import pyarrow.parquet as pq
-
-    handle = pq.ParquetFile(path)
-    for group in range(handle.num_row_groups):
-        yield from handle.read_row_group(group, columns=["text"]).column("text").to_pylist()
 
 
 def iter_segments(folder: Path) -> Iterator[Segment]:
