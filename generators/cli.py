@@ -19,6 +19,7 @@ from generators.core.io import describe_os_error
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
     "selfchat": "generators.selfchat.cli:selfchat_command",
+    "segments": "generators.segments.cli:segments_command",
     "backtranslate": "generators.backtranslate.cli:backtranslate_command",
     "curate": "curation.cli:curate_command",
     "train": "training.cli:train_command",
@@ -29,6 +30,7 @@ COMMANDS: dict[str, str] = {
 }
 HELP = {
     "selfchat": "Baize self-chat: a teacher model writes dialogs about seed questions.",
+    "segments": "Prepare a corpus once: segment, filter, deduplicate, write Parquet for gen backtranslate.",
     "backtranslate": "Humpback: a backward model writes the instruction each web segment answers.",
     "curate": "Rate records 1-5 with a model, filter, dedup, decontaminate, keep the best.",
     "train": "Train a LoRA adapter (forward or backward) on records, with source tags.",

@@ -39,6 +39,8 @@ def backtranslate_command(**kwargs: Any) -> None:
         --base-url http://127.0.0.1:8000/v1 --model backward --concurrency 16 --out runs/aug
     gen backtranslate --corpus clueweb --corpus-dir /data/ClueWeb22_B --shard 0/8 \\
         --backend vllm --model BASE --adapter runs/myx --concurrency 256 --out runs/aug-0
+    gen segments --corpus clueweb --corpus-dir /data/ClueWeb22_B --out runs/segs
+    gen backtranslate --segments runs/segs --backend openai --model backward --out runs/aug
     gen backtranslate --corpus clueweb --corpus-dir /data/ClueWeb22_B --backend vllm --model BASE \\
         --adapter runs/myx --executor ray --workers 8 --gpus-per-worker 1 --out runs/aug
     """

@@ -11,7 +11,6 @@ counts exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,8 +19,10 @@ from typing import Any, Iterator
 
 import click
 
-from generators.inputs.corpus import Document, Segment, SegmentFilterConfig, SegmentPipeline, iter_documents
+from generators.inputs.corpus import Segment, SegmentFilterConfig, SegmentPipeline
 from generators.inputs.corpus.filters import Prechecked
+from generators.inputs.corpus.prepared import iter_segments, open_prepared
+from generators.inputs.corpus.source import CorpusSource, corpus_source
 from generators.core.dry_run import DryRun, Planned
 from generators.core.errors import UsageError
 from generators.core.flags import flag
@@ -29,7 +30,6 @@ from generators.core.options import RunOptions
 from generators.core.records import Record, derive_seed, make_record, stable_id
 from generators.core.rejudge import Rejudge, Verdict
 from generators.core.runner import Item, Kept, Rejected
-from generators.core.shard import shard_option
 from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
 from generators.backtranslate.backward import (TRUNCATED_REASONING, backward_generation, backward_request,
@@ -39,17 +39,13 @@ from generators.backtranslate.postfilter import (INSTRUCTION_REASONS, Instructio
 
 
 @dataclass
-class BacktranslateSettings:
-    """What one backtranslation run is told; each field that is a flag declares it (generators/core/flags.py)."""
+class BacktranslateSettings(CorpusSource):
+    """What one backtranslation run is told: the corpus flags (shared with gen segments), then its
+    own; each field that is a flag declares it (generators/core/flags.py)."""
 
-    corpus: str = flag(
-        "--corpus", metavar="SOURCE",
-        help="clueweb[:html|txt[:LANG]] (with --corpus-dir or $CLUEWEB22_ROOT) | hf:NAME[:CONFIG[:SPLIT]] | "
-             "a file or folder (.warc[.gz] .html .jsonl[.gz|.zst] .parquet .txt .md).")
-    corpus_dir: str | None = flag("--corpus-dir", default=None, metavar="DIR", help="Root of a local ClueWeb22 copy.")
-    text_field: str | None = flag("--field", default=None, help="Column holding the page (default: html, else text).")
-    shard: tuple[int, int] | None = flag("--shard", callback=shard_option, default=None, metavar="I/N",
-                                         help="Take shard I of N (0-based) of the documents.")
+    prepared: Path | None = flag(
+        "--segments", type=click.Path(path_type=Path), default=None, metavar="DIR",
+        help="A folder made by gen segments: read its kept segments instead of preparing --corpus here.")
     adapter: str | None = flag(
         "--adapter", default=None, metavar="DIR",
         help="Backward LoRA adapter (hf, vllm). With --backend openai, serve it with "
@@ -68,19 +64,6 @@ class BacktranslateSettings:
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
     segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
     postfilter: dict[str, Any] = field(default_factory=dict)  # the post-filter flags (defaults where absent)
-
-
-def corpus_source(spec: str) -> str:
-    """The record's `source`: clueweb, hf, or the kind of local file (warc, jsonl, ...)."""
-    head = spec.split(":", 1)[0]
-    if head in ("clueweb", "hf"):
-        return head
-    name = Path(spec).name.lower()
-    for suffix, kind in ((".warc", "warc"), (".warc.gz", "warc"), (".jsonl", "jsonl"),
-                         (".jsonl.gz", "jsonl"), (".parquet", "parquet")):
-        if name.endswith(suffix):
-            return kind
-    return "web" if Path(spec).is_dir() else "file"
 
 
 def _digest(text: str) -> bytes:
@@ -134,14 +117,6 @@ def note_verdict(meta: dict[str, Any], raw: str, verdict: InstructionVerdict) ->
         meta["salvaged"] = True
 
 
-def _first_document(documents: Iterator[Document], spec: str) -> Iterator[Document]:
-    """Read the first document now, so a bad file fails before any model loads."""
-    first = next(documents, None)
-    if first is None:
-        raise UsageError(f"{spec}: no documents found (empty corpus, or an empty --shard)")
-    return itertools.chain([first], documents)
-
-
 class BacktranslateStage(Stage):
     name = "backtranslate"
 
@@ -151,20 +126,31 @@ class BacktranslateStage(Stage):
         self.written: set[bytes] = set()
         self.pipeline = ResumingPipeline(settings.segments, self.written)
         self.postfilter = instruction_chain(settings.postfilter)
-        self.source = corpus_source(settings.corpus)
+        self.source = corpus_source(settings.corpus) if settings.corpus else ""
+        self.prepared: dict[str, Any] | None = None  # the manifest of the --segments folder
         self._store: RunStore | None = None
         self.salvaged: set[str] = set()  # items kept with a salvaged instruction, this session
         self._salvaged_earlier: set[str] | None = None
 
     def check(self) -> None:
+        if (self.config.corpus is None) == (self.config.prepared is None):
+            raise UsageError("give either --corpus SOURCE (prepared here) or --segments DIR (made by gen segments)")
+        if self.config.prepared is not None:
+            given = [name for name, value in (("--corpus-dir", self.config.corpus_dir), ("--field", self.config.text_field),
+                                              ("--shard", self.config.shard), ("--prep-workers", self.config.prep_workers))
+                     if value is not None]
+            if given:
+                raise UsageError(f"{given[0]} applies to --corpus; gen segments took the corpus flags, leave it out")
         if self.config.prep_workers is not None and self.opts.executor != "ray":
             raise UsageError("--prep-workers sets how many Ray tasks read the corpus; add --executor ray, "
                              "or leave it out")
 
     def load_inputs(self) -> None:
-        self.documents = _first_document(iter_documents(self.config.corpus, corpus_dir=self.config.corpus_dir,
-                                                        field=self.config.text_field, shard=self.config.shard),
-                                         self.config.corpus)
+        if self.config.prepared is not None:
+            self.prepared = open_prepared(self.config.prepared)
+            self.source = self.prepared["source"]
+            return
+        self.documents = self.config.documents()
 
     def backend_extra(self) -> dict[str, Any]:
         return {"gpu_memory_utilization": self.config.gpu_memory_utilization}
@@ -175,6 +161,9 @@ class BacktranslateStage(Stage):
         return backward_generation(self)
 
     def settings(self) -> dict[str, Any]:
+        if self.prepared is not None:  # the folder's filter settings, and which preparation it was
+            return {**self.generation.identity, "segments": self.prepared["settings"]["segments"],
+                    "prepared": self.prepared["fingerprint"]}
         return {**self.generation.identity, "segments": self.config.segments.describe()}
 
     def rejudge(self) -> Rejudge:
@@ -200,6 +189,8 @@ class BacktranslateStage(Stage):
     def prime(self, store: RunStore) -> None:
         """The dedup memory learns every segment already written; the manifest's counters read the store."""
         self._store = store
+        if self.prepared is not None:  # already filtered and deduplicated: done items are skipped by id
+            return
         for text in _written_segments(store):
             if _digest(text) not in self.written:
                 self.written.add(_digest(text))
@@ -208,6 +199,8 @@ class BacktranslateStage(Stage):
     def segments(self) -> Iterator[Segment]:
         """Kept segments in corpus order: read and checked here, or, with --executor ray, read,
         cut and checked by parallel Ray tasks with duplicates still removed here (one memory)."""
+        if self.prepared is not None:
+            return iter_segments(self.config.prepared)
         if self.opts.executor != "ray":
             return self.pipeline.run(self.documents)
         from generators.executors.corpus_tasks import prechecked_documents
@@ -281,13 +274,23 @@ class BacktranslateStage(Stage):
         elapsed = time.monotonic() - self.started
         completion = self.engine.accounting.completion_tokens if self.engine else 0
         return {"filters": self.postfilter.settings(),
-                "corpus": {"spec": self.config.corpus, "corpus_dir": self.config.corpus_dir,
-                           "field": self.config.text_field, "shard": self.config.shard,
-                           "samples": self.config.samples},
-                "segments": {**self.pipeline.summary(), "resumed": self.pipeline.resumed},
+                "corpus": self._corpus_fields(),
+                "segments": self._segment_counts(),
                 "instructions": {"rejected": {r: self._store_reasons().get(r, 0) for r in INSTRUCTION_REASONS},
                                  "salvaged": len(self.salvaged | self._salvaged_before())},
                 "completion_tokens_per_s": round(completion / max(elapsed, 1e-9), 2)}
+
+    def _corpus_fields(self) -> dict[str, Any]:
+        if self.prepared is not None:
+            return {**self.prepared["corpus"], "segments_from": str(self.config.prepared),
+                    "samples": self.config.samples}
+        return {**self.config.describe(), "samples": self.config.samples}
+
+    def _segment_counts(self) -> dict[str, Any]:
+        """The segment filters' counts: this run's, or those gen segments recorded for --segments."""
+        if self.prepared is not None:
+            return {**self.prepared["segments"], "resumed": 0}
+        return {**self.pipeline.summary(), "resumed": self.pipeline.resumed}
 
     def _salvaged_before(self) -> set[str]:
         """Salvaged items an earlier session kept (read once, when the folder is open)."""

@@ -16,7 +16,7 @@ ALLOWED = {"prompts": set(), "generators": {"prompts"}, "curation": {"prompts", 
 # reads out data, and shares code with the others only through the layers under them
 # (prompts, generators.core, backends, executors, inputs). Nested stages count apart from their
 # parent (curation.eval is not part of curation).
-STAGES = ("generators.selfchat", "generators.backtranslate", "curation", "curation.eval", "training",
+STAGES = ("generators.selfchat", "generators.segments", "generators.backtranslate", "curation", "curation.eval", "training",
           "generators.outputs.export", "generators.outputs.report", "generators.outputs.view")
 # gen eval measures other stages' parts with their own code (the backward model through
 # backtranslate's prompt and post-filter, the rater through curate's rubric and scoring): a copy

@@ -81,11 +81,12 @@ def settings_classes():
     from curation.eval.winrate import WinrateSettings
     from generators.backtranslate.stage import BacktranslateSettings
     from generators.selfchat.feedback import FeedbackSettings
+    from generators.segments.stage import SegmentsSettings
     from generators.selfchat.stage import SelfChatSettings
     from training.config import TrainConfig
 
     return [("selfchat", SelfChatSettings, ()), ("selfchat", FeedbackSettings, ()),
-            ("backtranslate", BacktranslateSettings, ()), ("curate", CurateSettings, ()), ("curate", SelectConfig, ()),
+            ("segments", SegmentsSettings, ()), ("backtranslate", BacktranslateSettings, ()), ("curate", CurateSettings, ()), ("curate", SelectConfig, ()),
             ("eval curation", CurateSettings, ("input", "adapter", "out", "dedup", "near_dup_threshold",
                                                "decontaminate", "decontaminate_ngram", "decontaminate_overlap",
                                                "decontaminate_bleu")),
