@@ -18,7 +18,7 @@ from tests.backtranslate_fixtures import (backward_reply, header_of, page, plain
 from tests.chat_server import ChatServer
 from tests.helpers import assert_one_line_error, gen_cmd, gen_env, kill_when, read_jsonl, run_gen, start_gen
 
-KEY = "sk-backward-test-77"
+KEY = "fake-key-backward-77"
 
 
 def gen_exe() -> list[str]:

@@ -16,7 +16,7 @@ from tests.backtranslate_fixtures import segment_of
 from tests.chat_server import ChatServer
 from tests.helpers import REPO, assert_one_line_error, gen_cmd, gen_env, read_jsonl
 
-KEY = "sk-backward-test-relevance"
+KEY = "fake-key-backward-relevance"
 DATA = REPO / "tests" / "data" / "quality" / "medquad_pairs.jsonl"
 CHATTER = "I'm ready to assist. What would you like me to help you with today?"
 UNRELATED = "What are the symptoms of a broken ankle?"

@@ -14,7 +14,7 @@ from tests.chat_server import ChatServer
 from tests.e2e.test_backtranslate_cli import make_clueweb
 from tests.helpers import assert_one_line_error, gen_env, kill_when, read_jsonl, run_gen, start_gen
 
-KEY = "sk-segments-test-18"
+KEY = "fake-key-segments"
 
 
 def rows(out: Path) -> list[dict]:

@@ -12,7 +12,7 @@ from tests.e2e.test_view import View, write_run
 from tests.helpers import gen_env, read_jsonl, run_gen
 
 CUT = "\ud83d"  # json.dumps writes it as the escape "\ud83d", as a cut emoji comes from a server
-KEY = "sk-surrogate-test"
+KEY = "fake-key-surrogates"
 
 
 def write_lines(path: Path, rows: list[dict]) -> Path:
