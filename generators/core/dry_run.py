@@ -21,7 +21,7 @@ import click
 from generators.backends.base import Backend, ChatRequest, render_prompt
 from generators.core.engine import Engine
 from generators.core.errors import first_line
-from generators.core.prices import Price, cost_usd, lookup_price
+from generators.core.prices import cost_usd, lookup_price
 
 CHARS_PER_TOKEN = 4  # the approximation for a model whose tokenizer is not at hand
 CHUNK = 512  # requests tokenized at once (a corpus may stream far more than fit in memory)
@@ -147,13 +147,6 @@ def tally(plan: DryRun) -> tuple[list[Tally], int]:
     return list(tallies.values()), len(items)
 
 
-def price_override(value: Any) -> Price | None:
-    """--price as the run options hold it (IN,OUT[,CACHED], or a Price already)."""
-    if value is None or isinstance(value, Price):
-        return value
-    return Price(*value)
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -168,7 +161,7 @@ def estimate_lines(stage: Estimated, plan: DryRun) -> list[str]:
              f"requests: {first} first ({_plural(items, plan.unit)}), at most {at_most} in all"
              + (f" ({plan.how})" if plan.how else "")]
     later = at_most / first if first else 0.0
-    override = price_override(stage.opts.price)
+    override = stage.opts.price  # --price, parsed into a Price by its flag
     cost = {"list": [0.0, 0.0], "batch": [0.0, 0.0]}
     unknown: list[str] = []
     for t in tallies:

