@@ -118,12 +118,18 @@ case "$cmd" in
     if [ $# -gt 0 ]; then  # a chosen subset: the project environment only
       exec "$PY" -m pytest -q "$@"
     fi
+    # The vLLM and lowest-versions environments install while the main suite runs (mostly
+    # downloads and unpacking); each is waited for just before its tests.
+    vllm_setup="" lowest_setup=""
+    [ "${BALEEN_SKIP_VLLM:-0}" = 1 ] || { setup_vllm & vllm_setup=$!; }
+    [ "${BALEEN_SKIP_LOWEST:-0}" = 1 ] || { setup_lowest & lowest_setup=$!; }
+    trap 'kill $vllm_setup $lowest_setup 2>/dev/null || true' EXIT
     echo "== tests in $VENV (everything but vLLM)"
     "$PY" -m pytest -q -m "not vllm"
     if [ "${BALEEN_SKIP_VLLM:-0}" = 1 ]; then
       echo "== vLLM tests NOT run (BALEEN_SKIP_VLLM=1)"
     else
-      setup_vllm
+      wait "$vllm_setup"
       echo "== vLLM tests in $VLLM_VENV ($VLLM_PIN)"
       "$VLLM_VENV/bin/python" -m pytest -q -m vllm
     fi
@@ -132,7 +138,7 @@ case "$cmd" in
     if [ "${BALEEN_SKIP_LOWEST:-0}" = 1 ]; then
       echo "== lowest-versions unit tests NOT run (BALEEN_SKIP_LOWEST=1)"
     else
-      setup_lowest
+      wait "$lowest_setup"
       echo "== unit tests at the lowest versions pyproject.toml allows, in $LOWEST_VENV (torch held; docs/testing.md)"
       "$LOWEST_VENV/bin/python" -m pytest -q -m "not vllm" tests/unit
     fi
