@@ -128,6 +128,18 @@ def test_flag_combinations_that_cannot_work_exit_2_in_one_line(corpus, tmp_path)
     assert_one_line_error(run_gen(*segments_args(corpus, out, "--workers", "0")), 2, "--workers")
     assert_one_line_error(run_gen(*segments_args(corpus, out, "--executor", "slurm")), 2, "--executor")
     assert_one_line_error(run_gen(*segments_args(corpus, out, "--processes", "2")), 2, "--processes")
+    hook = tmp_path / "no-ray"  # a Python where `import ray` fails, as without baleen[ray]
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Gone:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'ray':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, _Gone())\n", "utf-8")
+    no_ray = {**gen_env(), "PYTHONPATH": f"{hook}{os.pathsep}{REPO}"}
+    assert_one_line_error(run_gen(*segments_args(corpus, out, "--executor", "ray"), env=no_ray), 2,
+                          "pip install", "--executor ray")
     assert not out.exists()
     # $RAY_ADDRESS is for runs on Ray: a local run leaves it alone
     local = run_gen(*segments_args(corpus, out), env=gen_env(RAY_ADDRESS="127.0.0.1:1"))
