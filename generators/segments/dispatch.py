@@ -100,6 +100,10 @@ class RayTasks(ShardWorkers):
         self.cluster = RayCluster(RunOptions(executor="ray", workers=self.workers, ray_address=self.ray_address))
         try:
             self.cluster.__enter__()
+        except SystemExit as stop:  # SIGTERM while Ray started: ray.init's handler exits; the run's says so
+            if stop.code == signal.SIGTERM and callable(keep):
+                keep(signal.SIGTERM, None)
+            raise
         finally:
             signal.signal(signal.SIGTERM, keep)
         self.ray = self.cluster.ray

@@ -62,7 +62,7 @@ class SegmentsSettings(CorpusSource):
         return {"corpus": self.describe(), "segments": self.segments.describe(), "shard_docs": self.shard_docs}
 
 
-class _Signalled(Exception):
+class _Signalled(BaseException):  # like KeyboardInterrupt: no library's `except Exception` (ray.init) takes it
     def __init__(self, signum: int) -> None:
         self.signum = signum
 
