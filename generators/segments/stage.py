@@ -25,8 +25,8 @@ import click
 
 from generators.core.errors import BaleenError, Interrupted, UsageError
 from generators.core.flags import flag, same_flag
-from generators.core.options import RunOptions
 from generators.core.manifest import Manifest, counts
+from generators.core.options import RunOptions
 from generators.core.records import stable_id
 from generators.core.stage import rerun_command
 from generators.core.store import check_fingerprint, lock_folder
