@@ -7,7 +7,8 @@ Corpus: HTML pages of 3 sections of ~150 random words each (a 20,000-word vocabu
 distinct sections share few shingles); 3% of the sections are exact copies of an earlier one,
 3% near copies (3 words of ~150 changed: Jaccard of 5-shingles ~0.9).
 
-  .venv/bin/python bench/segments.py --segments 100000 1000000 --processes 2 --compare 100000
+  .venv/bin/python bench/segments.py --segments 100000 1000000 --workers 2 --compare 100000
+  .venv/bin/python bench/segments.py --segments 100000 --executor ray --workers 2   # Ray tasks, a local Ray
 """
 from __future__ import annotations
 
@@ -62,11 +63,12 @@ def make_corpus(path: Path, segments: int, seed: int = 0) -> dict[str, int]:
     return planted
 
 
-def run_segments(corpus: Path, out: Path, shard_docs: int, processes: int) -> dict:
-    """Run gen segments, sampling the RSS of every process of its tree every 0.2 s."""
+def run_segments(corpus: Path, out: Path, shard_docs: int, executor: str, workers: int) -> dict:
+    """Run gen segments, sampling the RSS of every process of its tree every 0.2 s (a local Ray's
+    processes are children of the command too)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "generators.cli", "segments", "--corpus", str(corpus), "--out", str(out),
-               "--shard-docs", str(shard_docs), "--processes", str(processes)]
+               "--shard-docs", str(shard_docs), "--executor", executor, "--workers", str(workers)]
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     main = psutil.Process(proc.pid)
@@ -123,7 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--segments", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--shard-docs", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compare", type=int, nargs="*", default=[100_000],
                         help="sizes at which the kept set is compared with the in-memory index")
     parser.add_argument("--dir", type=Path, default=None, help="where the corpora and outputs go (default: a temp dir)")
@@ -136,7 +139,8 @@ def main() -> None:
         planted = make_corpus(corpus, size)
         out = base / f"out-{size}"
         shutil.rmtree(out, ignore_errors=True)
-        result = {"size": size, "planted": planted, **run_segments(corpus, out, args.shard_docs, args.processes),
+        result = {"size": size, "planted": planted, "executor": args.executor, "workers": args.workers,
+                  **run_segments(corpus, out, args.shard_docs, args.executor, args.workers),
                   "load_avg_1m": round(os.getloadavg()[0], 1)}
         if size in args.compare:
             start = time.perf_counter()

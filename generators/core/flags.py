@@ -57,6 +57,16 @@ def flag(*decls: str, default: Any = dataclasses.MISSING, feeds: Feeds = Feeds.N
     return dataclasses.field(default=default, metadata={"flag": meta})
 
 
+def same_flag(cls: type, name: str, **click_changes: Any) -> Any:
+    """The flag that field `name` of `cls` declares, for another settings dataclass: the same
+    option names, type, default, environment variable and feeds (one declaration), with the click
+    keywords this command words differently (its help) changed."""
+    source = next(f for f in dataclasses.fields(cls) if f.name == name)
+    meta: Flag = source.metadata["flag"]
+    return dataclasses.field(default=source.default,
+                             metadata={"flag": dataclasses.replace(meta, click={**meta.click, **click_changes})})
+
+
 def derived(default: Any, *, feeds: Feeds = Feeds.NONE) -> Any:
     """A field no flag sets directly (computed from others) that still feeds other settings."""
     return dataclasses.field(default=default, metadata={"flag": Flag(decls=(), click={}, feeds=feeds)})

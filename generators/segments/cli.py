@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from generators.core.flags import from_options, options
 from generators.inputs.corpus import SegmentFilterConfig
@@ -20,10 +21,14 @@ def segments_command(**kwargs: Any) -> None:
 
     \b
     gen segments --corpus corpus.jsonl --out runs/segs
-    gen segments --corpus clueweb --corpus-dir /data/ClueWeb22_B --shard 0/8 --out runs/segs-0
+    gen segments --corpus clueweb --corpus-dir /data/ClueWeb22_B --workers 63 --out runs/segs
+    gen segments --corpus clueweb --executor ray --ray-address HEAD:6379 --workers 500 --out /shared/segs
     gen backtranslate --segments runs/segs --backend openai --model backward --out runs/aug
     """
     segments = SegmentFilterConfig.from_flags(kwargs)
+    source = click.get_current_context().get_parameter_source("ray_address")
+    if kwargs.get("executor") != "ray" and source is not ParameterSource.COMMANDLINE:
+        kwargs["ray_address"] = None  # $RAY_ADDRESS is for runs on Ray; --ray-address alone is refused
     settings = from_options(SegmentsSettings, kwargs, segments=segments)
     manifest = run_segments(settings)
     seg = manifest.get("segments", {})

@@ -24,16 +24,19 @@ from typing import Any, Callable, Iterator
 import click
 
 from generators.core.errors import BaleenError, Interrupted, UsageError
-from generators.core.flags import flag
+from generators.core.flags import flag, same_flag
 from generators.core.manifest import Manifest, counts
+from generators.core.options import RunOptions
 from generators.core.records import stable_id
 from generators.core.stage import rerun_command
 from generators.core.store import check_fingerprint, lock_folder
+from generators.executors.ray_cluster import import_ray
 from generators.inputs.corpus import SEGMENT_REASONS, Document, SegmentFilterConfig
 from generators.inputs.corpus.filters import DOC_TOO_LONG
 from generators.inputs.corpus.prepared import STAGE, file_name, file_state, read_file, write_file
 from generators.inputs.corpus.sharded import KEPT, ShardedDedup
 from generators.inputs.corpus.source import CorpusSource, corpus_source
+from generators.segments.dispatch import shard_workers
 
 
 @dataclass
@@ -42,8 +45,14 @@ class SegmentsSettings(CorpusSource):
 
     shard_docs: int = flag("--shard-docs", type=click.IntRange(1), default=10_000, show_default=True,
                            help="Documents per work shard: the most any process holds at once (one output file each).")
-    processes: int = flag("--processes", type=click.IntRange(1, 1024), default=1, show_default=True,
-                          help="Local processes that prepare shards at once (read, segment, filter, MinHash).")
+    executor: str = same_flag(
+        RunOptions, "executor",
+        help="Where shards are prepared (segment, filter, MinHash): local: processes on this machine; ray: "
+             "Ray tasks of one CPU (a local Ray, or --ray-address's cluster; --out on storage every node sees).")
+    workers: int = same_flag(
+        RunOptions, "workers",
+        help="Shards prepared at once: local processes (--executor local) or Ray tasks (--executor ray).")
+    ray_address: str | None = same_flag(RunOptions, "ray_address")
     out: Path = flag("--out", type=click.Path(path_type=Path), default=Path("runs/segments"), show_default=True,
                      help="Output folder (segments-NNNNN.parquet, manifest.json).")
     segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
@@ -53,19 +62,13 @@ class SegmentsSettings(CorpusSource):
         return {"corpus": self.describe(), "segments": self.segments.describe(), "shard_docs": self.shard_docs}
 
 
-class _Signalled(Exception):
+class _Signalled(BaseException):  # like KeyboardInterrupt: no library's `except Exception` (ray.init) takes it
     def __init__(self, signum: int) -> None:
         self.signum = signum
 
 
 def _raise_on(signum: int, _frame: Any) -> None:
     raise _Signalled(signum)
-
-
-def _prepare_shard(work: Path, config: SegmentFilterConfig, shard: int, documents: list[Document]) -> int:
-    """Phase 1 of one shard, in a worker process."""
-    ShardedDedup(work, config, clean=False).prepare(shard, documents)
-    return shard
 
 
 def _chunks(documents: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -95,7 +98,7 @@ class SegmentsRun:
             "counts": counts(summary["kept"], sum(rejected.values()), 0, rejected),
             "source": corpus_source(self.settings.corpus or ""), "corpus": self.settings.describe(),
             "segments": summary, "files": self.files, "phase": self.phase, "phase_s": self.phase_s,
-            "processes": self.settings.processes})
+            "executor": self.settings.executor, "workers": self.settings.workers})
 
     def summary(self) -> dict[str, Any]:
         found = self.totals["counts"]
@@ -128,27 +131,13 @@ class SegmentsRun:
             return list(range(int(marker.read_text())))
         done = set(dedup.prepared())
         count = 0
-        if self.settings.processes == 1:
-            for shard, chunk in enumerate(_chunks(documents, self.settings.shard_docs)):
+        settings = self.settings
+        with shard_workers(dedup, settings.executor, settings.workers, settings.ray_address) as workers:
+            for shard, chunk in enumerate(_chunks(documents, settings.shard_docs)):
                 count = shard + 1
                 if shard not in done:
-                    dedup.prepare(shard, chunk)
-        else:
-            from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-            with ProcessPoolExecutor(self.settings.processes) as pool:
-                running: set[Any] = set()
-                for shard, chunk in enumerate(_chunks(documents, self.settings.shard_docs)):
-                    count = shard + 1
-                    if shard in done:
-                        continue
-                    if len(running) > self.settings.processes:  # at most one shard waiting per process
-                        finished, running = wait(running, return_when=FIRST_COMPLETED)
-                        for future in finished:
-                            future.result()
-                    running.add(pool.submit(_prepare_shard, dedup.work, dedup.config, shard, chunk))
-                for future in running:
-                    future.result()
+                    workers.submit(shard, chunk)
+            workers.drain()
         marker.write_text(f"{count}\n")
         return list(range(count))
 
@@ -173,6 +162,11 @@ def run_segments(settings: SegmentsSettings) -> dict[str, Any]:
     """Prepare the corpus into --out (or finish an earlier, stopped run there); returns the manifest."""
     if not settings.corpus:
         raise UsageError("gen segments needs --corpus SOURCE (a file or folder, clueweb, or hf:NAME)")
+    if settings.ray_address and settings.executor != "ray":
+        raise UsageError("--ray-address joins a Ray cluster to prepare the shards on; add --executor ray, "
+                         "or leave out --ray-address")
+    if settings.executor == "ray":
+        import_ray()  # not installed: one line, before any folder (Ray itself starts at the first shard)
     documents = settings.documents()
     lock = lock_folder(settings.out)
     handlers = {signum: signal.signal(signum, _raise_on) for signum in (signal.SIGINT, signal.SIGTERM)}

@@ -52,7 +52,7 @@ def test_segments_then_backtranslate_gives_the_records_of_backtranslate_corpus(t
     with ChatServer(reply=backward_reply) as server:
         for n, (corpus, source) in enumerate(corpora):
             segs = tmp_path / f"segs{n}"
-            made = run_gen("segments", *corpus, "--out", segs, "--shard-docs", "2", "--processes", str(2 - n))
+            made = run_gen("segments", *corpus, "--out", segs, "--shard-docs", "2", "--workers", str(2 - n))
             assert made.returncode == 0, made.stderr
             prepared = manifest_of(segs)
             assert prepared["status"] == "complete" and prepared["source"] == source

@@ -183,3 +183,19 @@ def test_a_slice_of_the_options_keeps_field_order():
         pass
 
     assert [p.name for p in command.params] == ["source", "level", "between", "text_field"]
+
+
+def test_a_flag_another_settings_class_shares_keeps_its_one_declaration_and_words_its_own_help():
+    """gen segments takes --executor, --workers and --ray-address from RunOptions' fields: the
+    same option names, choices, range, default and environment variable; only its help differs."""
+    from generators.segments.stage import SegmentsSettings
+
+    segments, generation = options_of(command_named("segments")), options_of(command_named("backtranslate"))
+    for name in ("executor", "workers", "ray_address"):
+        mine, theirs = segments[name], generation[name]
+        assert mine.opts == theirs.opts and mine.default == theirs.default and mine.envvar == theirs.envvar, name
+        assert repr(mine.type) == repr(theirs.type), name
+    assert segments["executor"].help != generation["executor"].help
+    assert "Ray tasks" in segments["workers"].help and "replicas" in generation["workers"].help
+    shared = {f.name: f for f in dataclasses.fields(SegmentsSettings)}
+    assert shared["workers"].metadata["flag"].feeds == run_flags()["workers"].metadata["flag"].feeds
