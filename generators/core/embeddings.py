@@ -28,6 +28,7 @@ import numpy as np
 
 from generators.core.errors import UsageError
 from generators.core.flags import flag
+from generators.core.same_meaning import RULE, same_meaning
 
 EXTRA = "pip install 'baleen[embed]'"
 DEFAULT_MODEL = "minilm"
@@ -322,8 +323,6 @@ class SemanticDedup:
         self._kept: list[str] = []  # the text of each vector in the index, in add order
 
     def settings(self) -> dict[str, Any]:
-        from generators.core.same_meaning import RULE
-
         return {"model": self.embeddings.model, "threshold": self.threshold, "pair_test": RULE}
 
     def warm(self, texts: Iterable[str]) -> None:
@@ -344,8 +343,6 @@ class SemanticDedup:
 
     def original_of(self, text: str) -> str | None:
         """The earlier kept text that `text` means the same as, or None."""
-        from generators.core.same_meaning import same_meaning
-
         for position, cosine in self.index.neighbours(self.vector(text), self.threshold):
             if same_meaning(self._kept[position], text, cosine):
                 return self._kept[position]
