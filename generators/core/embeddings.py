@@ -28,7 +28,7 @@ import numpy as np
 
 from generators.core.errors import UsageError
 from generators.core.flags import flag
-from generators.core.same_meaning import RULE, same_meaning
+from generators.core.same_meaning import RULE, WEIGHTS, PairWeights, same_meaning
 
 EXTRA = "pip install 'baleen[embed]'"
 DEFAULT_MODEL = "minilm"
@@ -315,9 +315,10 @@ class SemanticDedup:
     texts) says the two ask the same thing. The pair test runs on candidates only, so the cost
     stays one embedding per text. `warm(texts)` embeds a whole input in batches first."""
 
-    def __init__(self, embeddings: Embeddings, threshold: float) -> None:
+    def __init__(self, embeddings: Embeddings, threshold: float, weights: PairWeights = WEIGHTS) -> None:
         self.embeddings = embeddings
         self.threshold = threshold
+        self.weights = weights  # the pair test's (the calibration bench measures other fits too)
         self._vectors: dict[str, np.ndarray] = {}
         self._index: NearIndex | None = None
         self._kept: list[str] = []  # the text of each vector in the index, in add order
@@ -344,7 +345,7 @@ class SemanticDedup:
     def original_of(self, text: str) -> str | None:
         """The earlier kept text that `text` means the same as, or None."""
         for position, cosine in self.index.neighbours(self.vector(text), self.threshold):
-            if same_meaning(self._kept[position], text, cosine):
+            if same_meaning(self._kept[position], text, cosine, self.weights):
                 return self._kept[position]
         return None
 
