@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -42,9 +43,11 @@ def main() -> None:
     embedder.encode(corpus[:32])  # warm up
     with tempfile.TemporaryDirectory() as folder:
         cache = EmbeddingCache(Path(folder))
-        start = time.perf_counter()
+        load = os.getloadavg()[0]
+        start, cpu = time.perf_counter(), time.process_time()
         first = cached_encode(embedder, cache, corpus)
-        cold = time.perf_counter() - start
+        cold, cpu = time.perf_counter() - start, time.process_time() - cpu
+        load = (load, os.getloadavg()[0])
         start = time.perf_counter()
         again = cached_encode(embedder, cache, corpus)
         warm = time.perf_counter() - start
@@ -54,7 +57,9 @@ def main() -> None:
     chars = sum(len(t) for t in corpus) / len(corpus)
     print(f"model {embedder.name} (dim {embedder.dim}), torch threads {torch.get_num_threads()}, "
           f"{len(corpus)} texts, {chars:.0f} characters on average")
-    print(f"first pass (embedded): {cold:.2f}s = {len(corpus) / cold:.1f} texts/s")
+    print(f"first pass (embedded): {cold:.2f}s = {len(corpus) / cold:.1f} texts/s; {cpu:.1f} CPU-s = "
+          f"{len(corpus) / cpu:.1f} texts per CPU-second; {os.cpu_count()} CPUs, load average {load[0]:.2f} "
+          f"before, {load[1]:.2f} after (other jobs on the machine lower texts/s, less so per CPU-second)")
     print(f"rerun (all from the cache): {warm:.3f}s = {len(corpus) / warm:.0f} texts/s; "
           f"the cache saves {cold / warm:.0f}x; {size / 1e6:.1f} MB on disk")
 

@@ -4,7 +4,8 @@
   near_duplicate   MinHash LSH over word 3-grams of the instruction, Jaccard >= threshold,
                    confirmed on the signatures (generators.inputs.corpus.dedup.DedupIndex)
   semantic_duplicate  with --semantic-dedup: the instruction's embedding has cosine >= the
-                   threshold with an earlier kept one (generators.core.embeddings; baleen[embed])
+                   threshold with an earlier kept one and the pair test agrees they ask the
+                   same (generators.core.embeddings, same_meaning; baleen[embed])
 Only the instruction (first user turn) is compared: two answers to one question teach the
 model one question. Deterministic in input order, so a resumed run decides the same way.
 """

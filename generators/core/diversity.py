@@ -9,7 +9,8 @@ For each group (a run folder, or each round of a rounds folder), over its kept r
                             many of the largest clusters hold 90% of the records (more: more
                             spread out)
   near share                share of records whose nearest other record has cosine at or above
-                            the semantic threshold (what --semantic-dedup would drop, roughly)
+                            --semantic-threshold (the candidates of --semantic-dedup: an upper
+                            bound on what it drops, since its pair test keeps some of them)
 Above MAX_RECORDS records a group is a seeded random sample of that many (said in the figures).
 
 Every row of the results file carries what the figures need (texts, status, group, nearest

@@ -28,16 +28,19 @@ import numpy as np
 
 from generators.core.errors import UsageError
 from generators.core.flags import flag
+from generators.core.same_meaning import RULE, WEIGHTS, PairWeights, same_meaning
 
 EXTRA = "pip install 'baleen[embed]'"
 DEFAULT_MODEL = "minilm"
 CACHE_FILE = "embeddings.sqlite"
 BATCH = 64
-# Calibrated on tests/data/quality/ with bench/calibrate_embed.py (docs/embeddings.md):
-# cosine at or above which two instructions ask the same thing (semantic_duplicate) ...
-SEMANTIC_THRESHOLD = 0.8
+# Calibrated on tests/data/quality/ with bench/calibrate_embed.py (docs/filters.md):
+# cosine under which two instructions are never the same (semantic_duplicate); at or above it
+# the pair test of generators/core/same_meaning.py decides ...
+SEMANTIC_THRESHOLD = 0.72
 # ... and below which a dialog does not take up its seed (off_topic by meaning)
 TOPIC_THRESHOLD = 0.35
+NEIGHBOURS = 10  # candidates over the floor that the pair test looks at, nearest first
 EXACT_LIMIT = 20_000  # vectors kept in an exact index; beyond, HNSW (approximate, sublinear)
 
 
@@ -68,8 +71,9 @@ class EmbedSettings:
              "baleen[embed]), a local sentence-transformers folder, or a hub id (HF_HUB_OFFLINE respected).")
     semantic_threshold: float | None = flag(
         "--semantic-threshold", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="COSINE",
-        help=f"Cosine at or above which two texts mean the same (default {SEMANTIC_THRESHOLD}, calibrated; "
-             "see docs/embeddings.md). Giving it turns on --semantic-dedup.")
+        help=f"Cosine floor of semantic dedup (default {SEMANTIC_THRESHOLD}, calibrated; docs/filters.md): "
+             "under it two texts are never the same; at or above it a test of what differs between the two "
+             "texts decides. Higher drops fewer. Giving it turns on --semantic-dedup.")
     semantic_dedup: bool = flag(
         "--semantic-dedup", default=False, is_flag=True,
         help="Also drop texts that mean the same as an earlier one (reason semantic_duplicate; needs "
@@ -244,6 +248,15 @@ class NearIndex:
         sims, _ = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1)
         return float(sims[0, 0])
 
+    def neighbours(self, vector: np.ndarray, floor: float, k: int = NEIGHBOURS) -> list[tuple[int, float]]:
+        """Up to k (position in add order, cosine) of the vectors added so far with cosine at or
+        above `floor`, nearest first (ties by position, so the order is the same on every run)."""
+        if self.index.ntotal == 0:
+            return []
+        sims, ids = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), min(k, self.index.ntotal))
+        found = [(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0 and s >= floor]
+        return sorted(found, key=lambda pair: (-pair[1], pair[0]))
+
     def add(self, vector: np.ndarray) -> None:
         self.index.add(np.asarray(vector, dtype=np.float32).reshape(1, -1))
         if self.index.ntotal == self.exact_limit and isinstance(self.index, self.faiss.IndexFlatIP):
@@ -296,18 +309,22 @@ class Embeddings:
 
 
 class SemanticDedup:
-    """First occurrence in order is kept: a text whose cosine with an earlier kept one is at or
-    above the threshold is a duplicate. `warm(texts)` embeds a whole input in batches first (the
-    per-text check then only looks up its vector)."""
+    """First occurrence in order is kept. A text is a duplicate when an earlier kept text is a
+    candidate (cosine at or above the floor, `threshold`, among the NEIGHBOURS nearest in the
+    index) and the pair test (generators/core/same_meaning.py: what differs between the two
+    texts) says the two ask the same thing. The pair test runs on candidates only, so the cost
+    stays one embedding per text. `warm(texts)` embeds a whole input in batches first."""
 
-    def __init__(self, embeddings: Embeddings, threshold: float) -> None:
+    def __init__(self, embeddings: Embeddings, threshold: float, weights: PairWeights = WEIGHTS) -> None:
         self.embeddings = embeddings
         self.threshold = threshold
+        self.weights = weights  # the pair test's (the calibration bench measures other fits too)
         self._vectors: dict[str, np.ndarray] = {}
         self._index: NearIndex | None = None
+        self._kept: list[str] = []  # the text of each vector in the index, in add order
 
     def settings(self) -> dict[str, Any]:
-        return {"model": self.embeddings.model, "threshold": self.threshold}
+        return {"model": self.embeddings.model, "threshold": self.threshold, "pair_test": RULE}
 
     def warm(self, texts: Iterable[str]) -> None:
         wanted = [t for t in dict.fromkeys(texts) if t not in self._vectors]
@@ -325,16 +342,23 @@ class SemanticDedup:
             self._index = NearIndex(self.embeddings.embedder.dim)
         return self._index
 
+    def original_of(self, text: str) -> str | None:
+        """The earlier kept text that `text` means the same as, or None."""
+        for position, cosine in self.index.neighbours(self.vector(text), self.threshold):
+            if same_meaning(self._kept[position], text, cosine, self.weights):
+                return self._kept[position]
+        return None
+
     def is_duplicate(self, text: str) -> bool:
         """True when `text` means the same as one kept before; else it is kept (remembered)."""
-        vector = self.vector(text)
-        if self.index.nearest(vector) >= self.threshold:
+        if self.original_of(text) is not None:
             return True
-        self.index.add(vector)
+        self.remember(text)
         return False
 
     def remember(self, text: str) -> None:
         self.index.add(self.vector(text))
+        self._kept.append(text)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_vectors": {}, "_index": None}
+        return {**self.__dict__, "_vectors": {}, "_index": None, "_kept": []}

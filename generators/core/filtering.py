@@ -172,7 +172,8 @@ SHARED_REASONS: dict[str, str] = {
     "duplicate": "the same text as one kept earlier (after normalization)",
     "near_duplicate": "MinHash Jaccard at or above the threshold with one kept earlier",
     "semantic_duplicate": "means the same as one kept earlier: embedding cosine at or above --semantic-threshold "
-                          "(--semantic-dedup; baleen[embed])",
+                          "and the pair test (what differs between the two texts) agrees (--semantic-dedup; "
+                          "baleen[embed])",
     "too_short": "segment shorter than --min-chars / instruction shorter than --min-words",
     "too_long": "segment longer than --max-chars / instruction longer than --max-words",
 }

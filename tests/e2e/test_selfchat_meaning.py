@@ -9,6 +9,8 @@ import json
 import re
 import sqlite3
 
+from generators.core.embeddings import SEMANTIC_THRESHOLD
+from generators.core.same_meaning import RULE
 from tests.chat_server import ChatServer, last_user_text
 from tests.helpers import assert_one_line_error, gen_env, read_jsonl, run_gen, without_embed_extra, write_seeds
 
@@ -78,7 +80,8 @@ def test_seeds_and_openings_that_mean_the_same_are_dropped_and_a_rerun_decides_t
         assert [r["reject"] for r in rejected] == ["semantic_duplicate"]
         assert rejected[0]["messages"][0]["content"].startswith("Why do kidneys stop")
         assert manifest["counts"]["kept"] == DISTINCT
-        assert manifest["filters"]["semantic_duplicate"] == {"model": "minilm", "threshold": 0.8}
+        assert manifest["filters"]["semantic_duplicate"] == {"model": "minilm", "threshold": SEMANTIC_THRESHOLD,
+                                                             "pair_test": RULE}
         stored = rows(out / "embeddings.sqlite")
         kept = sorted(r["id"] for r in read_jsonl(out / "data.jsonl"))
 

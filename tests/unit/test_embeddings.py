@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from generators.core import diversity
-from generators.core.embeddings import (EmbeddingCache, EmbedSettings, Embeddings, NearIndex, SemanticDedup,
-                                        cached_encode, load_embedder)
+from generators.core.embeddings import (SEMANTIC_THRESHOLD, EmbeddingCache, EmbedSettings, Embeddings, NearIndex,
+                                        SemanticDedup, cached_encode, load_embedder)
 from generators.core.errors import UsageError
 
 
@@ -54,6 +54,11 @@ def test_the_index_finds_the_nearest_before_and_after_it_turns_into_a_graph(embe
     for i, v in enumerate(vectors[:6]):
         assert index.nearest(v) == pytest.approx(1.0, abs=1e-4), texts[i]
     assert index.nearest(vectors[7]) == pytest.approx(float((vectors[:6] @ vectors[7]).max()), abs=1e-4)
+    for i, v in enumerate(vectors[:6]):  # positions are the add order, nearest first, all over the floor
+        found = index.neighbours(v, floor=0.5, k=3)
+        assert found[0][0] == i and all(c >= 0.5 for _, c in found) and len(found) <= 3
+        assert [c for _, c in found] == sorted((c for _, c in found), reverse=True)
+    assert index.neighbours(vectors[7], floor=1.01) == []
 
 
 def test_semantic_dedup_keeps_the_first_in_order(embedder):
@@ -64,6 +69,34 @@ def test_semantic_dedup_keeps_the_first_in_order(embedder):
              "What makes a volcano erupt?", "How do I bake bread?"]
     dedup.warm(texts)
     assert [dedup.is_duplicate(t) for t in texts] == [False, False, True, True, False]
+
+
+def test_semantic_dedup_keeps_a_near_identical_wording_that_asks_another_thing_and_resumes_alike(embedder):
+    """The cosine puts "latest" and "first" row per group near each other (candidates), the pair
+    test keeps both; the reworded one is dropped. A dedup primed with what was kept (a resumed
+    run) decides the rest the same way."""
+    embeddings = Embeddings(EmbedSettings(semantic_dedup=True), None)
+    embeddings._embedder = embedder
+    texts = ["SQL query to select the latest row per group", "How do I bake sourdough bread?",
+             "SQL query to select the first row per group", "SQL: get the most recent row for each group",
+             "What are the symptoms of an overactive thyroid?", "What are the symptoms of an underactive thyroid?",
+             "What are the signs of hyperthyroidism?"]
+    vectors = embedder.encode(texts)
+    assert vectors[0] @ vectors[2] >= SEMANTIC_THRESHOLD and vectors[4] @ vectors[5] >= SEMANTIC_THRESHOLD
+    dedup = SemanticDedup(embeddings, SEMANTIC_THRESHOLD)
+    dedup.warm(texts)
+    verdicts = [dedup.is_duplicate(t) for t in texts]
+    assert verdicts == [False, False, False, True, False, False, True]
+    assert dedup.settings()["pair_test"] and dedup.settings()["threshold"] == SEMANTIC_THRESHOLD
+
+    resumed = SemanticDedup(embeddings, SEMANTIC_THRESHOLD)
+    for text, dropped in zip(texts[:3], verdicts[:3]):
+        if not dropped:
+            resumed.remember(text)
+    assert [resumed.is_duplicate(t) for t in texts[3:]] == verdicts[3:]
+    # the cosine floor still rules: at 0.99 nothing is a candidate, so nothing is dropped
+    strict = SemanticDedup(embeddings, 0.99)
+    assert not any(strict.is_duplicate(t) for t in texts)
 
 
 def test_a_model_that_cannot_be_loaded_is_one_line(monkeypatch, tmp_path):
@@ -89,31 +122,3 @@ def test_diversity_figures_from_rows_alone():
     assert fig["near_share"] == round(2 / 3, 4)
     assert fig["clusters"] == 2 and fig["clusters_90"] == 2           # 2 of 3 is under 90%
     assert diversity.distinct([], 1) is None
-
-
-def _quality(name: str) -> list[dict]:
-    import json
-
-    from tests.helpers import REPO
-    path = REPO / "tests" / "data" / "quality" / name
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-
-
-def test_the_default_thresholds_hold_on_real_text(embedder):
-    """The calibration of docs/filters.md, at the defaults: distinct real questions are rarely
-    dropped, most written paraphrases are caught, and on-topic dialogs pass the topic check."""
-    from generators.core.embeddings import SEMANTIC_THRESHOLD, TOPIC_THRESHOLD
-    from generators.selfchat.filters import topic_cosine
-
-    embeddings = Embeddings(EmbedSettings(semantic_dedup=True), None)
-    embeddings._embedder = embedder
-    distinct = [r["question"] for r in _quality("medquad_pairs.jsonl")]
-    distinct += [r["instruction"] for r in _quality("alpaca_eval_instructions.jsonl")]
-    dedup = SemanticDedup(embeddings, SEMANTIC_THRESHOLD)
-    dedup.warm(distinct)
-    assert sum(dedup.is_duplicate(t) for t in distinct) <= 0.01 * len(distinct)
-    pairs = _quality("paraphrase_pairs.jsonl")
-    a, b = embedder.encode([p["a"] for p in pairs]), embedder.encode([p["b"] for p in pairs])
-    assert ((a * b).sum(axis=1) >= SEMANTIC_THRESHOLD).mean() >= 0.7
-    dialogs = _quality("teacher_dialogs.jsonl")
-    assert all(topic_cosine(embeddings, d["seed"], d["messages"]) >= TOPIC_THRESHOLD for d in dialogs)
