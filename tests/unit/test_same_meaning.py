@@ -69,6 +69,7 @@ def quality(bench):
     return emb, sets, paraphrases, distinct
 
 
+@pytest.mark.calibration
 def test_the_weights_are_the_logistic_fit_of_the_training_half(bench, quality):
     """`bench/calibrate_embed.py --fit` on the committed data gives the shipped weights."""
     from generators.core.embeddings import SEMANTIC_THRESHOLD
@@ -80,6 +81,7 @@ def test_the_weights_are_the_logistic_fit_of_the_training_half(bench, quality):
         assert getattr(fitted, name) == pytest.approx(getattr(WEIGHTS, name), abs=0.01), name
 
 
+@pytest.mark.calibration
 def test_the_default_rule_on_the_held_out_half(bench, quality):
     """The calibration of docs/filters.md at the defaults, on the half not fitted on: paraphrases
     caught, hard distinct pairs and distinct real questions rarely dropped (Stack Overflow's
@@ -98,6 +100,7 @@ def test_the_default_rule_on_the_held_out_half(bench, quality):
         assert dropped <= (0.025 if name == "Stack Overflow" else 0.01) * len(test), name
 
 
+@pytest.mark.calibration
 def test_on_topic_dialogs_pass_the_topic_check(quality):
     from generators.core.embeddings import TOPIC_THRESHOLD
     from generators.selfchat.filters import topic_cosine
