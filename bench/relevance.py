@@ -117,8 +117,9 @@ def train(rows: list[dict[str, Any]], keep_target: float, margin: float, lost_sh
     candidates = np.unique(np.round(out_of_fold, 3))
     threshold = next(t for t in candidates if (out_of_fold[passing] < t).mean() >= keep_target)
     rejected = lexical | (out_of_fold >= threshold) | (cosines < min_relevance)
-    print(f"train split, out of fold ({folds} folds by page): caught {rate(int((rejected & bad).sum()), int(bad.sum()))}"
-          f", kept {rate(int((~rejected & ~bad).sum()), int((~bad).sum()))}")
+    caught, kept = int((rejected & bad).sum()), int((~rejected & ~bad).sum())
+    print(f"train split, out of fold ({folds} folds by page): caught {rate(caught, int(bad.sum()))}, "
+          f"kept {rate(kept, int((~bad).sum()))}")
     coef, intercept = fit(np.ones(len(train_rows), dtype=bool))
     weights = {"embedder": "minilm", "dim": int(instructions.shape[1]),
                "features": "the instruction's embedding",
@@ -168,7 +169,8 @@ def measure(rows: list[dict[str, Any]], split: str, show: int) -> None:
     for source in ("before", "after"):
         idx = [i for i, r in enumerate(part) if r["source"] == source]
         t = tally([part[i] for i in idx], [full[i] for i in idx])
-        print(f"  {source + ' training':28s} caught {rate(t['caught'], t['bad']):18s} kept {rate(t['kept'], t['good'])}")
+        print(f"  {source + ' training':28s} caught {rate(t['caught'], t['bad']):18s} "
+              f"kept {rate(t['kept'], t['good'])}")
     kinds = Counter(r["kind"] for r in part if r["label"] == "bad")
     caught_kinds = Counter(r["kind"] for r, v in zip(part, full) if r["label"] == "bad" and v.reason is not None)
     print("  caught by kind: " + ", ".join(f"{k} {caught_kinds[k]}/{n}" for k, n in kinds.most_common()))

@@ -129,6 +129,7 @@ def test_another_embed_model_runs_the_relevance_check_alone_at_the_users_thresho
     assert "--min-relevance" in str(refused.value) and "\n" not in str(refused.value)
     found = chain_filters({**other, "min_relevance": 0.4})
     assert not found[AssistantChatter].on and found[UnrelatedInstruction].on
+    assert found[AssistantChatter].settings() == {"on": False}  # what the manifest's "filters" shows
     assert found[UnrelatedInstruction].settings() == {"on": True, "model": str(tmp_path / "my-model"),
                                                       "min_relevance": 0.4}
     chain_filters({**other, "meaning_checks": "off"})  # off: the model does not matter
