@@ -6,6 +6,7 @@ from typing import Any, Callable
 import click
 
 from generators.inputs.corpus import SegmentFilterConfig
+from generators.core.embeddings import EmbedSettings
 from generators.core.flags import from_options, options
 from generators.core.options import RunOptions, model_options
 from generators.core.report_line import print_summary
@@ -29,6 +30,7 @@ def postfilter_config(kwargs: dict[str, Any]) -> dict[str, Any]:
 @options(BacktranslateSettings, stop="gpu_memory_utilization")
 @options(SegmentFilterConfig)  # the segment filters' flags, declared on its fields
 @postfilter_options
+@options(EmbedSettings, stop="semantic_threshold")  # --embed-model, for --meaning-checks
 @options(BacktranslateSettings, start="gpu_memory_utilization")
 @model_options
 def backtranslate_command(**kwargs: Any) -> None:
@@ -47,7 +49,8 @@ def backtranslate_command(**kwargs: Any) -> None:
     opts = RunOptions.from_kwargs(kwargs)
     segments = SegmentFilterConfig.from_flags(kwargs)
     postfilter = postfilter_config(kwargs)
-    settings = from_options(BacktranslateSettings, kwargs, segments=segments, postfilter=postfilter)
+    embed = from_options(EmbedSettings, kwargs)
+    settings = from_options(BacktranslateSettings, kwargs, segments=segments, postfilter=postfilter, embed=embed)
     manifest = run_backtranslate(settings, opts)
     print_summary(settings.out, manifest)
     seg = manifest.get("segments", {})

@@ -30,7 +30,10 @@ the rest is rejected under one reason each, by one small filter class per check
                          is under --min-relevance, so it asks about something else
 
 The two checks by meaning (`relevance.py`) are off unless asked for: --meaning-checks on (refused
-without the extra, naming it) or auto (on where the extra is installed, skipped elsewhere).
+without the extra, naming it) or auto (on where the extra is installed, skipped elsewhere). They
+embed with --embed-model through the run's cache (the stage passes its `Embeddings` as the value
+`embeddings`); the classifier belongs to the embedder it was trained with, so with another model
+only unrelated_instruction runs, at the --min-relevance the user must give.
 
 The flags (--max-instruction-chars, --max-copied-words, --allow-non-requests, --meaning-checks,
 --min-relevance) are declared on their classes. `judge_instruction` runs all of it (clean,
@@ -41,19 +44,19 @@ the question it quotes), `relevance.py` (the checks by meaning).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import click
 
-from generators.core.embeddings import extra_installed, missing_extra
+from generators.core.embeddings import Embeddings, extra_installed, missing_extra
 from generators.core.errors import UsageError
 from generators.core.filtering import FilterBase, FilterChain, build_chain, family_reasons
 from generators.core.text import content_words, coverage, words
 from generators.backtranslate.asking import is_request, is_statement
 from generators.backtranslate.cleaning import clean_instruction
 from generators.backtranslate.meta import is_meta, salvage_question
-from generators.backtranslate.relevance import relevance_model
+from generators.backtranslate.relevance import default_embeddings, load_weights, relevance_model, trained_embedder
 
 __all__ = ["INSTRUCTION_FILTERS", "INSTRUCTION_REASONS", "AssistantChatter", "Candidate", "InstructionVerdict",
            "UnrelatedInstruction", "clean_instruction",
@@ -255,6 +258,27 @@ def _meaning_checks_on(values: Mapping[str, Any]) -> bool:
     return mode == "on" or (mode == "auto" and extra_installed())
 
 
+def _embeddings(values: Mapping[str, Any]) -> Embeddings:
+    """The run's embeddings (model and cache), which the stage passes as `embeddings`; without a
+    run, the trained embedder with no cache."""
+    return values.get("embeddings") or default_embeddings()
+
+
+def _trained_model_used(values: Mapping[str, Any]) -> bool:
+    """Whether --embed-model is the embedder the classifier and the calibrated threshold belong
+    to. Another one runs only unrelated_instruction, at the --min-relevance the user gives: its
+    cosines are on another scale, and the classifier reads vectors of another space. Without
+    --min-relevance, one line (exit 2)."""
+    model, trained = _embeddings(values).model, trained_embedder()
+    if model == trained:
+        return True
+    if values.get("min_relevance") is None:
+        raise UsageError(f"--embed-model {model}: the checks by meaning were trained and calibrated on {trained}; "
+                         f"use --embed-model {trained}, or give --min-relevance COSINE to check relevance alone "
+                         f"with {model} (assistant_chatter is then off)")
+    return False
+
+
 @dataclass
 class UnrelatedInstruction(FilterBase):
     name = "unrelated_instruction"
@@ -263,23 +287,39 @@ class UnrelatedInstruction(FilterBase):
     options = (click.option("--meaning-checks", type=click.Choice(["off", "auto", "on"]), default="off",
                             show_default=True,
                             help="The post-filters by meaning (unrelated_instruction, assistant_chatter): on (needs "
-                                 "baleen[embed]), auto (on where it is installed) or off."),
+                                 "baleen[embed]), auto (on where it is installed) or off. They use --embed-model; "
+                                 "with another model than minilm, only unrelated_instruction runs, and "
+                                 "--min-relevance is required."),
                click.option("--min-relevance", type=click.FloatRange(-1.0, 1.0), default=None,
                             help="Reject instructions whose embedding's cosine with their segment's is lower "
-                                 "(unrelated_instruction; default: the calibrated threshold)."))
+                                 "(unrelated_instruction; default: the threshold calibrated for minilm)."))
     min_relevance: float | None = None   # None: the calibrated threshold in the weights
     on: bool = True
+    embeddings: Embeddings | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any]) -> "UnrelatedInstruction":
-        return cls(values["min_relevance"], _meaning_checks_on(values))
+        on = _meaning_checks_on(values)
+        if on:
+            _trained_model_used(values)
+        return cls(values["min_relevance"], on, _embeddings(values) if on else None)
+
+    def settings(self) -> dict[str, Any]:
+        if not self.on:
+            return {"on": False}
+        threshold = load_weights()["min_relevance"] if self.min_relevance is None else self.min_relevance
+        return {"on": True, "model": _model_name(self.embeddings), "min_relevance": threshold}
 
     def check(self, c: Candidate) -> str | None:
         if not self.on:
             return None
-        model = relevance_model()
+        model = relevance_model(self.embeddings)
         threshold = model.min_relevance if self.min_relevance is None else self.min_relevance
         return "unrelated_instruction" if model.relevance(c.instruction, c.segment_text) < threshold else None
+
+
+def _model_name(embeddings: Embeddings | None) -> str:
+    return (embeddings or default_embeddings()).model
 
 
 @dataclass
@@ -289,16 +329,23 @@ class AssistantChatter(FilterBase):
                                     "question about the text itself, a statement from the answer (a classifier on "
                                     "embeddings; baleen[embed])"}
     on: bool = True
+    embeddings: Embeddings | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any]) -> "AssistantChatter":
-        return cls(_meaning_checks_on(values))
+        on = _meaning_checks_on(values) and _trained_model_used(values)
+        return cls(on, _embeddings(values) if on else None)
+
+    def settings(self) -> dict[str, Any]:
+        if not self.on:
+            return {"on": False}
+        return {"on": True, "model": _model_name(self.embeddings), "threshold": load_weights()["chatter_threshold"]}
 
     def check(self, c: Candidate) -> str | None:
         if not self.on:
             return None
-        model = relevance_model()
-        return "assistant_chatter" if model.chatter(c.instruction, c.segment_text) >= model.chatter_threshold else None
+        model = relevance_model(self.embeddings)
+        return "assistant_chatter" if model.chatter(c.instruction) >= model.chatter_threshold else None
 
 
 INSTRUCTION_FILTERS: tuple[type[FilterBase], ...] = (

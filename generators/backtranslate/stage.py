@@ -24,6 +24,8 @@ from generators.inputs.corpus.filters import Prechecked
 from generators.inputs.corpus.prepared import iter_segments, open_prepared
 from generators.inputs.corpus.source import CorpusSource, corpus_source
 from generators.core.dry_run import DryRun, Planned
+from generators.core.embeddings import EmbedSettings, Embeddings
+from generators.core.filtering import FilterChain
 from generators.core.errors import UsageError
 from generators.core.flags import flag
 from generators.core.options import RunOptions
@@ -34,7 +36,7 @@ from generators.core.stage import Generation, Stage, run_stage
 from generators.core.store import RunStore
 from generators.backtranslate.backward import (TRUNCATED_REASONING, backward_generation, backward_request,
                                                write_instruction)
-from generators.backtranslate.postfilter import (INSTRUCTION_REASONS, InstructionVerdict, instruction_chain,
+from generators.backtranslate.postfilter import (INSTRUCTION_REASONS, Candidate, InstructionVerdict, instruction_chain,
                                                  judge_instruction)
 
 
@@ -64,6 +66,7 @@ class BacktranslateSettings(CorpusSource):
                      help="Output folder (data.jsonl, rejected.jsonl, errors.jsonl, manifest.json).")
     segments: SegmentFilterConfig = field(default_factory=SegmentFilterConfig)
     postfilter: dict[str, Any] = field(default_factory=dict)  # the post-filter flags (defaults where absent)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)  # --embed-model, for the checks by meaning
 
 
 def _digest(text: str) -> bytes:
@@ -125,12 +128,18 @@ class BacktranslateStage(Stage):
         self.config = settings
         self.written: set[bytes] = set()
         self.pipeline = ResumingPipeline(settings.segments, self.written)
-        self.postfilter = instruction_chain(settings.postfilter)
+        # the checks by meaning embed through the run folder's cache (RUN/embeddings.sqlite)
+        self.embeddings = Embeddings(settings.embed, settings.out)
+        self.postfilter = self.instruction_chain()
         self.source = corpus_source(settings.corpus) if settings.corpus else ""
         self.prepared: dict[str, Any] | None = None  # the manifest of the --segments folder
         self._store: RunStore | None = None
         self.salvaged: set[str] = set()  # items kept with a salvaged instruction, this session
         self._salvaged_earlier: set[str] | None = None
+
+    def instruction_chain(self) -> FilterChain[Candidate]:
+        """The post-filters as the flags ask, with this run's embeddings for the checks by meaning."""
+        return instruction_chain({**self.config.postfilter, "embeddings": self.embeddings})
 
     def check(self) -> None:
         if (self.config.corpus is None) == (self.config.prepared is None):
@@ -170,7 +179,7 @@ class BacktranslateStage(Stage):
         """Other post-filter flags on a folder: each stored pair is judged again from the backward
         model's raw text (meta.raw, or the instruction itself when cleaning left it as it was)."""
         def judge() -> Verdict:
-            chain = instruction_chain(self.config.postfilter)
+            chain = self.instruction_chain()
 
             def verdict(record: Record) -> tuple[Record, str | None]:
                 meta = record.setdefault("meta", {})

@@ -2,12 +2,15 @@
 loopback chat server playing a backward model that answers most MedQuAD pages with their own
 question, one with assistant chatter and one with a question about something else. With the
 `baleen[embed]` extra those two land in rejected.jsonl under `assistant_chatter` and
-`unrelated_instruction`; without it (its import made to fail by a meta-path hook in the
+`unrelated_instruction`, the vectors in the folder's embeddings.sqlite, so judging the stored lines
+again with other flags embeds nothing, and another --embed-model without --min-relevance is one
+line; without it (its import made to fail by a meta-path hook in the
 subprocess) the lexical post-filters alone judge, and asking for the checks is one line naming
 the extra."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -78,17 +81,33 @@ def reasons(folder: Path) -> dict[str, str]:
     return {r["messages"][0]["content"]: r["reject"] for r in read_jsonl(folder / "rejected.jsonl")}
 
 
-def test_chatter_and_an_unrelated_instruction_are_rejected_by_meaning(tmp_path):
+def stored(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
+
+def test_chatter_and_an_unrelated_instruction_are_rejected_by_meaning_and_a_rejudgement_embeds_nothing(tmp_path):
     chosen = pages()
     with ChatServer(reply=reply_for(chosen)) as server:
         proc = run(tmp_path, server, "on", "--meaning-checks", "on")
-    assert proc.returncode == 0, proc.stderr
-    assert reasons(tmp_path / "on") == {CHATTER: "assistant_chatter", UNRELATED: "unrelated_instruction"}
-    kept = [r["messages"][0]["content"] for r in read_jsonl(tmp_path / "on" / "data.jsonl")]
-    assert sorted(kept) == sorted(r["question"] for i, r in enumerate(chosen) if i not in (1, 2))
-    manifest = json.loads((tmp_path / "on" / "manifest.json").read_text("utf-8"))
-    assert manifest["counts"]["rejected_by_reason"] == {"assistant_chatter": 1, "unrelated_instruction": 1}
-    assert "unrelated_instruction" in manifest["reasons"] and "assistant_chatter" in manifest["reasons"]
+        assert proc.returncode == 0, proc.stderr
+        assert reasons(tmp_path / "on") == {CHATTER: "assistant_chatter", UNRELATED: "unrelated_instruction"}
+        kept = [r["messages"][0]["content"] for r in read_jsonl(tmp_path / "on" / "data.jsonl")]
+        assert sorted(kept) == sorted(r["question"] for i, r in enumerate(chosen) if i not in (1, 2))
+        manifest = json.loads((tmp_path / "on" / "manifest.json").read_text("utf-8"))
+        assert manifest["counts"]["rejected_by_reason"] == {"assistant_chatter": 1, "unrelated_instruction": 1}
+        assert "unrelated_instruction" in manifest["reasons"] and "assistant_chatter" in manifest["reasons"]
+        cache = tmp_path / "on" / "embeddings.sqlite"
+        vectors, written = stored(cache), cache.stat().st_mtime_ns
+        # each instruction once, and the segments of the three that reached unrelated_instruction
+        assert vectors == len(chosen) * 2 - 1
+        # other post-filter flags on the finished folder: every stored line is judged again, from the cache
+        again = run(tmp_path, server, "on", "--meaning-checks", "on", "--min-relevance", "-1")
+        assert again.returncode == 0, again.stderr
+        assert stored(cache) == vectors and cache.stat().st_mtime_ns == written  # nothing embedded
+        assert reasons(tmp_path / "on") == {CHATTER: "assistant_chatter"}  # the unrelated one passes -1
+        other = run(tmp_path, server, "other", "--meaning-checks", "on", "--embed-model", str(tmp_path / "model"))
+    assert_one_line_error(other, 2, "--min-relevance COSINE")
 
 
 def test_without_the_extra_the_lexical_filters_judge_alone(tmp_path):
