@@ -67,6 +67,7 @@ def test_the_checks_are_off_by_default_and_the_chain_holds_them():
     assert judge_instruction(chatter["output"], chatter["segment"]).reason is None  # lexical alone lets it by
 
 
+@pytest.mark.calibration
 def test_real_chatter_is_caught_and_real_questions_are_kept():
     chatter = [r for r in LABELLED if r["split"] == "test" and r["kind"] in ("chatter", "self_description")
                and r["lexical"] is None]
@@ -78,6 +79,7 @@ def test_real_chatter_is_caught_and_real_questions_are_kept():
     assert kept[None] >= 57, kept  # 95% of MedQuAD's own questions on their own pages (none trained on)
 
 
+@pytest.mark.calibration
 def test_a_question_about_another_page_is_unrelated():
     model = relevance_model()
     own = [model.relevance(r["question"], r["text"]) for r in PAIRS[:40]]
@@ -102,6 +104,7 @@ def docs_figures() -> dict[str, tuple[int, int, int, int]]:
     return found
 
 
+@pytest.mark.calibration
 def test_the_figures_in_the_docs_are_what_the_bench_computes_from_the_committed_labels():
     figures = bench().summary(LABELLED, "test")
     docs = docs_figures()
