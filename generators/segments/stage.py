@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
+import numpy as np
 
 from generators.core.errors import BaleenError, Interrupted, UsageError
 from generators.core.flags import flag
@@ -31,7 +32,7 @@ from generators.core.stage import rerun_command
 from generators.core.store import check_fingerprint, lock_folder
 from generators.inputs.corpus import SEGMENT_REASONS, Document, SegmentFilterConfig
 from generators.inputs.corpus.filters import DOC_TOO_LONG
-from generators.inputs.corpus.prepared import STAGE, file_name, file_state, read_file, write_file
+from generators.inputs.corpus.prepared import STAGE, file_name, file_state, rows, write_kept
 from generators.inputs.corpus.sharded import KEPT, ShardedDedup
 from generators.inputs.corpus.source import CorpusSource, corpus_source
 
@@ -154,15 +155,14 @@ class SegmentsRun:
 
     def _decide(self, dedup: ShardedDedup, shard: int) -> None:
         """Phase 4 of one shard, and its output file: the candidates it keeps, in corpus order."""
-        candidates = read_file(dedup.candidates(shard))
         state = file_state(dedup.candidates(shard))
-        verdicts = dedup.decide(shard, len(candidates))
-        kept = [segment for segment, verdict in zip(candidates, verdicts.tolist()) if verdict == KEPT]
-        own = {"documents": state["documents"], "segments": state["segments"], "kept": len(kept),
+        verdicts = dedup.decide(shard, rows(dedup.candidates(shard)))
+        keep = verdicts == KEPT
+        own = {"documents": state["documents"], "segments": state["segments"], "kept": int(np.count_nonzero(keep)),
                "counts": {**state["counts"], **{k: v for k, v in dedup.verdict_counts(verdicts).items() if v}}}
         path = self.out / file_name(shard)
         if not path.exists():
-            write_file(self.out, shard, kept, own)
+            write_kept(dedup.candidates(shard), self.out, shard, keep, own)
         self.files = shard + 1
         for name in ("documents", "segments", "kept"):
             self.totals[name] += own[name]
