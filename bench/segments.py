@@ -113,7 +113,8 @@ def run_segments(corpus: Path, out: Path, shard_docs: int, processes: int) -> di
             "docs_per_cpu_s": round(documents / max(cpu_s, 1e-9)),
             "rss_main_mib": round(peaks.get(proc.pid, 0.0)),
             "rss_workers_mib": sorted((round(v) for pid, v in peaks.items() if pid != proc.pid), reverse=True),
-            "phase_s": manifest.get("phase_s"), "processes_seen": len(peaks), "work_mib": round(work_bytes / 2**20),
+            "phase_s": manifest.get("phase_s"), "phase_cpu_s_main": manifest.get("phase_cpu_s"),
+            "processes_seen": len(peaks), "work_mib": round(work_bytes / 2**20),
             "out_mib": round(sum(f.stat().st_size for f in out.glob("*.parquet")) / 2**20)}
 
 

@@ -85,6 +85,7 @@ class SegmentsRun:
         check_fingerprint(self.out, self.manifest.previous, self.fingerprint)
         self.phase = "prepare"
         self.phase_s: dict[str, float] = {}  # this session's wall time of each phase
+        self.phase_cpu_s: dict[str, float] = {}  # and this process's CPU time in it (not its workers')
         self.totals: dict[str, Any] = {"documents": 0, "segments": 0, "kept": 0, "counts": Counter()}
         self.files = 0
 
@@ -96,6 +97,7 @@ class SegmentsRun:
             "counts": counts(summary["kept"], sum(rejected.values()), 0, rejected),
             "source": corpus_source(self.settings.corpus or ""), "corpus": self.settings.describe(),
             "segments": summary, "files": self.files, "phase": self.phase, "phase_s": self.phase_s,
+            "phase_cpu_s": self.phase_cpu_s,
             "processes": self.settings.processes})
 
     def summary(self) -> dict[str, Any]:
@@ -117,9 +119,10 @@ class SegmentsRun:
         """Run one phase; its wall time in this session goes to the manifest (phase_s)."""
         self.phase = phase
         self.write("running")
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         result = work()
         self.phase_s[phase] = round(time.monotonic() - start, 3)
+        self.phase_cpu_s[phase] = round(time.process_time() - cpu, 3)
         return result
 
     def _prepare(self, dedup: ShardedDedup, documents: Iterator[Document]) -> list[int]:
