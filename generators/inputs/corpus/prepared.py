@@ -73,7 +73,10 @@ def write_kept(source: Path, folder: Path, number: int, keep: Any, state: dict[s
     partial = path.with_name(path.name + ".tmp")
     done = 0
     with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
-        for batch in pq.ParquetFile(source).iter_batches(batch_size=KEPT_BATCH, columns=list(COLUMNS)):
+        # one thread and no read-ahead: Arrow's reader threads and buffers would hold several
+        # batches (twice the resident memory here) for a copy bound by the disk anyway
+        reader = pq.ParquetFile(source, pre_buffer=False)
+        for batch in reader.iter_batches(batch_size=KEPT_BATCH, columns=list(COLUMNS), use_threads=False):
             mask = pa.array(keep[done:done + batch.num_rows], type=pa.bool_())
             done += batch.num_rows
             writer.write_table(pa.Table.from_batches([batch.filter(mask)]).cast(schema))
