@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
+import numpy as np
 
 from generators.core.errors import BaleenError, Interrupted, UsageError
 from generators.core.flags import flag, same_flag
@@ -33,7 +34,7 @@ from generators.core.store import check_fingerprint, lock_folder
 from generators.executors.ray_cluster import import_ray
 from generators.inputs.corpus import SEGMENT_REASONS, Document, SegmentFilterConfig
 from generators.inputs.corpus.filters import DOC_TOO_LONG
-from generators.inputs.corpus.prepared import STAGE, file_name, file_state, read_file, write_file
+from generators.inputs.corpus.prepared import STAGE, file_name, file_state, rows, write_kept
 from generators.inputs.corpus.sharded import KEPT, ShardedDedup
 from generators.inputs.corpus.source import CorpusSource, corpus_source
 from generators.segments.dispatch import shard_workers
@@ -87,6 +88,7 @@ class SegmentsRun:
         check_fingerprint(self.out, self.manifest.previous, self.fingerprint)
         self.phase = "prepare"
         self.phase_s: dict[str, float] = {}  # this session's wall time of each phase
+        self.phase_cpu_s: dict[str, float] = {}  # and this process's CPU time in it (not its workers')
         self.totals: dict[str, Any] = {"documents": 0, "segments": 0, "kept": 0, "counts": Counter()}
         self.files = 0
 
@@ -98,6 +100,7 @@ class SegmentsRun:
             "counts": counts(summary["kept"], sum(rejected.values()), 0, rejected),
             "source": corpus_source(self.settings.corpus or ""), "corpus": self.settings.describe(),
             "segments": summary, "files": self.files, "phase": self.phase, "phase_s": self.phase_s,
+            "phase_cpu_s": self.phase_cpu_s,
             "executor": self.settings.executor, "workers": self.settings.workers})
 
     def summary(self) -> dict[str, Any]:
@@ -119,9 +122,10 @@ class SegmentsRun:
         """Run one phase; its wall time in this session goes to the manifest (phase_s)."""
         self.phase = phase
         self.write("running")
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         result = work()
         self.phase_s[phase] = round(time.monotonic() - start, 3)
+        self.phase_cpu_s[phase] = round(time.process_time() - cpu, 3)
         return result
 
     def _prepare(self, dedup: ShardedDedup, documents: Iterator[Document]) -> list[int]:
@@ -143,15 +147,14 @@ class SegmentsRun:
 
     def _decide(self, dedup: ShardedDedup, shard: int) -> None:
         """Phase 4 of one shard, and its output file: the candidates it keeps, in corpus order."""
-        candidates = read_file(dedup.candidates(shard))
         state = file_state(dedup.candidates(shard))
-        verdicts = dedup.decide(shard, len(candidates))
-        kept = [segment for segment, verdict in zip(candidates, verdicts.tolist()) if verdict == KEPT]
-        own = {"documents": state["documents"], "segments": state["segments"], "kept": len(kept),
+        verdicts = dedup.decide(shard, rows(dedup.candidates(shard)))
+        keep = verdicts == KEPT
+        own = {"documents": state["documents"], "segments": state["segments"], "kept": int(np.count_nonzero(keep)),
                "counts": {**state["counts"], **{k: v for k, v in dedup.verdict_counts(verdicts).items() if v}}}
         path = self.out / file_name(shard)
         if not path.exists():
-            write_file(self.out, shard, kept, own)
+            write_kept(dedup.candidates(shard), self.out, shard, keep, own)
         self.files = shard + 1
         for name in ("documents", "segments", "kept"):
             self.totals[name] += own[name]

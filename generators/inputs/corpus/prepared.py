@@ -24,6 +24,8 @@ from generators.inputs.corpus.segment import Segment
 STAGE = "segments"
 PATTERN = "segments-*.parquet"
 STATE_KEY = b"baleen.state"
+ROW_GROUP = 4096  # rows a row group: what a reader decodes at once
+KEPT_BATCH = 4096  # candidates a decision step copies at once
 COLUMNS = ("id", "doc_id", "segment", "url", "header", "text", "kind", "level", "repaired_text")
 
 
@@ -56,14 +58,54 @@ def write_file(folder: Path, number: int, segments: list[Segment], state: dict[s
                "kind": [s.kind for s in segments], "level": [s.level for s in segments],
                "repaired_text": [s.repaired_text for s in segments]}
     schema = _schema().with_metadata({STATE_KEY: json.dumps(state).encode("utf-8")})
-    table = pa.Table.from_pydict(columns, schema=schema)
-    path = path or Path(folder) / file_name(number)
+    return _write_table(pa.Table.from_pydict(columns, schema=schema), path or Path(folder) / file_name(number))
+
+
+def write_kept(source: Path, folder: Path, number: int, keep: Any, state: dict[str, Any]) -> Path:
+    """Write file `number` of `folder` from the rows of file `source` where `keep` (a boolean
+    array, one per row) is true: the rows write_file would write, streamed through Arrow a batch
+    at a time (no Python object per segment, no whole shard in memory)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _schema().with_metadata({STATE_KEY: json.dumps(state).encode("utf-8")})
+    path = Path(folder) / file_name(number)
     partial = path.with_name(path.name + ".tmp")
-    pq.write_table(table, partial, compression="zstd")
+    done = 0
+    with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
+        # one thread and no read-ahead: Arrow's reader threads and buffers would hold several
+        # batches (twice the resident memory here) for a copy bound by the disk anyway
+        reader = pq.ParquetFile(source, pre_buffer=False)
+        for batch in reader.iter_batches(batch_size=KEPT_BATCH, columns=list(COLUMNS), use_threads=False):
+            mask = pa.array(keep[done:done + batch.num_rows], type=pa.bool_())
+            done += batch.num_rows
+            writer.write_table(pa.Table.from_batches([batch.filter(mask)]).cast(schema))
+    _sync_rename(partial, path)
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: give them back
+    return path
+
+
+def rows(path: Path) -> int:
+    """How many segments a file holds (from its footer)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _write_table(table: Any, path: Path) -> Path:
+    """Write a table atomically: a temporary name, fsync, rename."""
+    import pyarrow.parquet as pq
+
+    partial = path.with_name(path.name + ".tmp")
+    pq.write_table(table, partial, compression="zstd", row_group_size=ROW_GROUP)
+    _sync_rename(partial, path)
+    return path
+
+
+def _sync_rename(partial: Path, path: Path) -> None:
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, path)
-    return path
 
 
 def file_state(path: Path) -> dict[str, Any]:
@@ -72,13 +114,6 @@ def file_state(path: Path) -> dict[str, Any]:
 
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta[STATE_KEY].decode("utf-8"))
-
-
-def read_file(path: Path) -> list[Segment]:
-    """Every segment of one file (a work shard's worth: the caller bounds its size)."""
-    import pyarrow.parquet as pq
-
-    return [_segment(row) for row in pq.read_table(path, columns=list(COLUMNS[1:])).to_pylist()]
 
 
 def _segment(row: dict[str, Any]) -> Segment:

@@ -36,11 +36,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from generators.inputs.corpus.dedup import DedupIndex
 from generators.inputs.corpus.document import Document
 from generators.inputs.corpus.filters import DOC_TOO_LONG, SegmentFilterConfig, SegmentPipeline
 
 SHARD_BITS = 32
 MAX_BUCKET_PAIRS = 32  # earlier texts of one bucket a segment is compared with
+SKETCH_BATCH = 1024  # passed texts whose MinHash values are worked out together
 FLUSH = 1 << 20  # pairs buffered before they are appended to their shard's file
 KEPT, DUPLICATE, NEAR = 0, 1, 2
 VERDICTS = {DUPLICATE: "duplicate", NEAR: "near_duplicate"}
@@ -97,11 +99,21 @@ class ShardedDedup:
         from generators.inputs.corpus.prepared import write_file
 
         pipeline = SegmentPipeline(self.config)
-        kept, keys, values = [], [], []
+        index = self._index()
+        kept: list = []
+        keys: list[int] = []
+        blocks: list[np.ndarray] = []  # MinHash values, SKETCH_BATCH texts a block
+        normals: list[str] = []  # the passed texts not yet sketched: MinHash runs on many at once
         counts: Counter[str] = Counter()
         segments = 0
+
+        def sketch() -> None:
+            if normals and self.near:
+                blocks.append(index.signatures(normals))
+            normals.clear()
+
         for document in documents:
-            for pre in pipeline.precheck(document):
+            for pre in pipeline.precheck(document, portable=False):
                 if pre.reason == DOC_TOO_LONG:
                     counts[DOC_TOO_LONG] += 1
                     continue
@@ -109,11 +121,16 @@ class ShardedDedup:
                 if pre.reason:
                     counts[pre.reason] += 1
                     continue
-                sketch = pre.candidate.sketch
                 kept.append(pre.candidate.segment)
-                keys.append(sketch.key if sketch else 0)
-                if self.near and sketch is not None and sketch.values is not None:
-                    values.append(np.frombuffer(sketch.values, dtype=np.uint64).astype(np.uint32))
+                if index is None:
+                    keys.append(0)
+                    continue
+                key, normal = index.key(pre.candidate.segment.text)
+                keys.append(key)
+                normals.append(normal)
+                if len(normals) >= SKETCH_BATCH:
+                    sketch()
+        sketch()
         n = len(kept)
         base = np.uint64(shard) << np.uint64(SHARD_BITS)
         positions = base + np.arange(n, dtype=np.uint64)
@@ -121,7 +138,7 @@ class ShardedDedup:
         order = np.lexsort((positions, key_array))
         _save(self.work / f"keys-{shard:05d}.npy", np.stack([key_array[order], positions[order]]))
         if self.near:
-            signatures = np.stack(values) if values else np.zeros((0, self.config.num_perm), dtype=np.uint32)
+            signatures = np.concatenate(blocks) if blocks else np.zeros((0, self.config.num_perm), np.uint32)
             _save(self.work / f"sig-{shard:05d}.npy", signatures)
             hashes = _band_hashes(signatures, self.bands, self.rows)
             sorted_bands = np.empty((self.bands, 3, n), dtype=np.uint64)
@@ -131,6 +148,14 @@ class ShardedDedup:
             _save(self.work / f"band-{shard:05d}.npy", sorted_bands)
         state = {"documents": len(documents), "segments": segments, "counts": dict(counts)}
         write_file(self.work, shard, kept, state, path=self.candidates(shard))
+
+    def _index(self) -> DedupIndex | None:
+        """The in-memory index's hashing (exact key, MinHash values), whose memory stays empty."""
+        config = self.config
+        if not (self.exact or self.near):
+            return None
+        return DedupIndex(exact=self.exact, near=self.near, threshold=config.near_threshold, num_perm=config.num_perm,
+                          shingle=config.shingle, verify=config.near_verify)
 
     # -- 2. exact and 3. buckets: merges of every shard's sorted files, a hash range at a time ----
     def _ranges(self, name: str, shards: list[int], band: int | None) -> Iterator[np.ndarray]:
