@@ -7,7 +7,7 @@ The corpus is cut into work shards of `shard_docs` documents. No phase holds mor
   1. prepare   per shard (in parallel): segment, run the filters that need no memory, and write
                the passed candidates (cand-S.parquet), their MinHash values (sig-S.npy), their
                exact keys sorted (keys-S.npy) and, per LSH band, the band hashes sorted (band-S.npy)
-  2. exact     every shard's sorted keys merged, a hash range of about one shard's rows at a time
+  2. exact     every shard's sorted keys merged, a hash range of MERGE_ROWS rows (or one shard's) at a time
                (the slices found by binary search): each copy of a text points at its first
                occurrence (exact/S.u64: position, first position)
   3. buckets   the same per band over the sorted band hashes: segments that share a bucket become
@@ -44,6 +44,7 @@ SHARD_BITS = 32
 MAX_BUCKET_PAIRS = 32  # earlier texts of one bucket a segment is compared with
 SKETCH_BATCH = 1024  # passed texts whose MinHash values are worked out together
 FLUSH = 1 << 20  # pairs buffered before they are appended to their shard's file
+MERGE_ROWS = 2_000_000  # rows of one merge range at least (32 MB of hashes): ranges = rows / this, not shards
 KEPT, DUPLICATE, NEAR = 0, 1, 2
 VERDICTS = {DUPLICATE: "duplicate", NEAR: "near_duplicate"}
 
@@ -160,14 +161,16 @@ class ShardedDedup:
     # -- 2. exact and 3. buckets: merges of every shard's sorted files, a hash range at a time ----
     def _ranges(self, name: str, shards: list[int], band: int | None) -> Iterator[np.ndarray]:
         """Every shard's rows of file `name` (one band of it), merged and sorted, in hash ranges of
-        about one shard's rows each: the hashes are uniform, so no range holds much more. Each
-        file is mapped only while its slice is read, so its pages never pile up in this process."""
+        about MERGE_ROWS rows each (or one shard's, if more): the hashes are uniform, so no range
+        holds much more. Each range visits every shard's file, so ranges sized by rows rather than
+        by shards keep the visits from growing with the square of the shard count. Each file is
+        mapped only while its slice is read, so its pages never pile up in this process."""
         def rows_of(shard: int) -> np.ndarray:
             array = np.load(self.work / f"{name}-{shard:05d}.npy", mmap_mode="r")
             return array[band] if band is not None else array
 
         sizes = [rows_of(s).shape[1] for s in shards]
-        parts = max(1, -(-sum(sizes) // max(max(sizes, default=0), 1)))
+        parts = max(1, -(-sum(sizes) // max(max(sizes, default=0), MERGE_ROWS)))
         bounds = [min(int(x), 2**64) for x in np.linspace(0.0, 2.0**64, parts + 1)]
         for lo, hi in zip(bounds, bounds[1:]):
             pieces = []
