@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from generators.core.errors import FatalError
 from generators.core.text import normalize_words
 
 SIGNATURE_BATCH = 1024  # texts whose shingles are hashed together
@@ -38,7 +39,9 @@ class DedupIndex:
             # one permutation table for all signatures: building it per MinHash dominates cost
             template = MinHash(num_perm=num_perm, seed=1)
             self._permutations, self._scheme = template.permutations, template.scheme
-            assert self._scheme == "affine32", "signatures() computes datasketch's affine32 scheme"
+            if self._scheme != "affine32":  # a datasketch whose default scheme changed: values would differ
+                raise FatalError(f"datasketch's MinHash uses the {self._scheme!r} scheme; baleen's batched "
+                                   "signatures compute 'affine32': install datasketch>=2 with that default")
             self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
 
     def __len__(self) -> int:
