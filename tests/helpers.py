@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,3 +86,19 @@ def without_embed_extra(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:
         "        return None\n"
         "sys.meta_path.insert(0, _Gone())\n", "utf-8")
     return {**env, "PYTHONPATH": f"{hook}{os.pathsep}{env.get('PYTHONPATH', '')}"}
+
+
+@contextmanager
+def local_ray(num_cpus: int, store_mib: int) -> Iterator[Any]:
+    """One local Ray for in-process runs (a run joins a Ray that is already up), its workers able
+    to import this checkout."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    ray.init(num_cpus=num_cpus, object_store_memory=store_mib * 1024**2, include_dashboard=False,
+             log_to_driver=False, runtime_env={"env_vars": env})
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

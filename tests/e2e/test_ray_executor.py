@@ -21,7 +21,7 @@ from generators.core.records import make_record
 from generators.core.runner import Item, Kept
 from generators.core.stage import Stage, run_stage
 from tests.backtranslate_fixtures import page, plain_pages, write_corpus
-from tests.helpers import REPO, gen_cmd, gen_env, read_jsonl, wait_for
+from tests.helpers import REPO, gen_cmd, gen_env, local_ray, read_jsonl, wait_for
 
 pytestmark = pytest.mark.slow  # a local Ray and a real (tiny) model
 
@@ -29,14 +29,8 @@ pytestmark = pytest.mark.slow  # a local Ray and a real (tiny) model
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray for the in-process tests (a run joins a Ray that is already up)."""
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    ray.init(num_cpus=4, object_store_memory=100 * 1024**2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env})
-    yield ray
-    ray.shutdown()
+    with local_ray(num_cpus=4, store_mib=100) as ray:
+        yield ray
 
 
 def corpus_with_duplicates(path: Path, count: int = 6) -> Path:

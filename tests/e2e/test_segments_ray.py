@@ -16,20 +16,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.backtranslate_fixtures import plain_pages, write_corpus
-from tests.helpers import REPO, assert_one_line_error, gen_cmd, gen_env, kill_when, run_gen, start_gen
+from tests.helpers import (REPO, assert_one_line_error, gen_cmd, gen_env, kill_when, local_ray, run_gen,
+                           start_gen)
 
 
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray for the in-process runs (a run joins a Ray that is already up)."""
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    ray.init(num_cpus=2, object_store_memory=80 * 1024**2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env})
-    yield ray
-    ray.shutdown()
+    with local_ray(num_cpus=2, store_mib=80) as ray:
+        yield ray
 
 
 @pytest.fixture(scope="module")
