@@ -41,7 +41,7 @@ class DedupIndex:
             self._permutations, self._scheme = template.permutations, template.scheme
             if self._scheme != "affine32":  # a datasketch whose default scheme changed: values would differ
                 raise FatalError(f"datasketch's MinHash uses the {self._scheme!r} scheme; baleen's batched "
-                                   "signatures compute 'affine32': install datasketch>=2 with that default")
+                                 "signatures compute 'affine32': install datasketch>=2 with that default")
             self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
 
     def __len__(self) -> int:

@@ -29,12 +29,13 @@ KEPT_BATCH = 4096  # candidates a decision step copies at once
 COLUMNS = ("id", "doc_id", "segment", "url", "header", "text", "kind", "level", "repaired_text")
 
 
-def _schema():
+def _schema(state: dict[str, Any]):
+    """The columns of a segments file, with the file's state (its counts) in the footer."""
     import pyarrow as pa
 
     return pa.schema([("id", pa.string()), ("doc_id", pa.string()), ("segment", pa.int32()), ("url", pa.string()),
                       ("header", pa.string()), ("text", pa.string()), ("kind", pa.string()), ("level", pa.int8()),
-                      ("repaired_text", pa.int32())])
+                      ("repaired_text", pa.int32())]).with_metadata({STATE_KEY: json.dumps(state).encode("utf-8")})
 
 
 def file_name(number: int) -> str:
@@ -57,7 +58,7 @@ def write_file(folder: Path, number: int, segments: list[Segment], state: dict[s
                "header": [s.header for s in segments], "text": [s.text for s in segments],
                "kind": [s.kind for s in segments], "level": [s.level for s in segments],
                "repaired_text": [s.repaired_text for s in segments]}
-    schema = _schema().with_metadata({STATE_KEY: json.dumps(state).encode("utf-8")})
+    schema = _schema(state)
     return _write_table(pa.Table.from_pydict(columns, schema=schema), path or Path(folder) / file_name(number))
 
 
@@ -68,7 +69,7 @@ def write_kept(source: Path, folder: Path, number: int, keep: Any, state: dict[s
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = _schema().with_metadata({STATE_KEY: json.dumps(state).encode("utf-8")})
+    schema = _schema(state)
     path = Path(folder) / file_name(number)
     partial = path.with_name(path.name + ".tmp")
     done = 0
