@@ -246,7 +246,8 @@ def cross_validate(emb: Memory, sets: dict[str, list[str]], pairs: list[dict], d
             continue
         rule = rules[best[1]]
         test = split_counts(found[best[1]], sets, pairs, distinct, other, test=True)
-        print(f"fold {int(other) + 1}: chosen on the {'second' if not other else 'first'} half {rule}; held out: "
+        print(f"fold {int(other) + 1}: chosen on half {'B' if other else 'A'} {rule}, "
+              f"measured on half {'A' if other else 'B'}: "
               + "; ".join(f"{k} {pct(*v)}" for k, v in test.items()))
         for k, v in test.items():
             pooled.setdefault(k, [0, 0])
