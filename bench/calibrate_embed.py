@@ -9,7 +9,11 @@ read as JSON lines; the pairs need fields id, a, b):
 
     .venv/bin/python bench/calibrate_embed.py \
         --distinct-sets "SO fresh=/path/so.jsonl:title" "AlpacaEval fresh=/path/alpaca.jsonl:instruction" \
-        --pairs /path/paraphrases.jsonl --distinct-pairs /path/distinct.jsonl
+        --pairs /path/paraphrases.jsonl --distinct-pairs /path/distinct.jsonl [--no-topic]
+
+The pool the pairs are measured in is made of every distinct set given, so give all of them
+(medical, general and technical) for a pool as dense as the committed one. --no-topic skips the
+off_topic rows (their dialogs are the committed ones). Bad data: one line, exit 2.
 
 semantic_duplicate (--semantic-threshold, the margin and the pair test of
 generators/core/same_meaning.py): the texts of a distinct set (by default the MedQuAD questions,
@@ -20,7 +24,8 @@ so a pair not caught is a miss; hard distinct pairs (distinct_pairs.jsonl) are n
 wordings that ask different things, so a pair caught is a false duplicate. Pairs are measured
 two ways: alone (the two texts are the whole input: no neighbourhood, the margin hardly acts)
 and in a pool (every pair text among all texts of the distinct sets, in an order fixed by a hash
-of the text; a pair is caught when the later of its two texts is dropped). The pool is the
+of the text; a pair is caught when the later of its two texts is dropped, whichever earlier text
+it is dropped for). The pool is the
 realistic one: a SQL paraphrase there sits among the SQL titles, as in a real input.
 --cv: every set is split in two by a hash of its id (or text); on each half the floor, k and
 margin with every set's false duplicates at most 1% and the most pool paraphrases caught are
@@ -71,7 +76,7 @@ def distinct_set(spec: str) -> tuple[str, list[str]]:
     name, _, rest = spec.partition("=")
     path, _, field = rest.rpartition(":")
     if not name or not path or not field:
-        raise SystemExit(f"--distinct-sets {spec!r}: give NAME=PATH:FIELD")
+        raise ValueError(f"--distinct-sets {spec!r}: give NAME=PATH:FIELD")
     return name, [str(r[field]) for r in lines(path)]
 
 

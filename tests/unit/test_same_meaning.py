@@ -121,3 +121,14 @@ def test_on_topic_dialogs_pass_the_topic_check(quality):
     path = REPO / "tests" / "data" / "quality" / "teacher_dialogs.jsonl"
     dialogs = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
     assert all(topic_cosine(emb, d["seed"], d["messages"]) >= TOPIC_THRESHOLD for d in dialogs)
+
+
+def test_the_bench_reads_other_data_files_given_by_flag(bench, tmp_path):
+    """--distinct-sets NAME=PATH:FIELD (a path may hold ':'; the field is after the last one)."""
+    path = tmp_path / "titles:fresh.jsonl"
+    path.write_text('{"title": "How do I join two tables?"}\n\n{"title": "Why is my query slow?"}\n', "utf-8")
+    name, texts = bench.distinct_set(f"SO fresh={path}:title")
+    assert name == "SO fresh" and texts == ["How do I join two tables?", "Why is my query slow?"]
+    with pytest.raises(ValueError):
+        bench.distinct_set("no-path-or-field")
+    assert len(bench.lines("paraphrase_pairs.jsonl")) == 150  # a bare name is read from tests/data/quality/
