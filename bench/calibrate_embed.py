@@ -25,8 +25,8 @@ wordings that ask different things, so a pair caught is a false duplicate. Pairs
 two ways: alone (the two texts are the whole input: no neighbourhood, the margin hardly acts)
 and in a pool (every pair text among all texts of the distinct sets, in an order fixed by a hash
 of the text; a pair is caught when the later of its two texts is dropped, whichever earlier text
-it is dropped for). The pool is the
-realistic one: a SQL paraphrase there sits among the SQL titles, as in a real input.
+it is dropped for). The pool is the realistic one: a SQL paraphrase there sits among the SQL
+titles, as in a real input.
 --cv: every set is split in two by a hash of its id (or text); on each half the floor, k and
 margin with every set's false duplicates at most 1% and the most pool paraphrases caught are
 chosen, and measured on the other half; both folds and the pooled figures are printed.
@@ -378,7 +378,7 @@ def draw(path: Path, nearest: dict[str, np.ndarray], pairs: np.ndarray, own: np.
         left.hist(values[1:], bins=bins, alpha=0.5, label=f"{name}: nearest earlier")
     left.hist(pairs, bins=bins, alpha=0.7, label="paraphrase pairs", color="black")
     left.axvline(threshold, color="red", linestyle="--",
-                 label=f"--semantic-threshold {threshold} (floor; the pair test decides above)")
+                 label=f"--semantic-threshold {threshold} (floor; the margin and the pair test decide above)")
     left.set(title="semantic_duplicate", xlabel="cosine", ylabel="texts")
     left.legend(fontsize=7)
     right.hist(own, bins=bins, alpha=0.6, label="dialog vs its own seed")
