@@ -21,10 +21,10 @@ The weights were fitted by bench/calibrate_embed.py on a training split of
 tests/data/quality/ and measured on the held-out rest (docs/filters.md).
 
 Before the pair test, the margin: in a crowded topic (short SQL titles) generic texts sit close
-to many others ("Need help with my query" lies near half the titles), so their cosine with any
-one of them says little. The density of a text is the mean cosine of its DENSITY_NEIGHBOURS
-nearest among the texts kept so far (itself excluded, missing neighbours count 0), and a pair
-is only a duplicate when its cosine stands out of both neighbourhoods:
+to many others ("Need help with my query" lies at 0.5 or more from 17 other titles), so their
+cosine with any one of them says little. The density of a text is the mean cosine of its
+DENSITY_NEIGHBOURS nearest among the texts kept so far (itself excluded, missing neighbours
+count 0), and a pair is only a duplicate when its cosine stands out of both neighbourhoods:
 cosine - (density(a) + density(b)) / 2 >= MARGIN (CSLS-style). Only kept texts count and they
 are taken at decision time, so a streaming input (dialogs as they are written) can use it, and a
 resumed run, which remembers the same kept texts in the same order, decides the same way.
