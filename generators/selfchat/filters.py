@@ -29,7 +29,7 @@ them in the order they run, and the first reason wins:
                                 or an earlier session (--keep-duplicates turns it off)
   SemanticOpenings semantic_duplicate  with --semantic-dedup: the opening question means the same
                                 as one kept earlier (embedding cosine >= --semantic-threshold, then
-                                the pair test of generators/core/same_meaning.py)
+                                the margin and the pair test of generators/core/same_meaning.py)
 
 Patterns are case-insensitive Python regexes, matched after NFKC and with curly quotes made plain.
 A new check is one class here and one entry in DIALOG_FILTERS (its flags are declared on it).

@@ -99,6 +99,39 @@ def test_semantic_dedup_keeps_a_near_identical_wording_that_asks_another_thing_a
     assert not any(strict.is_duplicate(t) for t in texts)
 
 
+def test_in_a_crowded_topic_the_margin_keeps_generic_titles_and_a_resumed_run_decides_alike(embedder):
+    """Real Stack Overflow titles (all SQL, distinct): "Struggling with a simple JOIN" lies at 0.81
+    from "Using joins correctly", but both lie as near to many other titles, so the margin over
+    their neighbourhoods keeps it (without the margin it is dropped). The densities come from the
+    kept texts at decision time: a dedup primed with the kept ones of the first part (a resumed
+    run) decides the rest the same way."""
+    import json
+
+    from tests.helpers import REPO
+
+    path = REPO / "tests" / "data" / "quality" / "stackoverflow_titles.jsonl"
+    titles = [json.loads(line)["title"] for line in path.read_text("utf-8").splitlines() if line.strip()]
+    texts = titles[:100] + [titles[101], titles[246], titles[247]]
+    embeddings = Embeddings(EmbedSettings(semantic_dedup=True), None)
+    embeddings._embedder = embedder
+
+    def verdicts(dedup: SemanticDedup, part: list[str]) -> list[bool]:
+        dedup.warm(part)
+        return [dedup.is_duplicate(t) for t in part]
+
+    whole = verdicts(SemanticDedup(embeddings, SEMANTIC_THRESHOLD), texts)
+    no_margin = verdicts(SemanticDedup(embeddings, SEMANTIC_THRESHOLD, margin=-1.0), texts)
+    joins = texts.index("Struggling with a simple JOIN")
+    assert no_margin[joins] and not whole[joins]
+    assert sum(whole) < sum(no_margin)
+    resumed = SemanticDedup(embeddings, SEMANTIC_THRESHOLD)
+    resumed.warm(texts)
+    for text, dropped in zip(texts[:60], whole[:60]):
+        if not dropped:
+            resumed.remember(text)
+    assert verdicts(resumed, texts[60:]) == whole[60:]
+
+
 def test_a_model_that_cannot_be_loaded_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UsageError) as caught:
