@@ -8,8 +8,9 @@ A word is rare when the WordPiece vocabulary of all-MiniLM-L6-v2 (the `baleen[em
 packaged folder) splits it into MIN_PIECES or more pieces: common words are one or two pieces,
 names of rare diseases and made-up words many. A rare word of the instruction is garbled when
 
-  - neither the segment nor its header has it (the case, a final "'s", and near spellings within
-    SIMILAR, such as "Displasia" for "dysplasia", do not count as different), nor does it spell,
+  - neither the segment nor its header has it (the case, a final "'s", another ending of the same
+    stem, such as "diagnose" for "diagnostic", and near spellings within SIMILAR, such as
+    "Displasia" for "dysplasia", do not count as different), nor does it spell,
     with its neighbours, an acronym the segment uses ("amyotrophic lateral sclerosis" for ALS),
   - and a word of the segment begins with the same PREFIX letters ("myelofibrosinne",
     "myeloproliferative"): the page's word misremembered. A rare word that begins like nothing on
@@ -28,6 +29,8 @@ MIN_PIECES = 3      # pieces from which a word counts as rare
 PREFIX = 4          # letters a garbled word shares with the segment's word it comes from
 SIMILAR = 0.8       # difflib ratio from which two spellings are one word
 MIN_LETTERS = 5     # shorter words are never judged
+ENDING = 2          # a word sharing all but this many last letters (and STEM or more) is the same word
+STEM = 6
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _ACRONYM = re.compile(r"\b[A-Z][A-Za-z0-9]*[A-Z0-9]\b")
 # words an acronym's expansion may hold without a letter of their own ("erythrokeratodermia
@@ -98,6 +101,8 @@ def garbled_terms(instruction: str, segment_text: str, header: str = "") -> list
             continue
         if not any(len(os.path.commonprefix([low, w])) >= PREFIX for w in long_theirs):
             continue
+        if any(len(os.path.commonprefix([low, w])) >= max(STEM, len(low) - ENDING) for w in long_theirs):
+            continue  # another ending of a word of the page
         if any(abs(len(w) - len(low)) <= 4 and SequenceMatcher(None, low, w).ratio() >= SIMILAR for w in long_theirs):
             continue
         found.append(word)
