@@ -11,8 +11,8 @@ labelled good or bad by hand (docs/backtranslate.md, "Checks by meaning", has th
 row is development data (`split: train`); rows with `split: test` are a test set kept apart.
 
 The protocol, fitted on a set of train rows: the `assistant_chatter` logistic regression (the
-instruction's embedding; L2 --l2, balanced classes; numpy) on those rows, with half of the real user
-requests of tests/data/quality/ as more good examples (MedQuAD questions, AlpacaEval instructions,
+instruction's embedding; L2 --l2, balanced classes; numpy) on those rows, with half of the real
+user requests of tests/data/quality/ as more good examples (MedQuAD questions, AlpacaEval instructions,
 Stack Overflow titles: `user_requests(0)`); the `unrelated_instruction` threshold at the
 --relevance-quantile of the good rows' cosines less --margin; the classifier's threshold from
 out-of-fold probabilities on those rows (their folds by page), so that it keeps --keep-target of
@@ -21,9 +21,9 @@ have nothing fitted.
 
 Measured by cross-validation on the train rows: 5 folds by page (`page_fold`); each fold is judged
 by the whole protocol fitted on the other four (the classifier's threshold from inner folds over
-those four), and the out-of-fold verdicts are pooled. Prints caught (bad outputs rejected by any post-filter) and kept
-(good outputs kept), overall, by source (before/after training) and by kind; then, where the set
-has test rows, the committed weights on them ("no test split" where it has none); then what the
+those four), and the out-of-fold verdicts are pooled. Prints caught (bad outputs rejected by any
+post-filter) and kept (good outputs kept), overall, by source (before/after training) and by
+kind; then, where the set has test rows, the committed weights on them ("no test split" where it has none); then what the
 committed checks keep of the other half of the real user requests. `--train` fits the protocol on
 every train row and writes generators/backtranslate/relevance_weights.json; the test rows are
 never fitted on. `summary()` gives the figures tests/unit/test_relevance.py compares with the
