@@ -23,15 +23,21 @@ the rest is rejected under one reason each, by one small filter class per check
                          stop that opens with a subject ("I like eggs.", "It is a disease."); can be
                          turned off. Titles, problem statements and tasks with their input pass:
                          real users write "SQL query to select the latest row per group".
+  options_missing        "Which of the following ...?" with no options (`shape.py`)
+  verbless_question      "How is Fanconi anemia ?": a name from the segment and no verb
+  statement_as_question  a sentence of the segment with a question mark put after it
+  garbled_term           with --meaning-checks: a rare word (by the embedder's WordPiece vocabulary)
+                         the segment lacks but has one beginning like it, the page's name
+                         garbled (`terms.py`)
   assistant_chatter      by meaning (the `baleen[embed]` extra): a classifier on the instruction's
                          embedding says it is no request a user would send (assistant chatter, a
                          self-description, a question about "this text", a statement from the answer)
   unrelated_instruction  by meaning: the cosine of the instruction's and the segment's embeddings
                          is under --min-relevance, so it asks about something else
 
-The two checks by meaning (`relevance.py`) are off unless asked for: --meaning-checks on (refused
-without the extra, naming it) or auto (on where the extra is installed, skipped elsewhere). They
-embed with --embed-model through the run's cache (the stage passes its `Embeddings` as the value
+The two checks by meaning (`relevance.py`), and garbled_term with them (it reads the embedder's
+vocabulary), are off unless asked for: --meaning-checks on (refused without the extra, naming it)
+or auto (on where the extra is installed, skipped elsewhere). The two by meaning embed with --embed-model through the run's cache (the stage passes its `Embeddings` as the value
 `embeddings`); the classifier belongs to the embedder it was trained with, so with another model
 only unrelated_instruction runs, at the --min-relevance the user must give.
 
@@ -39,7 +45,8 @@ The flags (--max-instruction-chars, --max-copied-words, --allow-non-requests, --
 --min-relevance) are declared on their classes. `judge_instruction` runs all of it (clean,
 salvage, filter) in one place, for every caller. The parts live beside this module:
 `cleaning.py` (labels, quotes), `asking.py` (does a text ask anything), `meta.py` (meta-text and
-the question it quotes), `relevance.py` (the checks by meaning).
+the question it quotes), `shape.py` (questions with no question in them), `terms.py` (garbled
+names), `relevance.py` (the checks by meaning).
 """
 from __future__ import annotations
 
@@ -57,34 +64,14 @@ from generators.backtranslate.asking import is_request, is_statement
 from generators.backtranslate.cleaning import clean_instruction
 from generators.backtranslate.meta import is_meta, salvage_question
 from generators.backtranslate.relevance import default_embeddings, load_weights, relevance_model, trained_embedder
+from generators.backtranslate.shape import (is_statement_as_question, is_verbless_question, lacks_options,
+                                            longest_common_run)
+from generators.backtranslate.terms import garbled_terms
 
-__all__ = ["INSTRUCTION_FILTERS", "INSTRUCTION_REASONS", "AssistantChatter", "Candidate", "InstructionVerdict",
-           "UnrelatedInstruction", "clean_instruction",
+__all__ = ["INSTRUCTION_FILTERS", "INSTRUCTION_REASONS", "AssistantChatter", "Candidate", "GarbledTerm",
+           "InstructionVerdict", "UnrelatedInstruction", "clean_instruction",
            "copies_segment", "instruction_chain", "is_meta", "is_request", "is_statement", "judge_instruction",
            "longest_common_run", "restates_answer", "salvage_question", "split_heading"]
-
-
-def longest_common_run(a: list[str], b: list[str], free: frozenset[str] | set[str] = frozenset()) -> int:
-    """Length of the longest run of consecutive words shared by a and b (a is short). Words in
-    `free` (the heading's) continue a run without adding to its length: asking about the page's
-    own long title ("symptoms of X-linked Charcot-Marie-Tooth disease type 3") is no copy."""
-    if not a or not b:
-        return 0
-    positions: dict[str, list[int]] = {}
-    for j, word in enumerate(b):
-        positions.setdefault(word, []).append(j)
-    best = 0
-    previous: dict[int, int] = {}
-    for word in a:
-        current: dict[int, int] = {}
-        step = 0 if word in free else 1
-        for j in positions.get(word, ()):
-            length = previous.get(j - 1, 0) + step
-            current[j] = length
-            if length > best:
-                best = length
-        previous = current
-    return best
 
 
 def _heading_line(first: str) -> bool:
@@ -250,6 +237,33 @@ class NotARequest(FilterBase):
         return "not_a_request" if is_statement(c.instruction) else None
 
 
+class OptionsMissing(FilterBase):
+    name = "options_missing"
+    reasons = {"options_missing": "the instruction asks \"which of the following\" (these, those) and lists no "
+                                  "options"}
+
+    def check(self, c: Candidate) -> str | None:
+        return "options_missing" if lacks_options(c.instruction) else None
+
+
+class VerblessQuestion(FilterBase):
+    name = "verbless_question"
+    reasons = {"verbless_question": "the instruction is \"How is X ?\" with X a name from the segment and no verb "
+                                    "saying what is asked (\"How is Fanconi anemia ?\")"}
+
+    def check(self, c: Candidate) -> str | None:
+        return "verbless_question" if is_verbless_question(c.instruction, c.segment_text) else None
+
+
+class StatementAsQuestion(FilterBase):
+    name = "statement_as_question"
+    reasons = {"statement_as_question": "the instruction is a sentence of the segment with a question mark put "
+                                        "after it (\"Diverticular disease affects the colon?\")"}
+
+    def check(self, c: Candidate) -> str | None:
+        return "statement_as_question" if is_statement_as_question(c.instruction, c.segment_text) else None
+
+
 def _meaning_checks_on(values: Mapping[str, Any]) -> bool:
     """--meaning-checks auto: on where `baleen[embed]` is installed; on: refused without it."""
     mode = values["meaning_checks"]
@@ -323,6 +337,24 @@ def _model_name(embeddings: Embeddings | None) -> str:
 
 
 @dataclass
+class GarbledTerm(FilterBase):
+    name = "garbled_term"
+    reasons = {"garbled_term": "the instruction names a rare word the segment does not have but that begins like "
+                               "one of its words: the page's name garbled or made up (\"myelofibrosinne\"; with "
+                               "--meaning-checks, baleen[embed])"}
+    on: bool = True
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> "GarbledTerm":
+        return cls(_meaning_checks_on(values))
+
+    def check(self, c: Candidate) -> str | None:
+        if not self.on:
+            return None
+        return "garbled_term" if garbled_terms(c.instruction, c.segment_text, c.header) else None
+
+
+@dataclass
 class AssistantChatter(FilterBase):
     name = "assistant_chatter"
     reasons = {"assistant_chatter": "no request a user would send: assistant chatter, a self-description, a "
@@ -350,7 +382,8 @@ class AssistantChatter(FilterBase):
 
 INSTRUCTION_FILTERS: tuple[type[FilterBase], ...] = (
     EmptyInstruction, TruncatedInstruction, TooLongInstruction, MetaInstruction, CopiesSegment, RestatesAnswer,
-    NotARequest, AssistantChatter, UnrelatedInstruction)
+    NotARequest, OptionsMissing, VerblessQuestion, StatementAsQuestion, GarbledTerm, AssistantChatter,
+    UnrelatedInstruction)
 INSTRUCTION_REASONS = family_reasons(INSTRUCTION_FILTERS)
 
 

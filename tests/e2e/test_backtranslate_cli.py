@@ -132,8 +132,10 @@ def test_post_filter_rejects_with_reasons_and_strips_labels(tmp_path):
     assert manifest["instructions"]["rejected"] == {"empty_instruction": 1, "instruction_truncated": 0,
                                                     "instruction_too_long": 1, "meta_instruction": 1,
                                                     "copies_segment": 1, "restates_answer": 0,
-                                                    "not_a_request": 1, "assistant_chatter": 0,
-                                                    "unrelated_instruction": 0}  # off by default
+                                                    "not_a_request": 1, "options_missing": 0,
+                                                    "verbless_question": 0, "statement_as_question": 0,
+                                                    "garbled_term": 0, "assistant_chatter": 0,
+                                                    "unrelated_instruction": 0}  # the last three: off by default
     assert manifest["instructions"]["salvaged"] == 1
     assert manifest["counts"]["rejected_by_reason"]["copies_segment"] == 1
     with ChatServer(reply=reply_with_meta) as server:  # a rerun still counts what the first session salvaged

@@ -153,7 +153,7 @@ def test_a_heading_is_not_a_copy():
 
 
 def test_thresholds_follow_the_flags():
-    ten_words = "Put the eggs in a pot of cold water and bring?"
+    ten_words = "Why put the eggs in a pot of cold water?"
     assert instruction_chain().check(Candidate(ten_words, SEGMENT)) is None
     strict = instruction_chain({"max_copied_words": 7})
     assert strict.check(Candidate(ten_words, SEGMENT)) == "copies_segment"
@@ -173,3 +173,24 @@ def test_longest_common_run():
     assert longest_common_run("a b c d".split(), "x a b c y".split()) == 3
     assert longest_common_run([], ["a"]) == 0
     assert longest_common_run("a b c d".split(), "x a b c y".split(), free={"b"}) == 2
+
+
+FANCONI = ("Fanconi anemia (FA) is an inherited disease. The term inherited means that the disease is passed "
+           "from parents to children through genes.")
+
+
+@pytest.mark.parametrize("instruction,reason", [
+    # a trained backward model's questions with no question in them (real outputs, tests/data/relevance/)
+    ("Which of the following describes Fanconi anemia?", "options_missing"),
+    ("How is Fanconi anemia ?", "verbless_question"),
+    ("The disease is passed from parents to children through genes?", "statement_as_question"),
+    # the requests they resemble pass
+    ("Which of the following describes Fanconi anemia: a blood disease or a skin disease?", None),
+    ("Which of these treats Fanconi anemia?\nA. transfusion\nB. rest", None),
+    ("How is Fanconi anemia inherited?", None),
+    ("How is Fanconi anemia different from aplastic anemia?", None),
+    ("Is Fanconi anemia an inherited disease?", None),
+    ("Fanconi anemia in adults?", None),  # a title with a question mark, not a sentence of the page
+])
+def test_questions_with_no_question_in_them(instruction, reason):
+    assert instruction_chain().check(Candidate(instruction, FANCONI)) == reason

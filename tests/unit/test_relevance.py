@@ -1,11 +1,12 @@
-"""The post-filters by meaning (`unrelated_instruction`, `assistant_chatter`) on real text: hand-
-labelled outputs of SmolLM2-135M-Instruct as the backward model (tests/data/relevance/, its
-README says how they were made and labelled) and real MedQuAD questions with their answer pages.
-The figures docs/backtranslate.md reports are recomputed here with bench/relevance.py from the
-committed labels and weights; the checks embed through the run folder's cache, so a second
-judgement embeds nothing; another --embed-model than the trained one runs the relevance check
-alone, at a threshold the user gives; and without the extra, `auto` leaves the lexical filters
-alone and `on` is one line naming it."""
+"""The post-filters of --meaning-checks (`garbled_term`, `assistant_chatter`,
+`unrelated_instruction`) on real text: hand-labelled outputs of SmolLM2-135M-Instruct as the
+backward model (tests/data/relevance/, its README says how they were made and labelled) and real
+MedQuAD questions with their answer pages. The out-of-fold figures docs/backtranslate.md reports
+are recomputed here with bench/relevance.py from the committed labels (and, once the set has a
+test split, the committed weights' figures on it); the checks embed through the run folder's
+cache, so a second judgement embeds nothing; another --embed-model than the trained one runs the
+relevance check alone, at a threshold the user gives; and without the extra, `auto` leaves the
+lexical filters alone and `on` is one line naming it."""
 from __future__ import annotations
 
 import importlib.util
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from generators.backtranslate.postfilter import (AssistantChatter, UnrelatedInstruction, instruction_chain,
-                                                 judge_instruction)
+from generators.backtranslate.postfilter import (AssistantChatter, Candidate, GarbledTerm, UnrelatedInstruction,
+                                                 instruction_chain, judge_instruction)
 from generators.backtranslate.relevance import load_weights, relevance_model
 from generators.core.embeddings import CACHE_FILE, EmbedSettings, Embeddings
 from generators.core.errors import UsageError
@@ -40,6 +41,7 @@ def bench():
     """bench/relevance.py as a module (it is a script, not a package)."""
     spec = importlib.util.spec_from_file_location("bench_relevance", ROOT / "bench" / "relevance.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -62,18 +64,19 @@ def no_extra(monkeypatch):
 
 def test_the_checks_are_off_by_default_and_the_chain_holds_them():
     found = chain_filters({})
-    assert not found[AssistantChatter].on and not found[UnrelatedInstruction].on
+    assert not found[AssistantChatter].on and not found[UnrelatedInstruction].on and not found[GarbledTerm].on
     chatter = next(r for r in LABELLED if r["kind"] == "chatter" and r["lexical"] is None)
     assert judge_instruction(chatter["output"], chatter["segment"]).reason is None  # lexical alone lets it by
 
 
 @pytest.mark.calibration
 def test_real_chatter_is_caught_and_real_questions_are_kept():
-    chatter = [r for r in LABELLED if r["split"] == "test" and r["kind"] in ("chatter", "self_description")
-               and r["lexical"] is None]
-    assert len(chatter) >= 5
+    # the labelled chatter the lexical filters let by (all of it trained on: a check of the
+    # committed weights, not a measure; the measure is out of fold, below)
+    chatter = [r for r in LABELLED if r["kind"] in ("chatter", "self_description") and r["lexical"] is None]
+    assert len(chatter) >= 20
     reasons = Counter(v.reason for v in verdicts(chatter, ON))
-    assert reasons[None] <= 2 and reasons["assistant_chatter"] >= len(chatter) - 4, reasons
+    assert reasons["assistant_chatter"] >= len(chatter) - 5, reasons
     questions = verdicts([{"output": r["question"], "segment": r["text"], "finish": "stop"} for r in PAIRS[:60]], ON)
     kept = Counter(v.reason for v in questions)
     assert kept[None] >= 57, kept  # 95% of MedQuAD's own questions on their own pages (none trained on)
@@ -93,29 +96,43 @@ def test_a_question_about_another_page_is_unrelated():
     assert reasons["unrelated_instruction"] + reasons["assistant_chatter"] >= 30, reasons
 
 
-def docs_figures() -> dict[str, tuple[int, int, int, int]]:
-    """The test-split table of docs/backtranslate.md: row -> (caught, bad, kept, good)."""
+DOC_ROWS = {"lexical": "post-filters without `--meaning-checks`", "out_of_fold": "every post-filter",
+            "before": "... outputs of the untrained model", "after": "... outputs with a backward LoRA"}
+FRESH_ROW = "fresh test split, every post-filter, the committed weights"
+FRESH_PLACE = "<!-- fresh test split: the lead fills this in -->"
+
+
+def docs_figures(names: list[str]) -> dict[str, tuple[int, int, int, int]]:
+    """Rows of the tables in docs/backtranslate.md, "Measured": row -> (caught, bad, kept, good)."""
     text = (ROOT / "docs" / "backtranslate.md").read_text("utf-8")
     found = {}
-    for name in ("lexical post-filters alone", "with the checks by meaning"):
-        row = re.search(rf"^\| {name} \| (\d+) of (\d+) \([\d.]+%\) \| (\d+) of (\d+) \([\d.]+%\) \|$", text, re.M)
+    for name in names:
+        row = re.search(rf"^\| {re.escape(name)} \| (\d+) of (\d+) \([\d.]+%\) \| (\d+) of (\d+) \([\d.]+%\) \|$",
+                        text, re.M)
         assert row, name
         found[name] = tuple(int(g) for g in row.groups())
     return found
 
 
 @pytest.mark.calibration
-def test_the_figures_in_the_docs_are_what_the_bench_computes_from_the_committed_labels():
-    figures = bench().summary(LABELLED, "test")
-    docs = docs_figures()
-    for name, key in (("lexical post-filters alone", "lexical"), ("with the checks by meaning", "meaning")):
+def test_the_figures_in_the_docs_are_what_the_bench_computes_from_the_committed_labels(tmp_path):
+    module = bench()
+    figures = module.summary(LABELLED, module.bench_embeddings(tmp_path))
+    docs = docs_figures(list(DOC_ROWS.values()))
+    for key, name in DOC_ROWS.items():  # out of fold on the train split: 5 folds by page
         t = figures[key]
         assert docs[name] == (t["caught"], t["bad"], t["kept"], t["good"]), (name, t)
-    assert figures["meaning"]["caught"] > figures["lexical"]["caught"]
+    assert figures["out_of_fold"]["caught"] > figures["lexical"]["caught"]
+    text = (ROOT / "docs" / "backtranslate.md").read_text("utf-8")
+    if figures["test"] is None:  # no test rows yet: the place where their figure will go is there
+        assert FRESH_PLACE in text
+    else:  # the fresh test split, read once with the frozen weights: the docs give its figure
+        t = figures["test"]
+        assert docs_figures([FRESH_ROW])[FRESH_ROW] == (t["caught"], t["bad"], t["kept"], t["good"]), t
 
 
 def test_a_second_judgement_embeds_nothing_through_the_run_folders_cache(tmp_path):
-    sample = [r for r in LABELLED if r["split"] == "test" and r["lexical"] is None][:12]
+    sample = [r for r in LABELLED if r["lexical"] is None][:12]
     first = Embeddings(EmbedSettings(), tmp_path)
     before = verdicts(sample, {**ON, "embeddings": first})
     assert (tmp_path / CACHE_FILE).exists() and first._cache.misses > 0
@@ -149,10 +166,43 @@ def test_without_the_extra_auto_judges_lexically_and_on_is_one_line(no_extra):
 
 
 def test_the_labelled_set_is_what_its_readme_says():
-    assert len(LABELLED) >= 300
+    assert len(LABELLED) >= 559
     assert {r["source"] for r in LABELLED} == {"before", "after"}
-    assert {r["split"] for r in LABELLED} == {"train", "test"}
+    assert {r["split"] for r in LABELLED} <= {"train", "test"}
+    first = [r for r in LABELLED if "first_split" in r]  # the rows labelled before the fresh test set
+    assert len(first) == 559 and all(r["split"] == "train" for r in first)
+    assert Counter(r["first_split"] for r in first) == {"train": 372, "test": 187}
     for split in ("train", "test"):  # a segment's outputs are all in one split
         docs = {r["segment"] for r in LABELLED if r["split"] == split}
         assert not docs & {r["segment"] for r in LABELLED if r["split"] != split}
     assert all(r["label"] in ("good", "bad") and (r["kind"] is None) == (r["label"] == "good") for r in LABELLED)
+
+
+OCP = ("Ocular cicatricial pemphigoid (OCP) is a form of mucous membrane pemphigoid (a group of rare chronic "
+       "autoimmune disorders) that affects the eyes.")
+
+
+@pytest.mark.parametrize("instruction,reason", [
+    ("What is oculocycloidasis oculi (OCP) ?", "garbled_term"),  # a trained backward model's, on this page
+    ("What is ocular cicatricial pemphigoid?", None),
+    ("What are the symptoms of Ocular Cicatricial Pemphigoid's eye damage?", None),  # a final 's
+    ("What is ocular cicatricial pemphigod?", None),  # a near spelling is the same word
+    ("Is mucous membrane pemphigoid an autoimmune disease?", None),
+    ("Can OCP lead to blindness?", None),
+    ("What causes gangliosidosis?", None),  # rare, not on the page, but like none of its words
+])
+def test_a_garbled_name_of_the_pages_subject_is_caught(instruction, reason):
+    assert GarbledTerm().check(Candidate(instruction, OCP)) == reason
+    if reason:  # in the chain, with --meaning-checks, before the checks that embed
+        assert instruction_chain(ON).check(Candidate(instruction, OCP)) == reason
+        assert instruction_chain({}).check(Candidate(instruction, OCP)) is None
+
+
+def test_a_rare_name_spelled_out_from_the_pages_acronym_is_no_garbled_term():
+    page = "EKVP is most often inherited in an autosomal dominant pattern."
+    assert GarbledTerm().check(Candidate("Is erythrokeratodermia variabilis et progressiva inherited?", page)) is None
+    assert GarbledTerm().check(Candidate("Is erythrokeratodermia inherited?", "Erythema is common.")) == "garbled_term"
+    assert GarbledTerm().check(Candidate("Is it inherited?", page, header="Erythrokeratodermia")) is None
+    assert GarbledTerm(on=False).check(Candidate("What is oculocycloidasis?", OCP)) is None
+    # another ending of a word of the page is that word ("diagnose" is three WordPiece pieces)
+    assert GarbledTerm().check(Candidate("How to diagnose OCP?", OCP + " A diagnostic test finds it.")) is None
