@@ -37,7 +37,8 @@ the rest is rejected under one reason each, by one small filter class per check
 
 The two checks by meaning (`relevance.py`), and garbled_term with them (it reads the embedder's
 vocabulary), are off unless asked for: --meaning-checks on (refused without the extra, naming it)
-or auto (on where the extra is installed, skipped elsewhere). The two by meaning embed with --embed-model through the run's cache (the stage passes its `Embeddings` as the value
+or auto (on where the extra is installed, skipped elsewhere). The two by meaning embed with
+--embed-model through the run's cache (the stage passes its `Embeddings` as the value
 `embeddings`); the classifier belongs to the embedder it was trained with, so with another model
 only unrelated_instruction runs, at the --min-relevance the user must give.
 

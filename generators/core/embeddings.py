@@ -74,7 +74,8 @@ class EmbedSettings:
         "--semantic-threshold", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="COSINE",
         help=f"Cosine floor of semantic dedup (default {SEMANTIC_THRESHOLD}, calibrated; docs/filters.md): "
              "under it two texts are never the same; at or above it the cosine must stand out of both texts' "
-             "neighbourhoods, and a test of what differs between the two texts decides. Higher drops fewer. Giving it turns on --semantic-dedup.")
+             "neighbourhoods, and a test of what differs between the two texts decides. Higher drops fewer. "
+             "Giving it turns on --semantic-dedup.")
     semantic_dedup: bool = flag(
         "--semantic-dedup", default=False, is_flag=True,
         help="Also drop texts that mean the same as an earlier one (reason semantic_duplicate; needs "
